@@ -1,0 +1,295 @@
+"""Muse objects: blobs, trees and commits, their canonical encodings and their ids.
+
+An id is SHA-256 over a typed header (``b"<kind> <length>\\0"``) and the body, so a blob can
+never be read as a tree and the same content always gets the same id. Every body has exactly
+one valid encoding; decoders refuse anything else, so ids cannot be forged by re-encoding.
+The byte layouts are specified in docs/format.md, with test vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
+BLOB = 1
+TREE = 2
+COMMIT = 3
+KIND_NAMES = {BLOB: "blob", TREE: "tree", COMMIT: "commit"}
+KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
+ID_LEN = 32
+HEX_LEN = 64
+
+# Tree entry modes: one byte each.
+MODE_FILE = 1
+MODE_EXEC = 2
+MODE_LINK = 3
+MODE_TREE = 4
+MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE})
+MODE_NAMES = {MODE_FILE: "file", MODE_EXEC: "exec", MODE_LINK: "link", MODE_TREE: "tree"}
+
+_HEX_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class ObjectFormatError(ValueError):
+    """A body that is not the canonical encoding of an object of its kind."""
+
+
+def header(kind: int, length: int) -> bytes:
+    """The typed header hashed before the body."""
+    try:
+        name = KIND_NAMES[kind]
+    except KeyError:
+        raise ObjectFormatError(f"unknown object kind {kind}") from None
+    return b"%s %d\0" % (name.encode(), length)
+
+
+def object_id(kind: int, body: bytes | bytearray | memoryview) -> bytes:
+    """The 32-byte id of an object."""
+    h = hashlib.sha256(header(kind, len(body)))
+    h.update(body)
+    return h.digest()
+
+
+def hasher(kind: int, length: int) -> hashlib._Hash:
+    """A SHA-256 already fed the header, for hashing a body that arrives in pieces."""
+    return hashlib.sha256(header(kind, length))
+
+
+def to_hex(oid: bytes) -> str:
+    return oid.hex()
+
+
+def from_hex(text: str) -> bytes:
+    """Parse a full 64-character lower-case hex id; raises ValueError with a clear message."""
+    if not isinstance(text, str) or not _HEX_RE.fullmatch(text):
+        raise ValueError(f"not an object id (64 lower-case hex digits): {text!r}")
+    return bytes.fromhex(text)
+
+
+def is_hex_id(text: object) -> bool:
+    return isinstance(text, str) and _HEX_RE.fullmatch(text) is not None
+
+
+# --------------------------------------------------------------------------------------- trees
+
+
+class TreeEntry(NamedTuple):
+    name: str
+    mode: int
+    id: bytes
+
+    @property
+    def is_tree(self) -> bool:
+        return self.mode == MODE_TREE
+
+
+def check_entry_name(name: str) -> None:
+    """The rules every tree entry name obeys (path safety beyond this is the checkout's job)."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ObjectFormatError(f"invalid tree entry name {name!r}")
+
+
+def encode_tree(entries: list[TreeEntry] | list[tuple[str, int, bytes]]) -> bytes:
+    """Encode entries (any order) canonically: sorted by UTF-8 name, ids in one section.
+
+    Layout: n (u32 big-endian) | n mode bytes | n ids of 32 bytes | n names, each NUL-terminated.
+    Keeping ids contiguous lets a receiver collect the references of a tree with one slice.
+    """
+    items = sorted(((e[0].encode("utf-8"), e[1], e[2]) for e in entries), key=lambda t: t[0])
+    n = len(items)
+    prev = None
+    for name_b, mode, oid in items:
+        if name_b == prev:
+            raise ObjectFormatError(f"duplicate tree entry name {name_b.decode()!r}")
+        prev = name_b
+        check_entry_name(name_b.decode("utf-8"))
+        if mode not in MODES:
+            raise ObjectFormatError(f"invalid mode {mode} for {name_b.decode()!r}")
+        if len(oid) != ID_LEN:
+            raise ObjectFormatError("tree entry id must be 32 bytes")
+    parts = [
+        n.to_bytes(4, "big"),
+        bytes(mode for _, mode, _ in items),
+        b"".join(oid for _, _, oid in items),
+    ]
+    parts.extend(name_b + b"\0" for name_b, _, _ in items)
+    return b"".join(parts)
+
+
+def tree_refs(body: bytes | memoryview) -> tuple[bytes, bytes]:
+    """(modes, ids) of a tree without decoding names: the fast path for connectivity checks.
+
+    ``ids[32*i:32*i+32]`` is the id of entry i, ``modes[i]`` its mode. Only the length of the
+    fixed sections is checked here; use decode_tree for full validation.
+    """
+    if len(body) < 4:
+        raise ObjectFormatError("tree too short")
+    n = int.from_bytes(body[:4], "big")
+    end = 4 + 33 * n
+    if len(body) < end + 2 * n:
+        raise ObjectFormatError("tree truncated")
+    return bytes(body[4 : 4 + n]), bytes(body[4 + n : end])
+
+
+def decode_tree(body: bytes | memoryview) -> list[TreeEntry]:
+    """Decode and fully validate a tree body; refuses any non-canonical encoding."""
+    body = bytes(body)
+    modes, ids = tree_refs(body)
+    n = len(modes)
+    raw_names = body[4 + 33 * n :].split(b"\0")
+    if len(raw_names) != n + 1 or raw_names[-1] != b"":
+        raise ObjectFormatError("tree names section malformed")
+    raw_names.pop()
+    for i in range(1, n):
+        if not raw_names[i - 1] < raw_names[i]:
+            raise ObjectFormatError("tree entries not strictly sorted by name")
+    entries = []
+    for i, name_b in enumerate(raw_names):
+        try:
+            name = name_b.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ObjectFormatError("tree entry name is not UTF-8") from None
+        check_entry_name(name)
+        mode = modes[i]
+        if mode not in MODES:
+            raise ObjectFormatError(f"invalid mode {mode} in tree")
+        entries.append(TreeEntry(name, mode, ids[32 * i : 32 * i + 32]))
+    return entries
+
+
+EMPTY_TREE = encode_tree([])
+EMPTY_TREE_ID = object_id(TREE, EMPTY_TREE)
+
+
+# ------------------------------------------------------------------------------------- commits
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Who and when: name, e-mail, seconds since the epoch (UTC) and the zone offset in minutes."""
+
+    name: str
+    email: str
+    time: int
+    tz_minutes: int = 0
+
+    def encode(self) -> str:
+        sign = "+" if self.tz_minutes >= 0 else "-"
+        off = abs(self.tz_minutes)
+        return f"{self.name} <{self.email}> {self.time} {sign}{off // 60:02d}{off % 60:02d}"
+
+    @classmethod
+    def parse(cls, text: str) -> Signature:
+        m = _SIG_RE.fullmatch(text)
+        if not m:
+            raise ObjectFormatError(f"malformed signature {text!r}")
+        name, email, when, sign, hh, mm = m.groups()
+        tz = int(hh) * 60 + int(mm)
+        sig = cls(name, email, int(when), -tz if sign == "-" else tz)
+        if sig.encode() != text:
+            raise ObjectFormatError(f"non-canonical signature {text!r}")
+        return sig
+
+
+_SIG_RE = re.compile(r"([^<>\n]*) <([^<>\n]*)> (0|-?[1-9][0-9]*) ([+-])([0-9]{2})([0-5][0-9])")
+
+
+def check_identity(name: str, email: str) -> None:
+    for part in (name, email):
+        if "<" in part or ">" in part or "\n" in part:
+            raise ValueError(f"a name or e-mail may not contain '<', '>' or a newline: {part!r}")
+    if name != name.strip():
+        raise ValueError(f"a name may not start or end with spaces: {name!r}")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A snapshot (the root tree), its parents in order, who made it and why."""
+
+    tree: bytes
+    parents: tuple[bytes, ...]
+    author: Signature
+    committer: Signature
+    message: str
+
+    def encode(self) -> bytes:
+        check_identity(self.author.name, self.author.email)
+        check_identity(self.committer.name, self.committer.email)
+        lines = [f"tree {self.tree.hex()}"]
+        lines.extend(f"parent {p.hex()}" for p in self.parents)
+        lines.append(f"author {self.author.encode()}")
+        lines.append(f"committer {self.committer.encode()}")
+        return ("\n".join(lines) + "\n\n" + self.message).encode("utf-8")
+
+    @property
+    def id(self) -> bytes:
+        return object_id(COMMIT, self.encode())
+
+
+def decode_commit(body: bytes | memoryview) -> Commit:
+    """Decode and validate a commit body; refuses any non-canonical encoding."""
+    raw = bytes(body)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ObjectFormatError("commit is not UTF-8") from None
+    head, sep, message = text.partition("\n\n")
+    if not sep:
+        raise ObjectFormatError("commit has no blank line before the message")
+    lines = head.split("\n")
+    if len(lines) < 3 or not lines[0].startswith("tree "):
+        raise ObjectFormatError("commit must start with a tree line")
+    try:
+        tree = from_hex(lines[0][5:])
+        parents = []
+        i = 1
+        while i < len(lines) and lines[i].startswith("parent "):
+            parents.append(from_hex(lines[i][7:]))
+            i += 1
+    except ValueError as e:
+        raise ObjectFormatError(str(e)) from None
+    if len(lines) != i + 2:
+        raise ObjectFormatError("commit must have exactly one author and one committer line")
+    if not lines[i].startswith("author ") or not lines[i + 1].startswith("committer "):
+        raise ObjectFormatError("commit author/committer lines malformed")
+    commit = Commit(
+        tree,
+        tuple(parents),
+        Signature.parse(lines[i][7:]),
+        Signature.parse(lines[i + 1][10:]),
+        message,
+    )
+    if commit.encode() != raw:
+        raise ObjectFormatError("commit is not canonically encoded")
+    return commit
+
+
+def commit_refs(body: bytes | memoryview) -> tuple[bytes, list[bytes]]:
+    """(tree, parents) of a commit body, parsed only as far as needed (fast path)."""
+    raw = bytes(body)
+    end = raw.find(b"\n\n")
+    if end < 0 or not raw.startswith(b"tree "):
+        raise ObjectFormatError("malformed commit")
+    lines = raw[:end].split(b"\n")
+    try:
+        tree = bytes.fromhex(lines[0][5:].decode())
+        parents = [bytes.fromhex(ln[7:].decode()) for ln in lines[1:] if ln.startswith(b"parent ")]
+    except ValueError:
+        raise ObjectFormatError("malformed commit ids") from None
+    if len(tree) != ID_LEN or any(len(p) != ID_LEN for p in parents):
+        raise ObjectFormatError("malformed commit ids")
+    return tree, parents
+
+
+def validate(kind: int, body: bytes | memoryview) -> None:
+    """Check that body is a canonical object of kind (blobs are any bytes)."""
+    if kind == BLOB:
+        return
+    if kind == TREE:
+        decode_tree(body)
+    elif kind == COMMIT:
+        decode_commit(body)
+    else:
+        raise ObjectFormatError(f"unknown object kind {kind}")
