@@ -1,0 +1,5 @@
+"""python -m muse"""
+
+from muse.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""python -m musehub"""
+
+from musehub.cli import main
+
+raise SystemExit(main())
