@@ -1,0 +1,141 @@
+"""The `muse` command: a static table of verbs, each imported only when it runs.
+
+Start-up is most of the time a user waits for at small sizes, so this module imports only
+argparse-free standard modules until a verb is chosen; then it imports exactly
+``muse.cli.cmd_<name>``, which defines ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from muse import __version__
+
+# command -> (module, one-line help). Order is the order shown by `muse --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("muse.cli.cmd_init", "create an empty repository"),
+    "status": ("muse.cli.cmd_status", "show changes in the working tree"),
+    "commit": ("muse.cli.cmd_commit", "record a snapshot of the working tree"),
+    "log": ("muse.cli.cmd_log", "show commit history"),
+    "show": ("muse.cli.cmd_show", "show a commit or any object"),
+    "branch": ("muse.cli.cmd_branch", "list, create or delete branches"),
+    "checkout": ("muse.cli.cmd_checkout", "switch branches or check out a commit"),
+    "fsck": ("muse.cli.cmd_fsck", "verify every object and the connectivity of refs"),
+    "config": ("muse.cli.cmd_config", "get or set repository / user options"),
+    "remote": ("muse.cli.cmd_remote", "manage remote hubs"),
+    "auth": ("muse.cli.cmd_auth", "store or remove a hub access token"),
+    "push": ("muse.cli.cmd_push", "send commits to a hub"),
+    "pull": ("muse.cli.cmd_pull", "fetch from a hub and fast-forward"),
+    "fetch": ("muse.cli.cmd_fetch", "download objects and refs from a hub"),
+    "clone": ("muse.cli.cmd_clone", "copy a hub repository into a new directory"),
+    "merge": ("muse.cli.cmd_merge", "merge a branch into the current one"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        "usage: muse [--version] [--help] <command> [<args>]",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'muse help <command>' or 'muse <command> --help' for details."]
+    return "\n".join(lines) + "\n"
+
+
+def _make_parser(name: str) -> tuple[Any, Any]:
+    """Import the verb's module and build its parser (argparse is imported only here)."""
+    import argparse
+    import importlib
+
+    module_name, help_ = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        from muse.cli.errors import UserError
+
+        raise UserError(f"command {name!r} is not available in this build") from None
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # one line, usage exit code
+            from muse.cli.errors import USAGE, UserError
+
+            raise UserError(f"{message} (see 'muse {name} --help')", USAGE)
+
+    parser = _Parser(prog=f"muse {name}", description=help_)
+    module.add_arguments(parser)
+    return module, parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("muse: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        except Exception:
+            pass
+        return 0
+    except Exception as e:  # noqa: BLE001 - the one place that turns any error into one line
+        from muse.cli.errors import UserError
+
+        if isinstance(e, UserError):
+            sys.stderr.write(f"muse: error: {e.message}\n")
+            return e.exit_code
+        if os.environ.get("MUSE_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        msg = str(e) or type(e).__name__
+        if isinstance(e, OSError) and e.filename:
+            msg = f"{e.strerror or msg}: {e.filename}"
+        sys.stderr.write(f"muse: error: {msg.splitlines()[0] if msg else type(e).__name__}\n")
+        return 1
+
+
+def _main(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(_usage())
+        return 0 if args else 2
+    if args[0] in ("--version", "-V", "version"):
+        sys.stdout.write(f"muse {__version__}\n")
+        return 0
+    name = args[0]
+    if name == "help":
+        if len(args) == 1:
+            sys.stdout.write(_usage())
+            return 0
+        name = args[1]
+        _check_command(name)
+        _, parser = _make_parser(name)
+        parser.print_help()
+        return 0
+    if name.startswith("-"):
+        from muse.cli.errors import USAGE, UserError
+
+        raise UserError(f"unknown option {name!r} (see 'muse --help')", USAGE)
+    _check_command(name)
+    module, parser = _make_parser(name)
+    ns = parser.parse_args(args[1:])
+    rc = module.run(ns)
+    return int(rc or 0)
+
+
+def _check_command(name: str) -> None:
+    if name not in COMMANDS:
+        from muse.cli.errors import USAGE, UserError
+
+        raise UserError(f"unknown command {name!r} (see 'muse --help')", USAGE)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
