@@ -1,0 +1,208 @@
+"""A repository: a working tree with a ``.muse/`` directory holding objects, refs and config.
+
+Layout of ``.muse/`` (docs/format.md): ``HEAD``, ``config`` (TOML), ``objects/`` (loose),
+``packs/`` (packs + indexes), ``refs/heads|tags|remotes/...``, ``index`` (the stat cache).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from muse.core import config as _config
+from muse.core.objects import COMMIT, TREE, Commit, Signature, decode_commit, decode_tree
+from muse.core.refnames import HEADS, TAGS, branch_ref, check_branch_name
+from muse.core.refs import RefStore
+from muse.core.store import ObjectStore
+
+MUSE_DIR = ".muse"
+
+
+class RepoError(Exception):
+    """A repository-level problem the user can act on (message is one line)."""
+
+
+class NotARepository(RepoError):
+    pass
+
+
+class UnknownRevision(RepoError):
+    pass
+
+
+class Repository:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.muse_dir = os.path.join(self.root, MUSE_DIR)
+        if not os.path.isfile(os.path.join(self.muse_dir, "HEAD")):
+            raise NotARepository(f"not a muse repository: {self.root}")
+        self.store = ObjectStore(
+            os.path.join(self.muse_dir, "objects"), os.path.join(self.muse_dir, "packs")
+        )
+        self.refs = RefStore(self.muse_dir)
+        self._config: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------------ create/find
+    @classmethod
+    def init(cls, path: str, initial_branch: str = "main") -> Repository:
+        """Create an empty repository in path (created if missing)."""
+        check_branch_name(initial_branch)
+        root = os.path.abspath(path)
+        muse = os.path.join(root, MUSE_DIR)
+        if os.path.exists(os.path.join(muse, "HEAD")):
+            raise RepoError(f"a muse repository already exists in {root}")
+        for sub in ("objects", "packs", "refs/heads", "refs/tags"):
+            os.makedirs(os.path.join(muse, sub), exist_ok=True)
+        with open(os.path.join(muse, "config"), "w", encoding="utf-8") as f:
+            f.write(_config.dumps({"core": {"format": 1}}))
+        with open(os.path.join(muse, "HEAD"), "w", encoding="utf-8") as f:
+            f.write(f"ref: {HEADS}{initial_branch}\n")
+        return cls(root)
+
+    @classmethod
+    def find(cls, start_dir: str | None = None) -> Repository:
+        """The repository containing start_dir (default: the current directory)."""
+        env = os.environ.get("MUSE_DIR")
+        if env:
+            return cls(env)
+        d = os.path.abspath(start_dir or os.getcwd())
+        while True:
+            if os.path.isfile(os.path.join(d, MUSE_DIR, "HEAD")):
+                return cls(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                raise NotARepository(
+                    f"not a muse repository (or any parent up to /): {start_dir or os.getcwd()}"
+                )
+            d = parent
+
+    # ---------------------------------------------------------------------------- config
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.muse_dir, "config")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The repository's own config (``.muse/config``); mutate, then save_config()."""
+        if self._config is None:
+            self._config = _config.load(self.config_path)
+        return self._config
+
+    def save_config(self) -> None:
+        _config.save(self.config_path, self.config)
+
+    def effective_config(self) -> dict[str, Any]:
+        """Global config overlaid with the repository's (repository wins)."""
+        merged: dict[str, Any] = {}
+        _merge(merged, _config.load(_config.global_config_path()))
+        _merge(merged, self.config)
+        return merged
+
+    def signature(self, role: str = "AUTHOR") -> Signature:
+        return _config.signature(self.effective_config(), role)
+
+    # ------------------------------------------------------------------------- objects
+    def read_commit(self, oid: bytes) -> Commit:
+        found = self.store.get(oid)
+        if found is None:
+            raise UnknownRevision(f"object {oid.hex()} is missing")
+        if found[0] != COMMIT:
+            raise UnknownRevision(f"{oid.hex()[:12]} is not a commit")
+        return decode_commit(found[1])
+
+    def read_tree(self, oid: bytes) -> list[Any]:
+        found = self.store.get(oid)
+        if found is None:
+            raise UnknownRevision(f"tree {oid.hex()} is missing")
+        if found[0] != TREE:
+            raise UnknownRevision(f"{oid.hex()[:12]} is not a tree")
+        return decode_tree(found[1])
+
+    def head_commit(self) -> bytes | None:
+        return self.refs.head()[1]
+
+    def head_tree(self) -> bytes | None:
+        c = self.head_commit()
+        return None if c is None else self.read_commit(c).tree
+
+    def current_branch(self) -> str | None:
+        """Short name of the branch HEAD is attached to (None when detached)."""
+        ref = self.refs.head()[0]
+        return ref[len(HEADS) :] if ref and ref.startswith(HEADS) else None
+
+    # ------------------------------------------------------------------------- rev-parse
+    def resolve(self, rev: str, kind: int | None = COMMIT) -> bytes:
+        """An id from HEAD, a branch/tag/remote name, a full ref, or a hex id (prefix >= 4).
+
+        Suffixes ``~N`` and ``^`` walk first parents. kind=None accepts any object kind.
+        """
+        base, steps = _split_suffix(rev)
+        oid = self._resolve_base(base, kind if not steps else COMMIT)
+        for _ in range(steps):
+            parents = self.read_commit(oid).parents
+            if not parents:
+                raise UnknownRevision(f"{rev}: history is not that long")
+            oid = parents[0]
+        return oid
+
+    def _resolve_base(self, name: str, kind: int | None) -> bytes:
+        if not name:
+            raise UnknownRevision("empty revision")
+        if name in ("HEAD", "@"):
+            oid = self.head_commit()
+            if oid is None:
+                raise UnknownRevision("HEAD has no commits yet")
+            return oid
+        candidates = [name] if name.startswith("refs/") else []
+        candidates += [HEADS + name, TAGS + name, "refs/remotes/" + name]
+        for ref in candidates:
+            try:
+                oid = self.refs.read(ref)
+            except ValueError:
+                continue
+            if oid is not None:
+                return oid
+        low = name.lower()
+        if 4 <= len(low) <= 64 and all(c in "0123456789abcdef" for c in low):
+            if len(low) == 64:
+                oid = bytes.fromhex(low)
+                if self.store.has(oid):
+                    return oid
+                raise UnknownRevision(f"object {low} not found")
+            matches = self.store.resolve_prefix(low)
+            if kind is not None and len(matches) > 1:
+                typed = [m for m in matches if (self.store.get(m) or (0,))[0] == kind]
+                matches = typed or matches
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise UnknownRevision(f"ambiguous id prefix {name!r} ({len(matches)} objects)")
+        raise UnknownRevision(f"unknown revision {name!r} (not a branch, tag or object id)")
+
+    def branch_exists(self, name: str) -> bool:
+        return self.refs.read(branch_ref(name)) is not None
+
+
+def _split_suffix(rev: str) -> tuple[str, int]:
+    steps = 0
+    while True:
+        if rev.endswith("^"):
+            rev, steps = rev[:-1], steps + 1
+            continue
+        i = rev.rfind("~")
+        if i > 0 and (rev[i + 1 :].isdigit() or rev[i + 1 :] == ""):
+            n = rev[i + 1 :]
+            rev, steps = rev[:i], steps + (int(n) if n else 1)
+            continue
+        return rev, steps
+
+
+def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        elif isinstance(v, dict):
+            dst[k] = {}
+            _merge(dst[k], v)
+        else:
+            dst[k] = v

@@ -1,0 +1,226 @@
+"""The object store of a repository: loose objects plus packs, behind one read interface.
+
+A loose object lives at ``.muse/objects/<first 2 hex>/<remaining 62 hex>`` and holds exactly the
+bytes that are hashed: the typed header followed by the body, uncompressed. So the SHA-256 of a
+loose file is its name, and verifying it needs no decoding. Loose files are written to a
+temporary file in the same directory and renamed into place, so a reader never sees half an
+object. Bulk data (fetch, clone, large commits) goes into packs under ``.muse/packs/``, handled
+by :mod:`muse.core.packs`; that module is imported only when a pack is actually used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from muse.core.objects import KIND_CODES, ObjectFormatError, header, object_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from muse.core.packs import PackFile, PackSet
+
+_TMP_PREFIX = ".tmp-"
+
+
+class ObjectStore:
+    """Read and write objects of one repository (satisfies wire's ObjectReader protocol)."""
+
+    def __init__(self, objects_dir: str, packs_dir: str) -> None:
+        self.objects_dir = objects_dir
+        self.packs_dir = packs_dir
+        self._packs: PackSet | None = None
+        self._made_dirs: set[str] = set()
+
+    # ------------------------------------------------------------------------------ packs
+    @property
+    def packs(self) -> PackSet | None:
+        """The PackSet over ``.muse/packs`` (None while there is no pack at all)."""
+        if self._packs is None:
+            try:
+                names = os.listdir(self.packs_dir)
+            except FileNotFoundError:
+                return None
+            if not any(n.endswith(".pack") for n in names):
+                return None
+            from muse.core.packs import PackSet
+
+            self._packs = PackSet(self.packs_dir)
+        return self._packs
+
+    def refresh(self) -> None:
+        """Pick up packs written by someone else (e.g. another process or a fetch)."""
+        if self._packs is not None:
+            self._packs.refresh()
+
+    # ------------------------------------------------------------------------------- read
+    def loose_path(self, oid: bytes) -> str:
+        h = oid.hex()
+        return os.path.join(self.objects_dir, h[:2], h[2:])
+
+    def get(self, oid: bytes) -> tuple[int, bytes] | None:
+        """(kind, body) of an object, or None if this store does not have it."""
+        packs = self.packs
+        if packs is not None:
+            found = packs.get(oid)
+            if found is not None:
+                return found
+        try:
+            with open(self.loose_path(oid), "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return _parse_loose(raw)
+
+    def has(self, oid: bytes) -> bool:
+        packs = self.packs
+        if packs is not None and packs.has(oid):
+            return True
+        return os.path.exists(self.loose_path(oid))
+
+    def get_kind(self, oid: bytes, kind: int) -> bytes:
+        """The body of an object that must exist with this kind (KeyError / ObjectFormatError)."""
+        found = self.get(oid)
+        if found is None:
+            raise KeyError(oid)
+        if found[0] != kind:
+            raise ObjectFormatError(f"object {oid.hex()} is not a {_kind_name(kind)}")
+        return found[1]
+
+    def iter_loose_ids(self) -> Iterator[bytes]:
+        try:
+            dirs = os.listdir(self.objects_dir)
+        except FileNotFoundError:
+            return
+        for d in sorted(dirs):
+            if len(d) != 2:
+                continue
+            try:
+                names = os.listdir(os.path.join(self.objects_dir, d))
+            except NotADirectoryError:
+                continue
+            for n in sorted(names):
+                if len(n) == 62 and not n.startswith(_TMP_PREFIX):
+                    try:
+                        yield bytes.fromhex(d + n)
+                    except ValueError:
+                        continue
+
+    def iter_pack_ids(self) -> Iterator[bytes]:
+        packs = self.packs
+        if packs is None:
+            return
+        for pf in _pack_files(packs):
+            yield from pf.ids()
+
+    def iter_ids(self) -> Iterator[bytes]:
+        """Every object id in the store (a packed object also stored loose appears once)."""
+        seen: set[bytes] = set()
+        for oid in self.iter_pack_ids():
+            if oid not in seen:
+                seen.add(oid)
+                yield oid
+        for oid in self.iter_loose_ids():
+            if oid not in seen:
+                yield oid
+
+    def resolve_prefix(self, prefix: str) -> list[bytes]:
+        """Ids that start with a hex prefix (for abbreviated ids in the CLI)."""
+        prefix = prefix.lower()
+        out: set[bytes] = set()
+        d = os.path.join(self.objects_dir, prefix[:2])
+        if len(prefix) >= 2:
+            try:
+                for n in os.listdir(d):
+                    if (prefix[:2] + n).startswith(prefix) and len(n) == 62:
+                        out.add(bytes.fromhex(prefix[:2] + n))
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+        for oid in self.iter_pack_ids():
+            if oid.hex().startswith(prefix):
+                out.add(oid)
+        return sorted(out)
+
+    # ------------------------------------------------------------------------------ write
+    def put(self, kind: int, body: bytes | bytearray | memoryview) -> bytes:
+        """Store one object loose (atomically) unless it already exists; returns its id."""
+        oid = object_id(kind, body)
+        if self.has(oid):
+            return oid
+        self._write_loose(oid, header(kind, len(body)), body)
+        return oid
+
+    def put_loose_known(self, oid: bytes, kind: int, body: bytes) -> None:
+        """Write an object whose id the caller already computed (skips the existence check)."""
+        self._write_loose(oid, header(kind, len(body)), body)
+
+    def _write_loose(self, oid: bytes, head: bytes, body: bytes | bytearray | memoryview) -> None:
+        h = oid.hex()
+        d = os.path.join(self.objects_dir, h[:2])
+        if d not in self._made_dirs:
+            os.makedirs(d, exist_ok=True)
+            self._made_dirs.add(d)
+        final = os.path.join(d, h[2:])
+        tmp = os.path.join(d, f"{_TMP_PREFIX}{os.getpid()}-{h[2:10]}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+        try:
+            os.write(fd, head)
+            mv = memoryview(body)
+            while mv:
+                n = os.write(fd, mv)
+                mv = mv[n:]
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+
+    def write_pack(self, objects: Iterable[tuple[int, bytes]]) -> PackFile:
+        """Write many objects as one pack in ``.muse/packs`` (cheaper than many loose files)."""
+        from muse.core.packs import write_pack_file
+
+        os.makedirs(self.packs_dir, exist_ok=True)
+        pf = write_pack_file(self.packs_dir, objects)
+        self._after_new_pack()
+        return pf
+
+    def receive_pack(self, stream: BinaryIO, limits: Any = None) -> PackFile:
+        """Store a pack arriving on a stream, verifying every object as it is written."""
+        from muse.core.packs import receive_pack
+
+        os.makedirs(self.packs_dir, exist_ok=True)
+        pf = receive_pack(stream, self.packs_dir, limits)
+        self._after_new_pack()
+        return pf
+
+    def _after_new_pack(self) -> None:
+        if self._packs is None:
+            _ = self.packs
+        else:
+            self._packs.refresh()
+
+
+def _parse_loose(raw: bytes) -> tuple[int, bytes]:
+    sp = raw.find(b" ", 0, 16)
+    nul = raw.find(b"\0", 0, 32)
+    if sp <= 0 or nul <= sp:
+        raise ObjectFormatError("corrupt loose object header")
+    kind = KIND_CODES.get(raw[:sp].decode("ascii", "replace"))
+    if kind is None:
+        raise ObjectFormatError("corrupt loose object kind")
+    body = raw[nul + 1 :]
+    if raw[sp + 1 : nul] != str(len(body)).encode():
+        raise ObjectFormatError("corrupt loose object length")
+    return kind, body
+
+
+def _kind_name(kind: int) -> str:
+    from muse.core.objects import KIND_NAMES
+
+    return KIND_NAMES.get(kind, str(kind))
+
+
+def _pack_files(packs: Any) -> list[Any]:
+    """The PackFile objects of a PackSet (attribute name chosen by packs.py)."""
+    for attr in ("packs", "files", "_packs"):
+        v = getattr(packs, attr, None)
+        if v is not None:
+            return list(v.values()) if isinstance(v, dict) else list(v)
+    return []
