@@ -1,0 +1,125 @@
+"""The git side of the comparison: the same history through `git fast-import`, served by
+`git daemon` on loopback.
+
+fast-import with exact authors and times makes the git seeding as cheap as ours, and the
+ids reproducible, so git's figures are measured on the same work as ours.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from functools import lru_cache
+
+from . import proc
+from .workload import AUTHOR_EMAIL, AUTHOR_NAME, Tier, commits
+
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_AUTHOR_NAME": AUTHOR_NAME,
+    "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
+    "GIT_COMMITTER_NAME": AUTHOR_NAME,
+    "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
+}
+
+
+def git_env(home: str) -> dict[str, str]:
+    """A clean environment: no user or system config can change what git does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_ENV)
+    env["HOME"] = home
+    env["XDG_CONFIG_HOME"] = os.path.join(home, ".config")
+    return env
+
+
+@lru_cache(maxsize=4)
+def fast_import_stream(tier: Tier, end: int) -> bytes:
+    """The fast-import stream of commits 0..end-1 on refs/heads/main (cached per tier)."""
+    parts: list[bytes] = []
+    mark = 0
+    prev_commit = 0
+    for c in commits(tier, 0, end):
+        file_marks = []
+        for path, data in c.files:
+            mark += 1
+            parts.append(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)))
+            parts.append(data)
+            parts.append(b"\n")
+            file_marks.append((path, mark))
+        mark += 1
+        msg = c.message.encode()
+        sig = f"{AUTHOR_NAME} <{AUTHOR_EMAIL}> {c.time} +0000".encode()
+        parts.append(b"commit refs/heads/main\nmark :%d\n" % mark)
+        parts.append(b"author " + sig + b"\ncommitter " + sig + b"\n")
+        parts.append(b"data %d\n" % len(msg) + msg + b"\n")
+        if prev_commit:
+            parts.append(b"from :%d\n" % prev_commit)
+        for path, m in file_marks:
+            parts.append(b"M 100644 :%d %s\n" % (m, path.encode()))
+        parts.append(b"\n")
+        prev_commit = mark
+    return b"".join(parts)
+
+
+def seed(repo_dir: str, tier: Tier, end: int, env: dict[str, str], bare: bool = False) -> str:
+    """A new git repository holding commits 0..end-1 on main; returns the tip id."""
+    cmd = [proc.GIT, "init", "-q", "-b", "main"] + (["--bare"] if bare else []) + [repo_dir]
+    proc.run(cmd, env=env)
+    if end <= 0:
+        return ""
+    proc.run(
+        [proc.GIT, "fast-import", "--quiet", "--done"],
+        cwd=repo_dir,
+        env=env,
+        input=fast_import_stream(tier, end) + b"done\n",
+    )
+    return rev_parse(repo_dir, "refs/heads/main", env)
+
+
+def rev_parse(repo_dir: str, ref: str, env: dict[str, str]) -> str:
+    cp = proc.run(
+        [proc.GIT, "rev-parse", "--verify", "-q", ref], cwd=repo_dir, env=env, check=False
+    )
+    return cp.stdout.decode().strip() if cp.returncode == 0 else ""
+
+
+class GitDaemon:
+    """`git daemon` on a loopback port serving (and accepting pushes into) base_dir."""
+
+    def __init__(self, base_dir: str, env: dict[str, str]) -> None:
+        self.base_dir = base_dir
+        self.env = env
+        self.port = proc.free_port()
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [
+                proc.GIT,
+                "daemon",
+                "--export-all",
+                "--enable=receive-pack",
+                f"--base-path={base_dir}",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                "--reuseaddr",
+                base_dir,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        proc.wait_port(self.port, 10, self.proc)
+
+    def url(self, name: str) -> str:
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def new_repo(self, name: str) -> str:
+        """A fresh, empty bare repository under the daemon; returns its URL."""
+        path = os.path.join(self.base_dir, name)
+        proc.run([proc.GIT, "init", "-q", "--bare", "-b", "main", path], env=self.env)
+        return self.url(name)
+
+    def stop(self) -> None:
+        proc.stop(self.proc)
+        self._log.close()
