@@ -1,0 +1,348 @@
+"""Checkout: make the working tree match a tree, safely and writing only what differs.
+
+Order of work, so that a hostile or conflicting tree changes nothing:
+1. validate the whole target tree (every name, case collisions, ``.muse``, modes, object kinds
+   and presence, symlink targets) -- refuse before touching the disk;
+2. diff it against the base tree (what the working tree was last synced to, from the index),
+   and check every path that would change: the file must be unmodified (or already equal to
+   the target), no untracked file may be overwritten, and no directory on the way may be a
+   symlink or a file -- refuse with the list of paths unless force;
+3. remove what left the tree, then write what is new or changed (O_EXCL|O_NOFOLLOW, so
+   nothing is ever written through a symlink), then save the index with the new base.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat as _stat
+from dataclasses import dataclass
+
+from muse.core.index import STORED, Entry, Index, load_index
+from muse.core.objects import (
+    BLOB,
+    EMPTY_TREE_ID,
+    MODE_EXEC,
+    MODE_LINK,
+    MODE_TREE,
+    TREE,
+    ObjectFormatError,
+    decode_tree,
+)
+from muse.core.paths import UnsafePath, check_dir_names, check_link_target
+from muse.core.repo import Repository
+from muse.core.worktree import Change, _blob_id, _read_file, diff_trees, tree_reader
+
+_WFLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class CheckoutConflict(Exception):
+    """Local changes or untracked files would be overwritten; nothing was written."""
+
+    def __init__(self, message: str, paths: list[str]) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
+@dataclass
+class CheckoutStats:
+    written: int = 0
+    removed: int = 0
+    conflicts_forced: int = 0
+
+
+def validate_tree(repo: Repository, tree_oid: bytes) -> set[bytes]:
+    """Check that a tree may be written into a working tree; returns the tree ids visited.
+
+    Raises UnsafePath for anything unsafe, missing or malformed.
+    """
+    store = repo.store
+    seen: set[bytes] = set()
+
+    def visit(oid: bytes, where: str) -> None:
+        if oid in seen:
+            return
+        found = store.get(oid)
+        if found is None:
+            raise UnsafePath(f"tree {oid.hex()} ({where or 'root'}) is missing")
+        if found[0] != TREE:
+            raise UnsafePath(f"{where or 'root'}: {oid.hex()[:12]} is not a tree")
+        try:
+            entries = decode_tree(found[1])
+        except ObjectFormatError as err:
+            raise UnsafePath(f"malformed tree at {where or 'root'}: {err}") from None
+        check_dir_names([e.name for e in entries], where)
+        seen.add(oid)
+        for e in entries:
+            path = f"{where}/{e.name}" if where else e.name
+            if e.mode == MODE_TREE:
+                visit(e.id, path)
+            elif e.mode == MODE_LINK:
+                body = store.get(e.id)
+                if body is None or body[0] != BLOB:
+                    raise UnsafePath(f"symlink {path}: blob {e.id.hex()[:12]} missing")
+                check_link_target(body[1], path)
+            elif not store.has(e.id):
+                raise UnsafePath(f"{path}: blob {e.id.hex()[:12]} is missing")
+
+    if tree_oid != EMPTY_TREE_ID:
+        visit(tree_oid, "")
+    return seen
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _matches(full: str, st: os.stat_result, want: tuple[int, bytes], idx: Index, rel: str) -> bool:
+    """Whether the file at full holds exactly want (mode, id); uses the stat cache first."""
+    mode, oid = want
+    m = st.st_mode
+    if _stat.S_ISLNK(m):
+        if mode != MODE_LINK:
+            return False
+        return _blob_id(os.fsencode(os.readlink(full))) == oid
+    if not _stat.S_ISREG(m) or mode == MODE_LINK:
+        return False
+    if (MODE_EXEC if m & 0o100 else 1) != mode:
+        return False
+    c = idx.entries.get(rel)
+    if (
+        c is not None
+        and c.size == st.st_size
+        and c.mtime_ns == st.st_mtime_ns
+        and c.ctime_ns == st.st_ctime_ns
+        and c.ino == st.st_ino
+        and c.mtime_ns < idx.racy_ns
+    ):
+        return c.oid == oid
+    return _blob_id(_read_file(full, st.st_size)) == oid
+
+
+def checkout_tree(
+    repo: Repository, tree_oid: bytes, force: bool = False, index: Index | None = None
+) -> CheckoutStats:
+    """Make the working tree match tree_oid (see the module docstring); saves the index.
+
+    Call it before moving HEAD/the branch: it compares against the tree the working tree was
+    last synced to (recorded in the index), not against HEAD.
+    """
+    validate_tree(repo, tree_oid)
+    idx = index or load_index(repo.muse_dir)
+    base = idx.base if idx.exists else repo.head_tree()
+    root = repo.root
+    get = tree_reader(repo)
+    if force:
+        changes = _forced_changes(repo, idx, base, tree_oid)
+    else:
+        changes = list(diff_trees(get, base, tree_oid))
+    stats = CheckoutStats()
+
+    only_muse = base in (None, EMPTY_TREE_ID) and all(n == ".muse" for n in os.listdir(root))
+    if not only_muse:
+        _precheck(repo, idx, changes, force)
+
+    # 1. removals (files that left the tree, or whose path becomes a directory)
+    dirs_to_prune: set[str] = set()
+    for rel, _old, new in changes:
+        if new is not None:
+            continue
+        full = os.path.join(root, rel)
+        st = _lstat(full)
+        if st is not None and not _stat.S_ISDIR(st.st_mode):
+            os.unlink(full)
+            stats.removed += 1
+        idx.entries.pop(rel, None)
+        parent = os.path.dirname(rel)
+        while parent:
+            dirs_to_prune.add(parent)
+            parent = os.path.dirname(parent)
+    for d in sorted(dirs_to_prune, key=len, reverse=True):
+        try:
+            os.rmdir(os.path.join(root, d))
+        except OSError:
+            pass
+
+    # 2. writes
+    store = repo.store
+    made: set[str] = {""}
+    entries = idx.entries
+    for rel, old, new in changes:
+        if new is None:
+            continue
+        mode, oid = new
+        parent = os.path.dirname(rel)
+        if parent not in made:
+            _ensure_dir(root, parent, made, fresh=only_muse)
+        full = os.path.join(root, rel)
+        if not only_muse:
+            st = _lstat(full)
+            if st is not None:
+                if _stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(full)  # precheck allowed it: empty or forced
+                elif old is None and _matches(full, st, new, idx, rel) and mode != MODE_LINK:
+                    entries[rel] = _entry(oid, mode, st)
+                    continue
+                else:
+                    os.unlink(full)
+        found = store.get(oid)
+        if found is None or found[0] != BLOB:
+            raise UnsafePath(f"{rel}: blob {oid.hex()[:12]} is missing or not a blob")
+        data = found[1]
+        if mode == MODE_LINK:
+            os.symlink(os.fsdecode(data), full)
+            st = os.lstat(full)
+        else:
+            fd = os.open(full, _WFLAGS, 0o777 if mode == MODE_EXEC else 0o666)
+            try:
+                mv = memoryview(data)
+                while mv:
+                    mv = mv[os.write(fd, mv) :]
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+        entries[rel] = _entry(oid, mode, st)
+        stats.written += 1
+    idx.base = tree_oid
+    idx.save()
+    return stats
+
+
+def _forced_changes(
+    repo: Repository, idx: Index, base: bytes | None, target: bytes
+) -> list[Change]:
+    """Changes from what is on disk now to target, sparing untracked files not in the way."""
+    from muse.core.worktree import scan
+
+    res, _ = scan(repo, idx)
+    changes = list(diff_trees(tree_reader(repo, res.trees), res.tree, target))
+    new_dirs: set[str] = set()
+    for rel, _old, new in changes:
+        if new is not None:
+            parent = os.path.dirname(rel)
+            while parent and parent not in new_dirs:
+                new_dirs.add(parent)
+                parent = os.path.dirname(parent)
+    get = tree_reader(repo)
+
+    def tracked(rel: str) -> bool:
+        tree = base
+        parts = rel.split("/")
+        for i, p in enumerate(parts):
+            ent = get(tree).get(p)
+            if ent is None:
+                return False
+            if i == len(parts) - 1:
+                return ent[0] != MODE_TREE
+            if ent[0] != MODE_TREE:
+                return False
+            tree = ent[1]
+        return False
+
+    return [c for c in changes if c[2] is not None or c[0] in new_dirs or tracked(c[0])]
+
+
+def _entry(oid: bytes, mode: int, st: os.stat_result) -> Entry:
+    return Entry(oid, mode | STORED, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _ensure_dir(root: str, rel: str, made: set[str], fresh: bool) -> None:
+    """Create rel and its parents; an existing component must be a real directory."""
+    parts = rel.split("/")
+    cur = ""
+    for p in parts:
+        cur = f"{cur}/{p}" if cur else p
+        if cur in made:
+            continue
+        full = os.path.join(root, cur)
+        if fresh:
+            os.mkdir(full)
+        else:
+            st = _lstat(full)
+            if st is None:
+                os.mkdir(full)
+            elif not _stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"refusing to write through {cur}: not a directory")
+        made.add(cur)
+
+
+def _precheck(
+    repo: Repository,
+    idx: Index,
+    changes: list[Change],
+    force: bool,
+) -> None:
+    """Refuse (CheckoutConflict / UnsafePath) before anything is written."""
+    root = repo.root
+    conflicts: list[str] = []
+    deleted = {rel for rel, old, new in changes if old is not None and new is None}
+    dir_ok: dict[str, bool] = {"": True}
+
+    def parent_ok(rel: str) -> bool:
+        parent = os.path.dirname(rel)
+        if parent in dir_ok:
+            return dir_ok[parent]
+        ok = parent_ok(parent)
+        if ok:
+            st = _lstat(os.path.join(root, parent))
+            if st is not None and not _stat.S_ISDIR(st.st_mode):
+                # a file or symlink where a directory must go: fine only if we remove it
+                ok = parent in deleted
+                if _stat.S_ISLNK(st.st_mode) and parent not in deleted:
+                    raise UnsafePath(f"refusing to write through the symlink {parent}")
+        dir_ok[parent] = ok
+        return ok
+
+    for rel, old, new in changes:
+        full = os.path.join(root, rel)
+        if new is not None and not parent_ok(rel):
+            conflicts.append(rel)
+            continue
+        if not dir_ok.get(os.path.dirname(rel), True):
+            continue
+        st = _lstat(full)
+        if st is None:
+            continue
+        if _stat.S_ISDIR(st.st_mode):
+            if new is None:
+                continue  # was a file, now a dir in the worktree: leave it
+            if _only_tracked(full, rel, deleted) or force:
+                continue
+            conflicts.append(rel + "/")
+            continue
+        if old is not None and _matches(full, st, old, idx, rel):
+            continue
+        if new is not None and _matches(full, st, new, idx, rel):
+            continue
+        conflicts.append(rel)
+    if conflicts and not force:
+        more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        shown = ", ".join(conflicts[:5]) + more
+        raise CheckoutConflict(
+            f"your local changes or untracked files would be overwritten: {shown} "
+            "(commit them, move them away, or use --force)",
+            conflicts,
+        )
+
+
+def _only_tracked(full: str, rel: str, deleted: set[str]) -> bool:
+    """A directory that holds nothing but tracked files this checkout deletes."""
+    for dirpath, _dirs, files in os.walk(full):
+        sub = os.path.relpath(dirpath, full)
+        for f in files:
+            p = f"{rel}/{f}" if sub == "." else f"{rel}/{sub}/{f}"
+            if p.replace(os.sep, "/") not in deleted:
+                return False
+    return True
+
+
+__all__ = [
+    "CheckoutConflict",
+    "CheckoutStats",
+    "UnsafePath",
+    "checkout_tree",
+    "validate_tree",
+]

@@ -1,0 +1,62 @@
+"""Path safety: the one place that decides whether a tree entry may be written to disk.
+
+Trees come from the network, so every name is checked before a checkout writes anything:
+no ``.``/``..``, no ``/`` or NUL (decode_tree already refuses those), no ``.muse`` in any
+letter case or with characters that some file systems ignore or strip, and no two names in
+one directory that a case-insensitive or normalizing file system would treat as the same.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Characters HFS+ ignores in names, and the trailing dots/spaces Windows strips.
+_IGNORABLE = dict.fromkeys(
+    [0x200C, 0x200D, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E]
+    + list(range(0x206A, 0x2070))
+    + [0xFEFF]
+)
+
+
+class UnsafePath(ValueError):
+    """A tree holds a name that must never be written into a working tree."""
+
+
+def collision_key(name: str) -> str:
+    """The name as a case-insensitive, normalizing file system would see it."""
+    if name.isascii():
+        return name.lower()
+    return unicodedata.normalize("NFC", name.translate(_IGNORABLE)).casefold()
+
+
+def is_muse_dir_name(name: str) -> bool:
+    key = collision_key(name).rstrip(". ")
+    return key == ".muse" or key == "muse~1"
+
+
+def check_name(name: str, where: str = "") -> None:
+    """Refuse a single entry name (the checks decode_tree does not already make)."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise UnsafePath(f"unsafe name {name!r} in {where or 'the root tree'}")
+    if is_muse_dir_name(name):
+        raise UnsafePath(f"refusing to check out {where + '/' if where else ''}{name}")
+
+
+def check_dir_names(names: list[str], where: str = "") -> None:
+    """Check every name of one directory, including case/normalization collisions."""
+    seen: dict[str, str] = {}
+    for name in names:
+        check_name(name, where)
+        key = collision_key(name)
+        other = seen.get(key)
+        if other is not None:
+            shown = f"{where}/" if where else ""
+            raise UnsafePath(
+                f"{shown}{other} and {shown}{name} collide on case-insensitive file systems"
+            )
+        seen[key] = name
+
+
+def check_link_target(target: bytes, path: str) -> None:
+    if not target or b"\0" in target or len(target) > 4095:
+        raise UnsafePath(f"invalid symlink target for {path}")

@@ -1,0 +1,402 @@
+"""The working tree: scanning it into trees (with the stat cache), status and snapshots.
+
+A scan walks the working tree once with os.scandir, reuses the cached id of every file whose
+stat matches the index, hashes the others, and computes every directory's tree id bottom-up
+in memory. Comparing the root id with HEAD's tree answers "anything changed?" in one step,
+and a tree diff that descends only into differing subtrees lists what changed.
+
+Decisions (docs/format.md): symlinks are stored as MODE_LINK blobs holding the target (never
+followed); directories without tracked files are not recorded; sockets, fifos and devices are
+skipped; names that are not valid UTF-8 or that would be refused at checkout (``.muse`` in any
+case) are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat as _stat
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain, islice
+
+from muse.core import ignore as _ignore
+from muse.core.index import MODE_MASK, STORED, Entry, Index, load_index
+from muse.core.objects import (
+    BLOB,
+    EMPTY_TREE_ID,
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_LINK,
+    MODE_TREE,
+    TREE,
+    decode_tree,
+)
+from muse.core.paths import is_muse_dir_name
+from muse.core.repo import Repository
+from muse.core.store import ObjectStore
+
+_BLOB_HDR = b"blob %d\0"
+_BIG = 16 << 20
+PACK_THRESHOLD = 128  # more new objects than this go into one pack instead of loose files
+
+TreeMap = dict[str, tuple[int, bytes]]
+
+
+@dataclass
+class ScanResult:
+    tree: bytes = EMPTY_TREE_ID
+    trees: dict[bytes, bytes] = field(default_factory=dict)  # every tree computed: id -> body
+    skipped: list[str] = field(default_factory=list)
+    hashed: int = 0  # files whose contents had to be read
+
+
+def _read_file(path: str, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        chunks = [data]
+        while True:
+            more = os.read(fd, 1 << 20)
+            if not more:
+                return b"".join(chunks)
+            chunks.append(more)
+    finally:
+        os.close(fd)
+
+
+def _hash_big(path: str) -> tuple[bytes, int]:
+    """Id of a large file read in pieces (status never holds a big file in memory)."""
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        h = hashlib.sha256(_BLOB_HDR % size)
+        n = 0
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            n += len(b)
+            h.update(b)
+    if n != size:  # changed while we read it: hash what we saw
+        data = _read_file(path, n)
+        h = hashlib.sha256(_BLOB_HDR % len(data))
+        h.update(data)
+    return h.digest(), n
+
+
+def encode_entries(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """encode_tree for names already known valid (str order equals UTF-8 byte order)."""
+    entries.sort()
+    return b"".join(
+        [
+            len(entries).to_bytes(4, "big"),
+            bytes([e[1] for e in entries]),
+            b"".join([e[2] for e in entries]),
+            b"".join([e[0].encode() + b"\0" for e in entries]),
+        ]
+    )
+
+
+class Scanner:
+    """One pass over the working tree. With collect=True, yields the objects the store lacks."""
+
+    def __init__(self, repo: Repository, index: Index, collect: bool = False) -> None:
+        self.repo = repo
+        self.root = repo.root
+        self.index = index
+        self.old = index.entries
+        self.new: dict[str, Entry] = {}
+        self.collect = collect
+        self.store = repo.store
+        self.result = ScanResult()
+        self._yielded: set[bytes] = set()
+
+    def run(self) -> Iterator[tuple[int, bytes]]:
+        """Generator: objects to store (only when collecting); fills self.result."""
+        rules: list[_ignore.Rule] = []
+        oid = yield from self._scan(self.root, "", rules)
+        self.result.tree = oid if oid is not None else EMPTY_TREE_ID
+        if oid is None:
+            body = encode_entries([])
+            self.result.trees[EMPTY_TREE_ID] = body
+            if self.collect and not self.store.has(EMPTY_TREE_ID):
+                yield TREE, body
+        if self.new.keys() != self.old.keys() or self.result.hashed:
+            self.index.dirty = True
+        self.index.entries = self.new
+
+    def scan_all(self) -> ScanResult:
+        for _ in self.run():
+            pass
+        return self.result
+
+    def _scan(
+        self, path: str, rel: str, rules: list[_ignore.Rule]
+    ) -> Generator[tuple[int, bytes], None, bytes | None]:
+        try:
+            with os.scandir(path) as it:
+                items = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if any(e.name == _ignore.IGNORE_FILE for e in items):
+            try:
+                with open(os.path.join(path, _ignore.IGNORE_FILE), encoding="utf-8") as f:
+                    rules = rules + _ignore.parse(f.read(), rel)
+            except (OSError, UnicodeDecodeError):
+                pass
+        entries: list[tuple[str, int, bytes]] = []
+        old = self.old
+        new = self.new
+        racy = self.index.racy_ns
+        prefix = rel + "/" if rel else ""
+        collect = self.collect
+        for e in items:
+            name = e.name
+            if name[0] == "." and is_muse_dir_name(name):
+                continue  # .muse (in any case) is never tracked
+            relpath = prefix + name
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                self.result.skipped.append(relpath)
+                continue
+            if e.is_dir(follow_symlinks=False):
+                if rules and _ignore.is_ignored(rules, relpath, name, True):
+                    continue
+                if is_muse_dir_name(name):
+                    self.result.skipped.append(relpath)
+                    continue
+                sub = yield from self._scan(e.path, relpath, rules)
+                if sub is not None:
+                    entries.append((name, MODE_TREE, sub))
+                continue
+            if rules and _ignore.is_ignored(rules, relpath, name, False):
+                continue
+            if is_muse_dir_name(name):
+                self.result.skipped.append(relpath)
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            m = st.st_mode
+            if _stat.S_ISREG(m):
+                mode = MODE_EXEC if m & 0o100 else MODE_FILE
+            elif _stat.S_ISLNK(m):
+                mode = MODE_LINK
+            else:
+                continue
+            c = old.get(relpath)
+            if (
+                c is not None
+                and c.size == st.st_size
+                and c.mtime_ns == st.st_mtime_ns
+                and c.ctime_ns == st.st_ctime_ns
+                and c.ino == st.st_ino
+                and c.flags & MODE_MASK == mode
+                and c.mtime_ns < racy
+                and (c.flags & STORED or not collect)
+            ):
+                new[relpath] = c
+                entries.append((name, mode, c.oid))
+                continue
+            self.result.hashed += 1
+            flags = mode
+            try:
+                if mode == MODE_LINK:
+                    data = os.fsencode(os.readlink(e.path))
+                    oid = _blob_id(data)
+                elif st.st_size > _BIG and not collect:
+                    oid, _ = _hash_big(e.path)
+                    data = b""
+                else:
+                    data = _read_file(e.path, st.st_size)
+                    oid = _blob_id(data)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if collect:
+                if oid not in self._yielded and not self.store.has(oid):
+                    self._yielded.add(oid)
+                    yield BLOB, data
+                flags |= STORED
+            elif c is not None and c.oid == oid and c.flags & STORED:
+                flags |= STORED
+            new[relpath] = Entry(oid, flags, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            entries.append((name, mode, oid))
+        if not entries:
+            return None
+        body = encode_entries(entries)
+        h = hashlib.sha256(b"tree %d\0" % len(body))
+        h.update(body)
+        tid = h.digest()
+        self.result.trees[tid] = body
+        if collect and tid not in self._yielded and not self.store.has(tid):
+            self._yielded.add(tid)
+            yield TREE, body
+        return tid
+
+
+def _blob_id(data: bytes) -> bytes:
+    h = hashlib.sha256(_BLOB_HDR % len(data))
+    h.update(data)
+    return h.digest()
+
+
+# --------------------------------------------------------------------------- storing
+def store_objects(store: ObjectStore, objects: Iterable[tuple[int, bytes]]) -> int:
+    """Store objects loose when few, else stream them into one pack; returns how many."""
+    it = iter(objects)
+    first = list(islice(it, PACK_THRESHOLD + 1))
+    if len(first) <= PACK_THRESHOLD or not _have_packs():
+        n = 0
+        for kind, body in chain(first, it):
+            store.put(kind, body)
+            n += 1
+        return n
+    counter = [0]
+
+    def counted() -> Iterator[tuple[int, bytes]]:
+        for item in chain(first, it):
+            counter[0] += 1
+            yield item
+
+    store.write_pack(counted())
+    return counter[0]
+
+
+def _have_packs() -> bool:
+    try:
+        import muse.core.packs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------- scan / snapshot
+def scan(repo: Repository, index: Index | None = None) -> tuple[ScanResult, Index]:
+    """Scan the working tree (hashing only what the stat cache cannot vouch for)."""
+    idx = index or load_index(repo.muse_dir)
+    sc = Scanner(repo, idx)
+    return sc.scan_all(), idx
+
+
+def snapshot(repo: Repository, index: Index | None = None) -> tuple[ScanResult, Index]:
+    """Scan and store every new blob and tree; returns the result (its .tree is complete)."""
+    idx = index or load_index(repo.muse_dir)
+    sc = Scanner(repo, idx, collect=True)
+    store_objects(repo.store, sc.run())
+    return sc.result, idx
+
+
+# ------------------------------------------------------------------------------- diff
+def tree_reader(repo: Repository, extra: dict[bytes, bytes] | None = None) -> TreeGetter:
+    store = repo.store
+    cache: dict[bytes, TreeMap] = {}
+
+    def get(oid: bytes | None) -> TreeMap:
+        if oid is None or oid == EMPTY_TREE_ID:
+            return {}
+        t = cache.get(oid)
+        if t is None:
+            body = extra.get(oid) if extra else None
+            if body is None:
+                body = store.get_kind(oid, TREE)
+            t = cache[oid] = {e.name: (e.mode, e.id) for e in decode_tree(body)}
+        return t
+
+    return get
+
+
+TreeGetter = Callable[[bytes | None], TreeMap]
+Change = tuple[str, tuple[int, bytes] | None, tuple[int, bytes] | None]
+
+
+def diff_trees(
+    get: TreeGetter, a: bytes | None, b: bytes | None, prefix: str = ""
+) -> Iterator[Change]:
+    """(path, old (mode, id) or None, new or None) for every file that differs, sorted by path.
+
+    Descends only into subtrees whose ids differ, so the cost follows the change.
+    """
+    if a == b:
+        return
+    ta, tb = get(a), get(b)
+    for name in sorted(ta.keys() | tb.keys()):
+        ea, eb = ta.get(name), tb.get(name)
+        if ea == eb:
+            continue
+        path = prefix + name
+        a_tree = ea is not None and ea[0] == MODE_TREE
+        b_tree = eb is not None and eb[0] == MODE_TREE
+        if a_tree or b_tree:
+            if not a_tree and ea is not None:
+                yield path, ea, None
+            yield from diff_trees(
+                get,
+                ea[1] if a_tree and ea else None,
+                eb[1] if b_tree and eb else None,
+                path + "/",
+            )
+            if not b_tree and eb is not None:
+                yield path, None, eb
+        else:
+            yield path, ea, eb
+
+
+def walk_tree(
+    get: TreeGetter, tree: bytes | None, prefix: str = ""
+) -> Iterator[tuple[str, int, bytes]]:
+    """(path, mode, id) of every file under a tree, sorted by path."""
+    t = get(tree)
+    for name in sorted(t):
+        mode, oid = t[name]
+        if mode == MODE_TREE:
+            yield from walk_tree(get, oid, prefix + name + "/")
+        else:
+            yield prefix + name, mode, oid
+
+
+@dataclass
+class Status:
+    head: bytes | None
+    tree: bytes
+    changes: list[Change]
+    skipped: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not self.changes
+
+
+def status(repo: Repository) -> Status:
+    """Compare the working tree with HEAD's tree; refreshes the stat cache if it went stale."""
+    result, idx = scan(repo)
+    head = repo.head_commit()
+    head_tree = repo.read_commit(head).tree if head is not None else EMPTY_TREE_ID
+    changes: list[Change] = []
+    if result.tree != head_tree:
+        changes = list(diff_trees(tree_reader(repo, result.trees), head_tree, result.tree))
+    if idx.dirty:
+        if idx.base is None:
+            idx.base = head_tree
+        _save_quietly(idx)
+    return Status(head, result.tree, changes, result.skipped)
+
+
+def _save_quietly(idx: Index) -> None:
+    try:
+        idx.save()
+    except OSError:
+        pass  # a read-only repository still answers status
+
+
+def status_letter(old: tuple[int, bytes] | None, new: tuple[int, bytes] | None) -> str:
+    if old is None:
+        return "A"
+    if new is None:
+        return "D"
+    if (old[0] == MODE_LINK) != (new[0] == MODE_LINK):
+        return "T"
+    return "M"
