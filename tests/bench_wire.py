@@ -447,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             md.append(table)
             print(table + f"\n\n({size.upper()} took {time.monotonic() - t0:.0f} s)\n", flush=True)
         verdicts = "### Gates (ticket #47)\n\n" + report.gate_verdicts(all_rows)
+        if compare:
+            verdicts += "\n\n" + report.behind_git(all_rows)
         md.append(verdicts)
         print(verdicts, flush=True)
     finally:
@@ -471,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown_out:
         mode = "a" if args.markdown_append and os.path.exists(args.markdown_out) else "w"
         with open(args.markdown_out, mode) as f:
-            f.write(("\n" if mode == "a" else "") + "\n\n".join(md) + "\n")
+            head = "\n" if mode == "a" else report.PREAMBLE + "\n"
+            f.write(head + "\n\n".join(md) + "\n")
     return 0 if all(r.valid for r in all_rows) and all_rows else 1
 
 

@@ -211,6 +211,33 @@ def gate_verdicts(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def behind_git(rows: list[Row]) -> str:
+    """The rows where we are not clearly ahead of git (ours/git >= 1): each needs a why."""
+    slow = [r for r in rows if r.times and r.git_times and r.p50 >= r.git_p50]
+    if not slow:
+        return "Ahead of git on every row measured."
+    lines = ["Rows where we are not ahead of git:"]
+    for r in slow:
+        lines.append(
+            f"- {r.verb} {r.size.upper()} {r.shown_path}: {r.p50:.3f} s against git "
+            f"{r.git_p50:.3f} s (ours/git {r.p50 / r.git_p50:.2f})"
+        )
+    return "\n".join(lines)
+
+
+PREAMBLE = """# MuseWire benchmarks
+
+Produced by `tests/bench_wire.py` (do not edit by hand): the four verbs on the workload of
+WORKLOAD.md (tiers XS–XL, 4 KiB incompressible files, a growing history), each run on fresh
+repositories, `muse` timed as a whole process against `musehub serve` on loopback, and git
+through `git daemon` on loopback alternating with ours in the same run. The machines are
+shared and noisy: the ratio ours/git, measured side by side, is the figure to compare.
+Clone's total includes restoring the working tree; its wire and restore parts are the client's
+own `--json` figures, and git's checkout part is a `git checkout` after a
+`git clone --no-checkout`.
+"""
+
+
 def machine() -> dict[str, str]:
     """What the figures were measured on: they only mean something beside this."""
     cpu = "unknown"
