@@ -1,0 +1,83 @@
+"""A request body as a blocking file object, so the pack decoder can run in a worker thread.
+
+The ASGI body arrives as async chunks; ``receive_pack`` wants ``read()``. Each refill crosses
+from the worker thread to the event loop once and gathers up to ``batch`` bytes there, so a
+1 GB push costs about a thousand crossings, and memory holds at most one batch.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import anyio.from_thread
+
+
+class BodyTooLarge(Exception):
+    """More body bytes than the hub accepts (answered 413)."""
+
+
+class BodyTruncated(Exception):
+    """The client went away before the end of its body."""
+
+
+class AsyncBodyReader(io.RawIOBase):
+    """Raw, blocking reader over an async byte iterator; use only from a worker thread."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int | None, batch: int = 1 << 20):
+        self._chunks = chunks
+        self._limit = limit
+        self._batch = batch
+        self._buf = memoryview(b"")
+        self._eof = False
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    async def _gather(self) -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
+        while size < self._batch:
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as e:  # starlette.requests.ClientDisconnect and friends
+                raise BodyTruncated(str(e) or type(e).__name__) from None
+            if chunk:
+                parts.append(chunk)
+                size += len(chunk)
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _fill(self) -> None:
+        data = anyio.from_thread.run(self._gather)
+        if data is None:
+            self._eof = True
+            return
+        self.total += len(data)
+        if self._limit is not None and self.total > self._limit:
+            raise BodyTooLarge(f"body larger than {self._limit} bytes")
+        self._buf = memoryview(data)
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buf:
+            if self._eof:
+                return 0
+            self._fill()
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def read_exact(self, n: int) -> bytes:
+        """n bytes, or fewer only at the end of the body."""
+        out = bytearray()
+        while len(out) < n:
+            chunk = self.read(n - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)

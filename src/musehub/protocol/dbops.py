@@ -1,0 +1,157 @@
+"""Every database statement of the protocol, in one place: refs, packs and uploads.
+
+Kept apart so the transaction that makes a push visible reads as a whole, and so each
+statement is visibly a bulk one (no per-object rows, no per-object queries).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from musehub.db.models import Pack, Ref, Upload
+from musehub.protocol.repostore import LIVE_STATES, PackInfo
+
+
+class StaleRef(Exception):
+    """A compare-and-swap found the ref elsewhere than expected; the transaction must roll back."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
+
+
+def _utc(ts: float) -> int:
+    """Times are integer Unix seconds in every table (musehub.db.models)."""
+    return int(ts)
+
+
+def _ts(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.timestamp()
+    return float(value)
+
+
+def read_refs(s: Any, repo_id: int) -> dict[str, bytes]:
+    rows = s.execute(select(Ref.name, Ref.target).where(Ref.repo_id == repo_id)).all()
+    return {name: bytes.fromhex(target) for name, target in rows}
+
+
+def pack_infos(s: Any, repo_id: int) -> list[PackInfo]:
+    rows = s.execute(
+        select(Pack.name, Pack.objects, Pack.blobs, Pack.bytes)
+        .where(Pack.repo_id == repo_id)
+        .order_by(Pack.id)
+    ).all()
+    return [PackInfo(n, o, b, z) for n, o, b, z in rows]
+
+
+def insert_pack(s: Any, repo_id: int, info: PackInfo) -> None:
+    s.execute(
+        insert(Pack).values(
+            repo_id=repo_id,
+            name=info.name,
+            objects=info.objects,
+            blobs=info.blobs,
+            bytes=info.bytes,
+        )
+    )
+
+
+def _insert_ignore(s: Any, model: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING: a lost creation race is a rowcount of 0, not an error
+    that would abort the whole transaction."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing()
+
+
+def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> None:
+    """Compare-and-swap one ref inside the caller's transaction; raises StaleRef.
+
+    The first statement is always a write, so SQLite takes its write lock at once (a read
+    first would risk a lock-upgrade failure under concurrency). A ref that already holds
+    ``new`` is accepted: that is an idempotent retry of a push that succeeded.
+    """
+    if old is None and new is not None:
+        res = s.execute(_insert_ignore(s, Ref).values(repo_id=repo_id, name=ref, target=new.hex()))
+        if res.rowcount == 1:
+            return
+    elif new is None and old is not None:
+        res = s.execute(
+            delete(Ref).where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
+        )
+        if res.rowcount == 1:
+            return
+    elif old is not None and new is not None:
+        res = s.execute(
+            update(Ref)
+            .where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
+            .values(target=new.hex())
+        )
+        if res.rowcount == 1:
+            return
+    cur = s.execute(
+        select(Ref.target).where(Ref.repo_id == repo_id, Ref.name == ref)
+    ).scalar_one_or_none()
+    if (cur is None and new is None) or (cur is not None and new is not None and cur == new.hex()):
+        return
+    raise StaleRef(ref)
+
+
+# ------------------------------------------------------------------------------- uploads
+def add_upload(
+    s: Any, upload_id: str, repo_id: int, user_id: int | None, key: str, expires: float, state: str
+) -> None:
+    s.execute(
+        insert(Upload).values(
+            id=upload_id,
+            repo_id=repo_id,
+            user_id=user_id,
+            key=key,
+            expires_at=_utc(expires),
+            state=state,
+        )
+    )
+
+
+def get_upload(s: Any, upload_id: str) -> tuple[int, int | None, str, float, str] | None:
+    row = s.execute(
+        select(Upload.repo_id, Upload.user_id, Upload.key, Upload.expires_at, Upload.state).where(
+            Upload.id == upload_id
+        )
+    ).first()
+    if row is None:
+        return None
+    return row[0], row[1], row[2], _ts(row[3]), row[4]
+
+
+def claim_upload(s: Any, upload_id: str, from_state: str, to_state: str, expires: float) -> bool:
+    """Move an upload between states by compare-and-swap (two commits of one id: one wins)."""
+    res = s.execute(
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.state == from_state)
+        .values(state=to_state, expires_at=_utc(expires))
+    )
+    return bool(res.rowcount == 1)
+
+
+def set_upload_state(s: Any, upload_id: str, state: str) -> None:
+    s.execute(update(Upload).where(Upload.id == upload_id).values(state=state))
+
+
+def expired_uploads(s: Any, now: float) -> list[tuple[str, str]]:
+    rows = s.execute(
+        select(Upload.id, Upload.key).where(
+            Upload.state.in_(LIVE_STATES), Upload.expires_at < _utc(now)
+        )
+    ).all()
+    return [(r[0], r[1]) for r in rows]

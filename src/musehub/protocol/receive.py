@@ -1,0 +1,312 @@
+"""Receiving a push: quarantine, verification, then one compare-and-swap ref transaction.
+
+Nothing of a push is visible until the pack has been decoded and re-hashed in one pass into a
+private quarantine directory, every tree and commit parsed, and everything reachable from the
+new tips found in the pack or the repository. Then the pack goes to storage, and a single
+database transaction inserts its ``packs`` row and moves every ref from the id the client
+expected to the new one (all or none). Any failure leaves the repository exactly as it was:
+quarantine files are removed, an uploaded pack nobody references is deleted (and if even that
+fails, its ``uploads`` row lets the sweep delete it after expiry).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
+from muse.core.packs import PackFile, receive_pack
+from muse.core.refnames import HEADS, RefNameError, check_ref_name
+from muse.wire.pack import PackError, PackLimits
+from muse.wire.verify import check_connectivity, verify_structure
+from musehub.errors import HubError
+from musehub.protocol import dbops
+from musehub.protocol.body import BodyTooLarge, BodyTruncated
+from musehub.protocol.repostore import (
+    UPLOAD_DONE,
+    UPLOAD_RECEIVING,
+    WORK_TTL_S,
+    PackInfo,
+    PackReader,
+    RepoStore,
+    pack_key,
+)
+
+log = logging.getLogger("musehub.protocol")
+
+MAX_UPDATES = 1000
+MAX_HEADER_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    ref: str
+    old: bytes | None
+    new: bytes | None
+    force: bool = False
+
+
+def _id_or_null(value: object, what: str) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return from_hex(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise HubError(400, "invalid_id", f"{what}: not an object id: {value!r}") from None
+
+
+def parse_updates(doc: object) -> list[RefUpdate]:
+    """Validate the ``updates`` list of a push (docs/wire.md §4)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("updates"), list):
+        raise HubError(400, "bad_request", 'expected {"updates": [...]}')
+    raw = doc["updates"]
+    if not raw:
+        raise HubError(400, "bad_request", "no ref updates")
+    if len(raw) > MAX_UPDATES:
+        raise HubError(400, "bad_request", f"more than {MAX_UPDATES} ref updates")
+    out: list[RefUpdate] = []
+    seen: set[str] = set()
+    for u in raw:
+        if not isinstance(u, dict) or not isinstance(u.get("ref"), str):
+            raise HubError(400, "bad_request", "each update needs a 'ref' string")
+        try:
+            ref = check_ref_name(u["ref"])
+        except RefNameError as e:
+            raise HubError(400, "invalid_ref_name", str(e)) from None
+        if ref in seen:
+            raise HubError(400, "bad_request", f"ref {ref} updated twice")
+        seen.add(ref)
+        old = _id_or_null(u.get("old"), f"{ref} old")
+        new = _id_or_null(u.get("new"), f"{ref} new")
+        force = u.get("force", False)
+        if not isinstance(force, bool):
+            raise HubError(400, "bad_request", "'force' must be true or false")
+        if old is None and new is None:
+            raise HubError(400, "bad_request", f"{ref}: old and new are both null")
+        out.append(RefUpdate(ref, old, new, force))
+    return out
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HubError(400, "invalid_json", f"invalid JSON: {e}") from None
+
+
+def read_push_header(stream: BinaryIO) -> list[RefUpdate]:
+    """The 4-byte length and JSON that open a push/stream body."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise HubError(400, "bad_request", "body too short for the push header")
+    n = int.from_bytes(head, "big")
+    if n > MAX_HEADER_BYTES:
+        raise HubError(400, "bad_request", f"push header of {n} bytes is too large")
+    raw = b""
+    while len(raw) < n:
+        chunk = stream.read(n - len(raw))
+        if not chunk:
+            raise HubError(400, "bad_request", "body ends inside the push header")
+        raw += chunk
+    return parse_updates(parse_json(raw))
+
+
+def pack_limits(settings: Any) -> PackLimits:
+    lim = getattr(settings, "limits", settings)
+    return PackLimits(
+        max_object_bytes=getattr(lim, "max_object_bytes", None),
+        max_pack_bytes=getattr(lim, "max_pack_bytes", None),
+        max_objects=getattr(lim, "max_objects", None),
+        max_decompressed_bytes=getattr(lim, "max_decompressed_bytes", None),
+    )
+
+
+def pack_error(e: PackError) -> HubError:
+    if e.code in ("too_large", "payload_too_large"):
+        return HubError(413, "payload_too_large", str(e))
+    if e.code == "missing_objects":
+        return HubError(400, "missing_objects", str(e))
+    return HubError(400, "bad_pack", str(e))
+
+
+def is_ancestor(reader: Any, old: bytes, new: bytes) -> bool:
+    """Is commit ``old`` reachable from commit ``new`` (a fast-forward)?"""
+    if old == new:
+        return True
+    seen = {new}
+    todo = [new]
+    while todo:
+        oid = todo.pop()
+        found = reader.get(oid)
+        if found is None or found[0] != COMMIT:
+            continue
+        for p in commit_refs(found[1])[1]:
+            if p == old:
+                return True
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return False
+
+
+def _count_blobs(pack: PackFile) -> int:
+    return sum(1 for _, kind in pack.kinds() if kind == BLOB)
+
+
+class Receiver:
+    """One push into one repository, from quarantine to the ref transaction."""
+
+    def __init__(self, store: RepoStore, repo_id: int, user_id: int | None) -> None:
+        self.store = store
+        self.repo_id = repo_id
+        self.user_id = user_id
+
+    def receive(
+        self,
+        stream: BinaryIO,
+        updates: list[RefUpdate],
+        after_commit: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Decode ``stream`` (the pack) in quarantine, verify, store and move the refs."""
+        limits = pack_limits(self.store.settings)
+        qdir = self.store.quarantine_dir()
+        try:
+            try:
+                pack = receive_pack(stream, str(qdir), limits)
+                if stream.read(1):
+                    raise HubError(400, "bad_pack", "data after the end of the pack")
+            except PackError as e:
+                raise pack_error(e) from None
+            except BodyTooLarge as e:
+                raise HubError(413, "payload_too_large", str(e)) from None
+            except BodyTruncated as e:
+                raise HubError(400, "bad_pack", f"body ended early: {e}") from None
+            return self._apply(pack, qdir, updates, list(after_commit))
+        finally:
+            shutil.rmtree(qdir, ignore_errors=True)
+
+    def _apply(
+        self, pack: PackFile, qdir: Path, updates: list[RefUpdate], done_uploads: list[str]
+    ) -> dict[str, Any]:
+        store = self.store
+        try:
+            verify_structure(pack)
+            existing, _ = store.reader(self.repo_id)
+            tips = [u.new for u in updates if u.new is not None]
+            check_connectivity(pack, existing, tips)
+        except PackError as e:
+            raise pack_error(e) from None
+        overlay = PackReader([pack, *existing.packs])
+        for u in updates:
+            if u.new is not None and u.ref.startswith(HEADS):
+                found = overlay.get(u.new)
+                if found is None or found[0] != COMMIT:
+                    raise HubError(400, "bad_request", f"{u.ref}: {u.new.hex()} is not a commit")
+
+        # Refuse early what the transaction would refuse anyway (stale, non-fast-forward).
+        with store.db.session() as s:
+            current = dbops.read_refs(s, self.repo_id)
+        for u in updates:
+            cur = current.get(u.ref)
+            if cur == u.new:
+                continue
+            if cur != u.old:
+                raise HubError(
+                    409,
+                    "stale_ref",
+                    f"{u.ref} is at {cur.hex() if cur else 'nothing'}, not the expected "
+                    f"{u.old.hex() if u.old else 'nothing'}",
+                )
+            if not u.force and u.old is not None and u.new is not None:
+                if not is_ancestor(overlay, u.old, u.new):
+                    raise HubError(
+                        409, "non_fast_forward", f"{u.ref}: {u.new.hex()} does not contain it"
+                    )
+
+        pack_path = Path(pack.path) if hasattr(pack, "path") else _pack_path(qdir)
+        info: PackInfo | None = None
+        if pack.count > 0:
+            checksum = pack_path.stem.removeprefix("pack-")
+            name = f"pack-{checksum}-{secrets.token_hex(4)}"
+            info = PackInfo(name, pack.count, _count_blobs(pack), pack_path.stat().st_size)
+            new_path = qdir / f"{name}.pack"
+            _close(pack)
+            os.replace(pack_path.with_suffix(".idx"), new_path.with_suffix(".idx"))
+            os.replace(pack_path, new_path)
+            pack_path = new_path
+            work_id = secrets.token_hex(16)
+            with store.db.session() as s:
+                dbops.add_upload(
+                    s,
+                    work_id,
+                    self.repo_id,
+                    self.user_id,
+                    pack_key(self.repo_id, name),
+                    time.time() + WORK_TTL_S,
+                    UPLOAD_RECEIVING,
+                )
+            done_uploads = [*done_uploads, work_id]
+            try:
+                store.upload_pack(self.repo_id, name, new_path)
+            except Exception:
+                store.delete_pack(self.repo_id, name)
+                raise
+
+        try:
+            with store.db.session() as s:
+                if info is not None:
+                    dbops.insert_pack(s, self.repo_id, info)
+                for u in updates:
+                    dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
+                for upload_id in done_uploads:
+                    dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
+        except dbops.StaleRef as e:
+            self._undo(info, done_uploads)
+            raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
+        except BaseException:
+            self._undo(info, done_uploads)
+            raise
+        if info is not None:
+            try:
+                store.adopt(info.name, pack_path)
+            except OSError:
+                pass  # downloaded again on first use
+        return {
+            "updated": [
+                {
+                    "ref": u.ref,
+                    "old": u.old.hex() if u.old else None,
+                    "new": u.new.hex() if u.new else None,
+                }
+                for u in updates
+            ],
+            "objects": info.objects if info else 0,
+            "bytes": info.bytes if info else 0,
+        }
+
+    def _undo(self, info: PackInfo | None, uploads: list[str]) -> None:
+        if info is None:
+            return
+        self.store.delete_pack(self.repo_id, info.name)
+        # The uploads row stays live: if the delete failed, the sweep finishes the job.
+
+
+def _pack_path(qdir: Path) -> Path:
+    packs = sorted(qdir.glob("*.pack"))
+    if len(packs) != 1:
+        raise HubError(400, "bad_pack", "no pack received")
+    return packs[0]
+
+
+def _close(pack: Any) -> None:
+    close = getattr(pack, "close", None)
+    if close is not None:
+        close()

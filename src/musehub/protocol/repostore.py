@@ -1,0 +1,214 @@
+"""Where a hub repository's objects rest: packs in object storage, a local cache, one reader.
+
+A repository is the list of its packs (one ``packs`` row per accepted push) whose bytes live in
+object storage at ``repos/<repo_id>/packs/<name>.pack`` (+ ``.idx``). A pack's name carries its
+checksum and a random suffix, so a name always denotes the same bytes: every hub process keeps
+an immutable local copy under ``<cache_dir>/packs/`` and reads objects there through
+``PackFile``, with no per-object round trip to the database or to storage. Several processes on
+several machines can share one database and one store because nothing cached ever changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from muse.core.packs import PackFile
+
+log = logging.getLogger("musehub.protocol")
+
+UPLOAD_PENDING = "pending"  # presigned URL handed out, not committed yet
+UPLOAD_RECEIVING = "receiving"  # a pack being uploaded by a push in progress
+UPLOAD_COMMITTING = "committing"  # a presigned bundle being verified by push/commit
+UPLOAD_BUNDLE = "bundle"  # a temporary fetch bundle, deleted after expiry
+UPLOAD_DONE = "done"
+UPLOAD_EXPIRED = "expired"
+LIVE_STATES = (UPLOAD_PENDING, UPLOAD_RECEIVING, UPLOAD_COMMITTING, UPLOAD_BUNDLE)
+
+WORK_TTL_S = 3600  # how long a crashed push's half-done upload may linger before the sweep
+
+
+def pack_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
+    return f"repos/{repo_id}/packs/{name}{suffix}"
+
+
+def upload_key(repo_id: int, upload_id: str) -> str:
+    return f"repos/{repo_id}/uploads/{upload_id}.pack"
+
+
+def bundle_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
+    return f"repos/{repo_id}/bundles/{name}{suffix}"
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    """One row of the packs table: what a stored pack holds."""
+
+    name: str
+    objects: int
+    blobs: int
+    bytes: int
+
+
+class PackReader:
+    """ObjectReader over several packs (newest first), as negotiate/verify expect."""
+
+    def __init__(self, packs: Sequence[Any]) -> None:
+        self.packs = list(packs)
+
+    def get(self, oid: bytes) -> tuple[int, bytes] | None:
+        for p in self.packs:
+            found = p.get(oid)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        return None
+
+    def has(self, oid: bytes) -> bool:
+        return any(p.has(oid) for p in self.packs)
+
+
+class RepoStore:
+    """Packs of every repository: storage keys, the local cache, readers, the upload sweep."""
+
+    def __init__(self, settings: Any, db: Any, storage: Any) -> None:
+        self.settings = settings
+        self.db = db
+        self.storage = storage
+        base = Path(settings.cache_dir)
+        self.cache_dir = base / "packs"
+        self.tmp_dir = base / "tmp"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._open: dict[str, PackFile] = {}
+        self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}
+
+    # ------------------------------------------------------------------------- database
+    def pack_infos(self, repo_id: int) -> list[PackInfo]:
+        from musehub.protocol import dbops
+
+        with self.db.session() as s:
+            return dbops.pack_infos(s, repo_id)
+
+    # ---------------------------------------------------------------------------- cache
+    def quarantine_dir(self) -> Path:
+        """A private temp dir on the cache's file system (so accepted packs move by rename)."""
+        return Path(tempfile.mkdtemp(prefix="q-", dir=self.tmp_dir))
+
+    def cached_path(self, name: str) -> Path:
+        return self.cache_dir / f"{name}.pack"
+
+    def adopt(self, name: str, pack_path: Path) -> None:
+        """Move an accepted pack (+ idx) from quarantine into the cache, idx first."""
+        dest = self.cached_path(name)
+        if dest.exists():
+            return
+        os.replace(pack_path.with_suffix(".idx"), dest.with_suffix(".idx"))
+        os.replace(pack_path, dest)
+
+    def pack(self, repo_id: int, name: str) -> PackFile:
+        """The open PackFile of a stored pack, downloading it into the cache on first use."""
+        with self._lock:
+            pf = self._open.get(name)
+            if pf is not None:
+                return pf
+            lock = self._fetching.setdefault(name, threading.Lock())
+        with lock:
+            with self._lock:
+                pf = self._open.get(name)
+            if pf is not None:
+                return pf
+            path = self.cached_path(name)
+            if not path.exists():
+                self._download(repo_id, name, path)
+            pf = PackFile(str(path))
+            with self._lock:
+                self._open[name] = pf
+                self._fetching.pop(name, None)
+            return pf
+
+    def _download(self, repo_id: int, name: str, path: Path) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=self.tmp_dir))
+        try:
+            self.storage.download_to(pack_key(repo_id, name, ".idx"), str(tmp / "p.idx"))
+            self.storage.download_to(pack_key(repo_id, name), str(tmp / "p.pack"))
+            os.replace(tmp / "p.idx", path.with_suffix(".idx"))
+            os.replace(tmp / "p.pack", path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def reader(self, repo_id: int) -> tuple[PackReader, list[PackInfo]]:
+        """Everything the repository holds: one database query, then local files only."""
+        infos = self.pack_infos(repo_id)
+        return PackReader([self.pack(repo_id, i.name) for i in reversed(infos)]), infos
+
+    # -------------------------------------------------------------------------- storage
+    def upload_pack(self, repo_id: int, name: str, pack_path: Path) -> None:
+        """Index first: a visible .pack key always has its .idx beside it."""
+        self.storage.put_file(pack_key(repo_id, name, ".idx"), str(pack_path.with_suffix(".idx")))
+        self.storage.put_file(pack_key(repo_id, name), str(pack_path))
+
+    def delete_pack(self, repo_id: int, name: str) -> None:
+        for suffix in (".pack", ".idx"):
+            try:
+                self.storage.delete(pack_key(repo_id, name, suffix))
+            except Exception:  # noqa: BLE001 - best effort; the sweep retries
+                log.warning("could not delete %s", pack_key(repo_id, name, suffix))
+
+    # ---------------------------------------------------------------------------- sweep
+    def sweep(self, now: float | None = None) -> int:
+        """Delete what abandoned uploads and crashed pushes left in storage; returns a count.
+
+        Every key a push or a presign writes before its ref transaction has an ``uploads`` row
+        with an expiry; the transaction marks it done. Rows still live after their expiry
+        belong to someone who gave up (or crashed): their keys go, the row says expired.
+        """
+        from musehub.protocol import dbops
+
+        now = time.time() if now is None else now
+        with self.db.session() as s:
+            stale = dbops.expired_uploads(s, now)
+        swept = 0
+        for upload_id, key in stale:
+            keys = [key]
+            if key.endswith(".pack"):
+                keys.append(key[: -len(".pack")] + ".idx")
+            ok = True
+            for k in keys:
+                try:
+                    if self.storage.exists(k):
+                        self.storage.delete(k)
+                except Exception:  # noqa: BLE001 - storage down: try again next sweep
+                    ok = False
+            if ok:
+                with self.db.session() as s:
+                    dbops.set_upload_state(s, upload_id, UPLOAD_EXPIRED)
+                swept += 1
+        return swept
+
+    def clean_tmp(self, max_age_s: float = 6 * 3600) -> None:
+        """Remove quarantine dirs left by a crashed process (at startup)."""
+        cutoff = time.time() - max_age_s
+        for p in self.tmp_dir.iterdir():
+            try:
+                if p.stat().st_mtime < cutoff:
+                    shutil.rmtree(p, ignore_errors=True)
+            except OSError:
+                pass
+
+
+def iter_file(path: Path | str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return
+            yield b

@@ -1,0 +1,303 @@
+"""The MuseWire endpoints (docs/wire.md §4) as Starlette routes.
+
+Routes only parse, authorize and hand over: the work (decoding, verification, negotiation,
+storage) is blocking and runs in worker threads (receive.py, serve.py), so the event loop only
+shuttles bytes. Every answer, errors included, carries ``Muse-Protocol: 1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from muse.core.objects import from_hex
+from musehub.auth import authenticate, resolve_repo
+from musehub.errors import HubError, field, read_json, require_content_type
+from musehub.protocol import dbops
+from musehub.protocol.body import AsyncBodyReader, BodyTooLarge, BodyTruncated
+from musehub.protocol.receive import Receiver, parse_updates, read_push_header
+from musehub.protocol.repostore import (
+    UPLOAD_COMMITTING,
+    UPLOAD_EXPIRED,
+    UPLOAD_PENDING,
+    WORK_TTL_S,
+    RepoStore,
+    upload_key,
+)
+from musehub.protocol.serve import PresignAnswer, Server, stream_pack
+
+log = logging.getLogger("musehub.protocol")
+
+PROTOCOL = "1"
+HEADERS = {"Muse-Protocol": PROTOCOL}
+PUSH_TYPE = "application/x-muse-push"
+PACK_TYPE = "application/x-muse-pack"
+UPLOAD_TTL_S = 15 * 60
+SWEEP_EVERY_S = 60.0
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _limits(settings: Any) -> Any:
+    return getattr(settings, "limits", settings)
+
+
+def _user_id(principal: Any) -> int | None:
+    if principal is None:
+        return None
+    for attr in ("user_id", "id"):
+        value = getattr(principal, attr, None)
+        if isinstance(value, int):
+            return value
+    user = getattr(principal, "user", None)
+    return getattr(user, "id", None)
+
+
+class Protocol:
+    """The endpoints of one hub process, sharing one RepoStore (and its pack cache)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.settings = state.settings
+        self.db = state.db
+        self.store = RepoStore(state.settings, state.db, state.storage)
+        self.server = Server(self.store)
+        self._last_sweep = 0.0
+        self._sweep_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------ helpers
+    def _repo(self, request: Request, need: str) -> tuple[Any, Any]:
+        principal = authenticate(request)
+        with self.db.session() as s:
+            repo = resolve_repo(
+                s, principal, request.path_params["owner"], request.path_params["slug"], need
+            )
+            s.expunge(repo)
+        return principal, repo
+
+    def sweep(self, force: bool = False) -> None:
+        """Delete abandoned uploads now and then (called at start-up and on presign)."""
+        now = time.monotonic()
+        if not force and now - self._last_sweep < SWEEP_EVERY_S:
+            return
+        if not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_sweep = now
+            n = self.store.sweep()
+            if n:
+                log.info("swept %d abandoned uploads", n)
+        except Exception:  # noqa: BLE001 - never let housekeeping fail a request
+            log.exception("upload sweep failed")
+        finally:
+            self._sweep_lock.release()
+
+    # ---------------------------------------------------------------------- endpoints
+    async def refs(self, request: Request) -> Response:
+        _, repo = await run_in_threadpool(self._repo, request, "read")
+
+        def read() -> dict[str, bytes]:
+            with self.db.session() as s:
+                return dbops.read_refs(s, repo.id)
+
+        refs = await run_in_threadpool(read)
+        lim = _limits(self.settings)
+        return JSONResponse(
+            {
+                "protocol": 1,
+                "default_branch": repo.default_branch,
+                "refs": {name: oid.hex() for name, oid in sorted(refs.items())},
+                "limits": {
+                    "stream_max_blobs": lim.stream_max_blobs,
+                    "stream_max_bytes": lim.stream_max_bytes,
+                    "max_pack_bytes": lim.max_pack_bytes,
+                    "max_object_bytes": lim.max_object_bytes,
+                },
+            },
+            headers=HEADERS,
+        )
+
+    async def push_stream(self, request: Request) -> Response:
+        require_content_type(request, PUSH_TYPE)
+        principal, repo = await run_in_threadpool(self._repo, request, "write")
+        limit = _limits(self.settings).max_pack_bytes + (1 << 20) + 4
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > limit:
+                    raise HubError(413, "payload_too_large", f"body larger than {limit} bytes")
+            except ValueError:
+                raise HubError(400, "bad_request", "invalid Content-Length") from None
+        body = AsyncBodyReader(request.stream().__aiter__(), limit)
+        receiver = Receiver(self.store, repo.id, _user_id(principal))
+
+        def work() -> dict[str, Any]:
+            try:
+                updates = read_push_header(body)  # type: ignore[arg-type]
+            except BodyTooLarge as e:
+                raise HubError(413, "payload_too_large", str(e)) from None
+            except BodyTruncated as e:
+                raise HubError(400, "bad_request", f"body ended early: {e}") from None
+            return receiver.receive(body, updates)  # type: ignore[arg-type]
+
+        result = await run_in_threadpool(work)
+        return JSONResponse(result, headers=HEADERS)
+
+    async def push_presign(self, request: Request) -> Response:
+        principal, repo = await run_in_threadpool(self._repo, request, "write")
+        doc = await read_json(request)
+        size = field(doc, "size", int)
+        field(doc, "objects", int, 0)
+        max_pack = _limits(self.settings).max_pack_bytes
+        if size < 0:
+            raise HubError(400, "bad_request", "size must not be negative")
+        if size > max_pack:
+            raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
+        upload_id = secrets.token_urlsafe(24)
+        key = upload_key(repo.id, upload_id)
+        expires = time.time() + UPLOAD_TTL_S
+
+        def work() -> tuple[str, dict[str, str]]:
+            self.sweep()
+            with self.db.session() as s:
+                dbops.add_upload(
+                    s, upload_id, repo.id, _user_id(principal), key, expires, UPLOAD_PENDING
+                )
+            url, headers = self.state.storage.presign_put(key, UPLOAD_TTL_S)
+            return url, dict(headers or {})
+
+        url, headers = await run_in_threadpool(work)
+        return JSONResponse(
+            {
+                "upload_id": upload_id,
+                "url": url,
+                "method": "PUT",
+                "headers": headers,
+                "expires_at": int(expires),
+            },
+            headers=HEADERS,
+        )
+
+    async def push_commit(self, request: Request) -> Response:
+        principal, repo = await run_in_threadpool(self._repo, request, "write")
+        doc = await read_json(request)
+        upload_id = field(doc, "upload_id", str)
+        updates = parse_updates(doc)
+        user_id = _user_id(principal)
+        result = await run_in_threadpool(self._commit, repo.id, user_id, upload_id, updates)
+        return JSONResponse(result, headers=HEADERS)
+
+    def _commit(self, repo_id: int, user_id: int | None, upload_id: str, updates: Any) -> Any:
+        storage = self.state.storage
+        with self.db.session() as s:
+            row = dbops.get_upload(s, upload_id)
+        if (
+            row is None
+            or row[0] != repo_id
+            or row[1] != user_id
+            or row[4]
+            not in (
+                UPLOAD_PENDING,
+                UPLOAD_EXPIRED,
+            )
+        ):
+            raise HubError(404, "upload_not_found", f"no upload {upload_id!r} to commit")
+        _, _, key, expires, state = row
+        if state == UPLOAD_EXPIRED or expires < time.time():
+            raise HubError(410, "upload_expired", "the upload expired; push again")
+        with self.db.session() as s:
+            claimed = dbops.claim_upload(
+                s, upload_id, UPLOAD_PENDING, UPLOAD_COMMITTING, time.time() + WORK_TTL_S
+            )
+        if not claimed:
+            raise HubError(404, "upload_not_found", f"upload {upload_id!r} is already committed")
+        ok = False
+        try:
+            if not storage.exists(key):
+                raise HubError(400, "bad_pack", "nothing was uploaded")
+            max_pack = _limits(self.settings).max_pack_bytes
+            if storage.size(key) > max_pack:
+                raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
+            with storage.open_read(key) as stream:
+                result = Receiver(self.store, repo_id, user_id).receive(
+                    stream, updates, after_commit=[upload_id]
+                )
+            ok = True
+            return result
+        finally:
+            # The bundle has served its purpose either way (a failed commit needs a new push).
+            try:
+                storage.delete(key)
+                if not ok:
+                    with self.db.session() as s:
+                        dbops.set_upload_state(s, upload_id, UPLOAD_EXPIRED)
+            except Exception:  # noqa: BLE001 - the sweep deletes it later
+                log.warning("could not delete upload %s", key)
+
+    async def fetch_bundle(self, request: Request) -> Response:
+        principal, repo = await run_in_threadpool(self._repo, request, "read")
+        doc = await read_json(request)
+        wants = _ids(field(doc, "wants", list), "wants")
+        haves = _ids(field(doc, "haves", list, []), "haves")
+        path = field(doc, "path", str, "auto")
+        if path not in ("auto", "stream", "presign"):
+            raise HubError(400, "bad_request", "path must be auto, stream or presign")
+        answer = await run_in_threadpool(
+            self.server.fetch, repo.id, _user_id(principal) or repo.owner_id, wants, haves, path
+        )
+        if isinstance(answer, PresignAnswer):
+            return JSONResponse(answer.json(), headers=HEADERS)
+        return StreamingResponse(
+            stream_pack(answer.reader, answer.objects),
+            media_type=PACK_TYPE,
+            headers={**HEADERS, "Muse-Objects": str(len(answer.objects))},
+        )
+
+
+def _ids(values: list[Any], what: str) -> list[bytes]:
+    if len(values) > 100_000:
+        raise HubError(400, "bad_request", f"too many {what}")
+    out = []
+    for v in values:
+        try:
+            out.append(from_hex(v))
+        except ValueError:
+            raise HubError(400, "invalid_id", f"{what}: not an object id: {v!r}") from None
+    return out
+
+
+def _tagged(handler: Handler) -> Handler:
+    """Add Muse-Protocol to error answers too (the app's handlers render HubError plainly)."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except HubError as e:
+            e.headers = {**e.headers, **HEADERS}
+            return e.response()
+
+    return wrapped
+
+
+def routes(state: Any) -> list[Route]:
+    """The protocol routes of one app; sweeps abandoned uploads once at start-up."""
+    proto = Protocol(state)
+    state.protocol = proto
+    threading.Thread(target=proto.sweep, args=(True,), daemon=True).start()
+    base = "/{owner}/{slug}"
+    return [
+        Route(f"{base}/refs", _tagged(proto.refs), methods=["GET"]),
+        Route(f"{base}/push/stream", _tagged(proto.push_stream), methods=["POST"]),
+        Route(f"{base}/push/presign", _tagged(proto.push_presign), methods=["POST"]),
+        Route(f"{base}/push/commit", _tagged(proto.push_commit), methods=["POST"]),
+        Route(f"{base}/fetch/bundle", _tagged(proto.fetch_bundle), methods=["POST"]),
+    ]

@@ -1,0 +1,262 @@
+"""Answering fetch/bundle: negotiation, path choice, and packs streamed or presigned.
+
+Fetch, pull and clone are one request: the hub walks from the wants back to the haves
+(``objects_to_send``, work proportional to what changed) and sends the result either as the
+response body (stream path, built on the fly with flat memory) or as presigned bundles.
+
+A clone (no haves) must not rebuild its pack per request. Its answer depends only on the set
+of wants (objects are immutable), so it is cached in storage under a hash of the sorted wants
+(``repos/<id>/bundles/clone-<hash>.json`` naming the bundles). When the repository's stored
+packs hold exactly the reachable objects (the usual case: nothing was ever force-pushed away)
+and are few, the bundles are the stored packs themselves and nothing is built at all;
+otherwise one consolidated bundle is built once and reused by every later clone of those tips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from muse.core.objects import BLOB
+from muse.wire.negotiate import objects_to_send
+from muse.wire.pack import PackWriter
+from musehub.errors import HubError
+from musehub.protocol import dbops
+from musehub.protocol.repostore import (
+    UPLOAD_BUNDLE,
+    PackInfo,
+    PackReader,
+    RepoStore,
+    bundle_key,
+    pack_key,
+)
+
+MAX_DIRECT_PACKS = 8  # at most this many stored packs are handed out as separate bundles
+BUNDLE_URL_TTL_S = 3600
+CHUNK = 256 * 1024
+
+
+@dataclass
+class StreamAnswer:
+    """Send the pack as the response body."""
+
+    reader: PackReader
+    objects: list[tuple[int, bytes]]
+
+
+@dataclass
+class PresignAnswer:
+    """Tell the client where to GET the pack(s)."""
+
+    objects: int
+    bundles: list[dict[str, Any]] = field(default_factory=list)
+
+    def json(self) -> dict[str, Any]:
+        return {"path": "presign", "objects": self.objects, "bundles": self.bundles}
+
+
+class _Sink:
+    """A write-only file that hands its bytes out in chunks (the streaming response body)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:
+        self.parts.append(bytes(b))
+        self.size += len(b)
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        return out
+
+
+def stream_pack(reader: PackReader, objects: list[tuple[int, bytes]]) -> Iterator[bytes]:
+    """The pack of ``objects``, chunk by chunk, holding about one chunk in memory."""
+    sink = _Sink()
+    writer = PackWriter(sink)  # type: ignore[arg-type]
+    for _, oid in objects:
+        found = reader.get(oid)
+        if found is None:  # cannot happen: negotiation read it; do not send a broken pack
+            raise RuntimeError(f"object {oid.hex()} vanished")
+        writer.add(found[0], found[1], oid)
+        if sink.size >= CHUNK:
+            yield sink.take()
+    writer.finish()
+    if sink.size:
+        yield sink.take()
+
+
+def write_pack_to(path: str, reader: PackReader, objects: list[tuple[int, bytes]]) -> int:
+    with open(path, "wb") as f:
+        writer = PackWriter(f)
+        for _, oid in objects:
+            found = reader.get(oid)
+            if found is None:
+                raise RuntimeError(f"object {oid.hex()} vanished")
+            writer.add(found[0], found[1], oid)
+        writer.finish()
+    return os.path.getsize(path)
+
+
+def wants_hash(wants: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for w in sorted(set(wants)):
+        h.update(w)
+    return h.hexdigest()
+
+
+class Server:
+    """fetch/bundle for one hub: path choice, clone caching, temporary bundles."""
+
+    def __init__(self, store: RepoStore) -> None:
+        self.store = store
+        lim = getattr(store.settings, "limits", store.settings)
+        self.stream_max_blobs: int = getattr(lim, "stream_max_blobs", 500)
+        self.stream_max_bytes: int = getattr(lim, "stream_max_bytes", 50 << 20)
+
+    def fetch(
+        self, repo_id: int, user_id: int | None, wants: list[bytes], haves: list[bytes], path: str
+    ) -> StreamAnswer | PresignAnswer:
+        reader, infos = self.store.reader(repo_id)
+        for w in wants:
+            if not reader.has(w):
+                raise HubError(400, "unknown_want", f"the repository has no object {w.hex()}")
+        clone = not haves and bool(wants)
+        manifest_key = bundle_key(repo_id, f"clone-{wants_hash(wants)}", ".json")
+        if clone and path != "stream":
+            cached = self._read_manifest(manifest_key)
+            if cached is not None and (path == "presign" or not self._small_manifest(cached)):
+                return self._presigned(cached)
+        objects = objects_to_send(reader, wants, haves)
+        if path == "stream" or (path == "auto" and self._small(reader, objects)):
+            return StreamAnswer(reader, objects)
+        if clone:
+            manifest = self._clone_manifest(repo_id, reader, infos, objects)
+            self.save_manifest(manifest_key, manifest)
+            return self._presigned(manifest)
+        return self._temporary_bundle(repo_id, user_id, reader, objects)
+
+    # -------------------------------------------------------------------- path choice
+    def _small(self, reader: PackReader, objects: list[tuple[int, bytes]]) -> bool:
+        """At most stream_max_blobs blobs and (estimated from the bodies) stream_max_bytes."""
+        blobs = sum(1 for kind, _ in objects if kind == BLOB)
+        if blobs > self.stream_max_blobs:
+            return False
+        size = 0
+        for _, oid in objects:
+            found = reader.get(oid)
+            size += len(found[1]) if found else 0
+            if size > self.stream_max_bytes:
+                return False
+        return True
+
+    def _small_manifest(self, m: dict[str, Any]) -> bool:
+        return bool(m["blobs"] <= self.stream_max_blobs and m["bytes"] <= self.stream_max_bytes)
+
+    # ---------------------------------------------------------------------- bundles
+    def _read_manifest(self, key: str) -> dict[str, Any] | None:
+        storage = self.store.storage
+        try:
+            if not storage.exists(key):
+                return None
+            with storage.open_read(key) as f:
+                doc = json.loads(f.read())
+            for b in doc["bundles"]:
+                if not storage.exists(b["key"]):
+                    return None
+            return doc  # type: ignore[no-any-return]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _clone_manifest(
+        self,
+        repo_id: int,
+        reader: PackReader,
+        infos: list[PackInfo],
+        objects: list[tuple[int, bytes]],
+    ) -> dict[str, Any]:
+        blobs = sum(1 for kind, _ in objects if kind == BLOB)
+        stored = sum(i.objects for i in infos)
+        if stored == len(objects) and 0 < len(infos) <= MAX_DIRECT_PACKS:
+            # Every stored object is reachable and none is stored twice: the packs are the clone.
+            bundles = [{"key": pack_key(repo_id, i.name), "size": i.bytes} for i in infos]
+            total = sum(i.bytes for i in infos)
+        else:
+            name = f"clone-{secrets.token_hex(16)}"
+            key = bundle_key(repo_id, name)
+            tmp = tempfile.NamedTemporaryFile(dir=self.store.tmp_dir, suffix=".pack", delete=False)
+            tmp.close()
+            try:
+                total = write_pack_to(tmp.name, reader, objects)
+                self.store.storage.put_file(key, tmp.name)
+            finally:
+                os.unlink(tmp.name)
+            bundles = [{"key": key, "size": total}]
+        return {"objects": len(objects), "blobs": blobs, "bytes": total, "bundles": bundles}
+
+    def _presigned(self, manifest: dict[str, Any]) -> PresignAnswer:
+        storage = self.store.storage
+        return PresignAnswer(
+            manifest["objects"],
+            [
+                {"url": storage.presign_get(b["key"], BUNDLE_URL_TTL_S), "size": b["size"]}
+                for b in manifest["bundles"]
+            ],
+        )
+
+    def _temporary_bundle(
+        self,
+        repo_id: int,
+        user_id: int | None,
+        reader: PackReader,
+        objects: list[tuple[int, bytes]],
+    ) -> PresignAnswer:
+        """A fetch's own bundle; its uploads row lets the sweep delete it once the URL expired."""
+        token = secrets.token_hex(16)
+        key = bundle_key(repo_id, f"tmp-{token}")
+        with self.store.db.session() as s:
+            dbops.add_upload(
+                s,
+                token,
+                repo_id,
+                user_id,
+                key,
+                time.time() + BUNDLE_URL_TTL_S + 300,
+                UPLOAD_BUNDLE,
+            )
+        tmp = tempfile.NamedTemporaryFile(dir=self.store.tmp_dir, suffix=".pack", delete=False)
+        tmp.close()
+        try:
+            size = write_pack_to(tmp.name, reader, objects)
+            self.store.storage.put_file(key, tmp.name)
+        finally:
+            os.unlink(tmp.name)
+        return PresignAnswer(
+            len(objects),
+            [{"url": self.store.storage.presign_get(key, BUNDLE_URL_TTL_S), "size": size}],
+        )
+
+    def save_manifest(self, key: str, manifest: dict[str, Any]) -> None:
+        tmp = tempfile.NamedTemporaryFile(
+            dir=self.store.tmp_dir, suffix=".json", delete=False, mode="w"
+        )
+        try:
+            json.dump(manifest, tmp)
+            tmp.close()
+            self.store.storage.put_file(key, tmp.name)
+        finally:
+            os.unlink(tmp.name)
