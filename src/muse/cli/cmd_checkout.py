@@ -1,0 +1,68 @@
+"""muse checkout: switch to a branch, or to a commit (detached HEAD), or create a branch."""
+
+from __future__ import annotations
+
+import argparse
+
+from muse.cli.errors import NOT_FOUND, UserError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", help="branch or commit")
+    p.add_argument("-b", dest="new_branch", metavar="BRANCH", help="create BRANCH and switch")
+    p.add_argument("-f", "--force", action="store_true", help="discard local changes")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from muse.cli._util import open_repo, resolve, short
+    from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
+    from muse.core.refnames import HEADS, RefNameError, branch_ref
+    from muse.core.refs import RefConflict
+
+    repo = open_repo()
+    try:
+        if args.new_branch:
+            new_ref = branch_ref(args.new_branch)
+            if repo.refs.read(new_ref) is not None:
+                raise UserError(f"a branch named '{args.new_branch}' already exists")
+            start = resolve(repo, args.target) if args.target else repo.head_commit()
+            if start is None:  # unborn: just point HEAD at the new (unborn) branch
+                repo.refs.set_head(new_ref)
+                return 0
+            tree = repo.read_commit(start).tree
+            checkout_tree(repo, tree, force=args.force)
+            repo.refs.update(new_ref, start, None)
+            repo.refs.set_head(new_ref)
+            if not args.quiet:
+                print(f"Switched to a new branch '{args.new_branch}'")
+            return 0
+        if not args.target:
+            raise UserError("what to check out? muse checkout <branch|commit>", 2)
+        ref: str | None = None
+        if not args.target.startswith("refs/"):
+            try:
+                cand = branch_ref(args.target)
+                if repo.refs.read(cand) is not None:
+                    ref = cand
+            except RefNameError:
+                pass
+        elif args.target.startswith(HEADS) and repo.refs.read(args.target) is not None:
+            ref = args.target
+        oid = repo.refs.read(ref) if ref else resolve(repo, args.target)
+        if oid is None:
+            raise UserError(f"unknown branch or commit {args.target!r}", NOT_FOUND)
+        checkout_tree(repo, repo.read_commit(oid).tree, force=args.force)
+        if ref is not None:
+            repo.refs.set_head(ref)
+            if not args.quiet:
+                print(f"Switched to branch '{ref[len(HEADS) :]}'")
+        else:
+            repo.refs.set_head_detached(oid)
+            if not args.quiet:
+                print(f"HEAD is now at {short(oid)} (detached)")
+        return 0
+    except CheckoutConflict as e:
+        raise UserError(str(e)) from None
+    except (UnsafePath, RefNameError, RefConflict) as e:
+        raise UserError(str(e)) from None

@@ -1,0 +1,68 @@
+"""muse commit: snapshot the whole working tree (there is no staging area)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from muse.cli.errors import UserError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--message", action="append", help="commit message (repeatable)")
+    p.add_argument("-F", "--file", help="read the message from a file ('-': stdin)")
+    p.add_argument("--allow-empty", action="store_true", help="commit even if nothing changed")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from muse.cli._util import open_repo, short
+    from muse.core import config as _config
+    from muse.core.objects import COMMIT, Commit
+    from muse.core.refs import RefConflict
+    from muse.core.worktree import snapshot
+
+    if args.message is None and args.file is None:
+        raise UserError("a message is required: muse commit -m <message>", 2)
+    if args.file is not None:
+        if args.file == "-":
+            message = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as f:
+                message = f.read()
+    else:
+        message = "\n\n".join(args.message)
+    if message and not message.endswith("\n"):
+        message += "\n"
+    repo = open_repo()
+    try:
+        author = repo.signature("AUTHOR")
+        committer = repo.signature("COMMITTER")
+    except _config.ConfigError as e:
+        raise UserError(str(e)) from None
+    head = repo.head_commit()
+    result, idx = snapshot(repo)
+    parents: tuple[bytes, ...] = ()
+    if head is not None:
+        parents = (head,)
+        if repo.read_commit(head).tree == result.tree and not args.allow_empty:
+            if idx.dirty:
+                idx.save()
+            sys.stdout.write("nothing to commit, working tree clean\n")
+            return 1
+    commit = Commit(result.tree, parents, author, committer, message)
+    oid = repo.store.put(COMMIT, commit.encode())
+    try:
+        repo.refs.update_head(oid, head)
+    except RefConflict as e:
+        raise UserError(f"HEAD moved while committing: {e}", 5) from None
+    idx.base = result.tree
+    idx.save()
+    if not args.quiet:
+        where = repo.current_branch() or "detached HEAD"
+        root = "" if parents else " (root-commit)"
+        first = message.split("\n", 1)[0]
+        sys.stdout.write(f"[{where}{root} {short(oid)}] {first}\n")
+        for s in result.skipped:
+            sys.stdout.write(f"warning: skipped (name cannot be stored): {s}\n")
+    return 0

@@ -1,0 +1,57 @@
+"""muse show: a commit (header and changed paths) or any object by id."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("object", nargs="?", default="HEAD", help="revision or object id (HEAD)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from muse.cli._util import format_date, open_repo, resolve
+    from muse.core.objects import (
+        BLOB,
+        COMMIT,
+        EMPTY_TREE_ID,
+        MODE_NAMES,
+        decode_commit,
+        decode_tree,
+    )
+    from muse.core.worktree import diff_trees, status_letter, tree_reader
+
+    repo = open_repo()
+    oid = resolve(repo, args.object, kind=None)
+    found = repo.store.get(oid)
+    if found is None:
+        from muse.cli.errors import NOT_FOUND, UserError
+
+        raise UserError(f"object {oid.hex()} is missing", NOT_FOUND)
+    kind, body = found
+    out = sys.stdout
+    if kind == BLOB:
+        out.flush()
+        sys.stdout.buffer.write(body)
+        return 0
+    if kind == COMMIT:
+        c = decode_commit(body)
+        out.write(f"commit {oid.hex()}\n")
+        out.write(f"tree {c.tree.hex()}\n")
+        for p in c.parents:
+            out.write(f"parent {p.hex()}\n")
+        out.write(f"Author: {c.author.name} <{c.author.email}>\n")
+        out.write(f"Date:   {format_date(c.author.time, c.author.tz_minutes)}\n\n")
+        for line in c.message.rstrip("\n").split("\n"):
+            out.write(f"    {line}\n" if line else "\n")
+        base = repo.read_commit(c.parents[0]).tree if c.parents else EMPTY_TREE_ID
+        changes = list(diff_trees(tree_reader(repo), base, c.tree))
+        if changes:
+            out.write("\n")
+        for path, old, new in changes:
+            out.write(f"{status_letter(old, new)}\t{path}\n")
+        return 0
+    for e in decode_tree(body):
+        out.write(f"{MODE_NAMES[e.mode]:<5} {e.id.hex()}\t{e.name}\n")
+    return 0
