@@ -1,0 +1,230 @@
+"""Hub settings: defaults, then an optional TOML file, then ``MUSEHUB_*`` environment variables.
+
+Every field can be set in the TOML file (top level; the limits also in a ``[limits]`` table)
+or by the environment variable ``MUSEHUB_<FIELD>`` in upper case, for example
+``MUSEHUB_DATABASE_URL``, ``MUSEHUB_STORAGE=s3``, ``MUSEHUB_MAX_PACK_BYTES``. The environment
+wins over the file; explicit keyword overrides (from the command line) win over both.
+
+``secret_key`` signs the local storage's presigned URLs. When none is configured, one is
+generated on first use and kept in ``<data_dir>/secret_key`` (created exclusively, so several
+hub processes sharing a data directory agree on it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+ENV_PREFIX = "MUSEHUB_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+@dataclass
+class Limits:
+    """What the hub accepts and when it switches transport paths (docs/wire.md §3)."""
+
+    max_pack_bytes: int = 10 * GiB
+    max_object_bytes: int = 2 * GiB
+    stream_max_blobs: int = 500
+    stream_max_bytes: int = 50 * MiB
+    #: Requests per minute per token (or per client address when anonymous); 0 = unlimited.
+    rate_limit_per_minute: int = 1200
+
+
+LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(Limits))
+
+
+@dataclass
+class Settings:
+    data_dir: str = "./musehub-data"
+    database_url: str = ""  # default: sqlite:///<data_dir>/musehub.db
+    storage: str = "local"  # "local" | "s3"
+    s3_endpoint: str | None = None
+    s3_bucket: str = "musehub"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    secret_key: str = ""  # default: generated once, kept in <data_dir>/secret_key
+    public_url: str = ""  # default: http://<host>:<port>
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    cache_dir: str = ""  # default: <data_dir>/cache
+    log_level: str = "info"
+    limits: Limits = field(default_factory=Limits)
+
+    # The limits are also reachable flat (settings.max_pack_bytes), as they are configured.
+    @property
+    def max_pack_bytes(self) -> int:
+        return self.limits.max_pack_bytes
+
+    @property
+    def max_object_bytes(self) -> int:
+        return self.limits.max_object_bytes
+
+    @property
+    def stream_max_blobs(self) -> int:
+        return self.limits.stream_max_blobs
+
+    @property
+    def stream_max_bytes(self) -> int:
+        return self.limits.stream_max_bytes
+
+    @property
+    def rate_limit_per_minute(self) -> int:
+        return self.limits.rate_limit_per_minute
+
+    @property
+    def storage_dir(self) -> str:
+        """Where the ``local`` storage backend keeps its objects."""
+        return os.path.join(self.data_dir, "objects")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        raw = json.loads(text)
+        limits = Limits(**raw.pop("limits"))
+        return cls(limits=limits, **raw)
+
+
+_TOP_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "limits"}
+_INT_FIELDS = {"port", "workers", *LIMIT_FIELDS}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in _INT_FIELDS:
+        if isinstance(value, bool):
+            raise ConfigError(f"setting {name} must be an integer")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name} must be an integer, got {value!r}") from None
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float):
+        raise ConfigError(f"setting {name} must be a string")
+    return str(value)
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], source: str) -> None:
+    for key, value in values.items():
+        name = key.lower()
+        if name == "limits" and isinstance(value, Mapping):
+            _apply(settings, value, source)
+        elif name in LIMIT_FIELDS:
+            setattr(settings.limits, name, _coerce(name, value))
+        elif name in _TOP_FIELDS:
+            setattr(settings, name, _coerce(name, value))
+        else:
+            raise ConfigError(f"unknown setting {key!r} in {source}")
+
+
+def load_settings(
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings from defaults < TOML file < environment < ``overrides`` (None values ignored).
+
+    ``config_file`` defaults to ``$MUSEHUB_CONFIG`` when set. Derived defaults (database URL,
+    public URL, cache dir, secret key) are filled in last, by :func:`finalize`.
+    """
+    env = os.environ if env is None else env
+    settings = Settings()
+    config_file = config_file or env.get(ENV_PREFIX + "CONFIG") or None
+    if config_file:
+        try:
+            with open(config_file, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {config_file}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"invalid TOML in {config_file}: {e}") from None
+        hub = data.get("musehub")
+        _apply(settings, hub if isinstance(hub, dict) else data, config_file)
+    from_env = {
+        k[len(ENV_PREFIX) :].lower(): v
+        for k, v in env.items()
+        if k.startswith(ENV_PREFIX) and k != ENV_PREFIX + "CONFIG"
+    }
+    from_env = {k: v for k, v in from_env.items() if k in _TOP_FIELDS or k in LIMIT_FIELDS}
+    _apply(settings, from_env, "the environment")
+    _apply(settings, {k: v for k, v in overrides.items() if v is not None}, "arguments")
+    return finalize(settings)
+
+
+def finalize(settings: Settings) -> Settings:
+    """Check the settings and fill in the defaults that derive from other fields."""
+    if settings.storage not in ("local", "s3"):
+        raise ConfigError(f"storage must be 'local' or 's3', not {settings.storage!r}")
+    if settings.storage == "s3" and not settings.s3_bucket:
+        raise ConfigError("storage 's3' needs s3_bucket")
+    if not (0 < settings.port < 65536):
+        raise ConfigError(f"port out of range: {settings.port}")
+    if settings.workers < 1:
+        raise ConfigError("workers must be at least 1")
+    for name in LIMIT_FIELDS:
+        if getattr(settings.limits, name) < 0:
+            raise ConfigError(f"{name} cannot be negative")
+    settings.data_dir = os.path.abspath(settings.data_dir)
+    if not settings.database_url:
+        settings.database_url = "sqlite:///" + os.path.join(settings.data_dir, "musehub.db")
+    if not settings.public_url:
+        host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        settings.public_url = f"http://{host}:{settings.port}"
+    settings.public_url = settings.public_url.rstrip("/")
+    if not settings.cache_dir:
+        settings.cache_dir = os.path.join(settings.data_dir, "cache")
+    settings.cache_dir = os.path.abspath(settings.cache_dir)
+    if not settings.secret_key:
+        settings.secret_key = persistent_secret(settings.data_dir)
+    return settings
+
+
+def persistent_secret(data_dir: str) -> str:
+    """The secret kept in ``<data_dir>/secret_key``, created once (first writer wins)."""
+    path = os.path.join(data_dir, "secret_key")
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create data_dir {data_dir}: {e.strerror}") from None
+    for _ in range(50):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+            if value:
+                return value
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+        # Write to a temp file, then link it into place: the link fails if another process
+        # won the race, and nobody ever reads a half-written secret.
+        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    raise ConfigError(f"cannot establish a secret key in {path}")

@@ -1,0 +1,160 @@
+"""Errors as the wire contract says: every failure is ``{"error": code, "message": text}``.
+
+Routes raise :class:`HubError`; :func:`install_error_handlers` turns it (and Starlette's own
+HTTP errors) into that JSON body. Anything else that escapes a route is a bug: the app logs it
+with its traceback and answers a JSON 500 (see ``musehub.app``), never an HTML page.
+
+:func:`read_json` is the one way routes read a JSON request body, so that wrong content types,
+oversized and malformed bodies all get the same 4xx answers everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ExceptionHandler
+
+#: Default error code for a bare HTTP status (used for Starlette's own errors, e.g. 404/405).
+STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "bad_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+#: JSON request bodies of the API are small; anything bigger is refused unread.
+MAX_JSON_BYTES = 1 << 20
+
+
+class HubError(Exception):
+    """An answer other than success: HTTP status, a stable machine code, a human message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def __repr__(self) -> str:
+        return f"HubError({self.status}, {self.code!r}, {self.message!r})"
+
+    def response(self) -> JSONResponse:
+        return error_response(self.status, self.code, self.message, self.headers)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+async def _hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HubError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = STATUS_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail else code
+    if exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} not allowed on {request.url.path}"
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    # Nobody is listening any more; the status only shows in the access log.
+    return error_response(400, "bad_request", "client disconnected")
+
+
+def exception_handlers() -> dict[Any, ExceptionHandler]:
+    """The handlers to pass to ``Starlette(exception_handlers=...)``."""
+    return {
+        HubError: _hub_error,
+        HTTPException: _http_error,
+        ClientDisconnect: _client_disconnect,
+    }
+
+
+def require_content_type(request: Request, *allowed: str) -> str:
+    """The request's media type (without parameters) if it is one of ``allowed``, else 415."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype not in allowed:
+        raise HubError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type {' or '.join(allowed)}, got {ctype or 'none'}",
+        )
+    return ctype
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, refusing (413) as soon as it exceeds ``max_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > max_bytes:
+                raise HubError(413, "payload_too_large", f"body larger than {max_bytes} bytes")
+        except ValueError:
+            raise HubError(400, "bad_request", "invalid Content-Length") from None
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > max_bytes:
+            raise HubError(413, "payload_too_large", f"body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """A JSON object body: 415 for another content type, 413 too big, 400 invalid_json."""
+    require_content_type(request, "application/json")
+    raw = await read_body(request, max_bytes)
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HubError(400, "invalid_json", f"body is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise HubError(400, "invalid_json", "body must be a JSON object")
+    return value
+
+
+def field(
+    body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...
+) -> Any:
+    """``body[name]`` checked against ``kind`` (400 bad_request otherwise); bools are not ints."""
+    if name not in body or body[name] is None:
+        if default is ...:
+            raise HubError(400, "bad_request", f"missing field {name!r}")
+        return default
+    value = body[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise HubError(400, "bad_request", f"field {name!r} has the wrong type")
+    if not isinstance(value, kinds):
+        raise HubError(400, "bad_request", f"field {name!r} has the wrong type")
+    return value

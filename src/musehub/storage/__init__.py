@@ -1,0 +1,132 @@
+"""Object storage: where packs and bundles rest. One interface, two backends.
+
+- ``local``: a directory (``<data_dir>/objects``); every write lands in a temp file that is
+  renamed into place. Its presigned URLs point at the hub itself (``/_storage/{key}``,
+  HMAC-signed, one method, one key, until an expiry; see ``musehub.storage.signing``).
+- ``s3``: any S3-compatible store (SeaweedFS, MinIO, R2, AWS) through boto3; presigned URLs
+  are the store's own, so the bytes never pass through the hub.
+
+Keys are relative paths of ``[A-Za-z0-9._-]`` components separated by ``/`` (no ``..``, no
+leading ``/``); :func:`check_key` enforces it. By convention a repository's objects live under
+``repos/<repo id>/`` (deleting a repository deletes that prefix).
+
+All methods are synchronous and may block on I/O: async routes call them through
+``HubState.run`` (a thread pool). A missing key raises :class:`NotFound`; a store that cannot
+be reached raises :class:`StorageUnavailable` (the app answers 503).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from musehub.config import Settings
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+MAX_KEY_LEN = 512
+
+
+class StorageError(Exception):
+    """Any storage failure."""
+
+
+class NotFound(StorageError, KeyError):
+    """The key does not exist."""
+
+    def __str__(self) -> str:
+        return f"no such key: {self.args[0] if self.args else '?'}"
+
+
+class StorageUnavailable(StorageError):
+    """The store could not be reached or refused the operation."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """A key that is not a safe relative path."""
+
+
+def check_key(key: str) -> str:
+    if (
+        not isinstance(key, str)
+        or len(key) > MAX_KEY_LEN
+        or not _KEY_RE.fullmatch(key)
+        or ".." in key.split("/")
+    ):
+        raise InvalidKey(f"invalid storage key {key!r}")
+    return key
+
+
+class Storage(ABC):
+    """The operations the hub needs from object storage."""
+
+    name: str
+
+    @abstractmethod
+    def put_file(self, key: str, path: str) -> None:
+        """Store the file at ``path`` under ``key`` (replacing it), atomically."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (small objects)."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A stream of the object's bytes (``.read(n)``, ``.close()``); raises NotFound."""
+
+    @abstractmethod
+    def download_to(self, key: str, path: str) -> None:
+        """Copy the object into the file ``path`` (written to a temp file, then renamed)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """The object's size in bytes; raises NotFound."""
+
+    @abstractmethod
+    def presign_put(self, key: str, expires_s: int) -> tuple[str, dict[str, str]]:
+        """A URL (and the headers to send with it) that lets anyone PUT this one key."""
+
+    @abstractmethod
+    def presign_get(self, key: str, expires_s: int) -> str:
+        """A URL that lets anyone GET this one key until it expires."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key starting with ``prefix``, sorted."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under ``prefix``; returns how many."""
+        keys = self.list(prefix)
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
+    def check(self) -> None:  # noqa: B027 - optional hook, nothing to check by default
+        """Raise StorageUnavailable if the store cannot be used (called at start-up)."""
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The backend the settings name (boto3 is imported only for ``s3``)."""
+    if settings.storage == "local":
+        from musehub.storage.local import LocalStorage
+
+        return LocalStorage(settings.storage_dir, settings.public_url, settings.secret_key)
+    if settings.storage == "s3":
+        from musehub.storage.s3 import S3Storage
+
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+        )
+    raise ValueError(f"unknown storage backend {settings.storage!r}")

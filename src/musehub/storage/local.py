@@ -1,0 +1,126 @@
+"""The ``local`` backend: objects are files under one directory, written atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import BinaryIO
+
+from musehub.storage import NotFound, Storage, StorageUnavailable, check_key
+from musehub.storage.signing import sign_url
+
+CHUNK = 1 << 20
+
+
+class LocalStorage(Storage):
+    name = "local"
+
+    def __init__(self, root: str, public_url: str, secret_key: str) -> None:
+        self.root = os.path.abspath(root)
+        self.public_url = public_url.rstrip("/")
+        self.secret_key = secret_key
+        os.makedirs(self.root, exist_ok=True)
+        self._tmp = os.path.join(self.root, ".tmp")
+        os.makedirs(self._tmp, exist_ok=True)
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.root, *check_key(key).split("/"))
+
+    def temp_file(self) -> tuple[BinaryIO, str]:
+        """An open temp file on the same file system (for :meth:`commit_temp`)."""
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        return os.fdopen(fd, "wb"), tmp
+
+    def commit_temp(self, tmp: str, key: str) -> None:
+        """Move a finished temp file into place as ``key`` (atomic rename)."""
+        dest = self.path(key)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.replace(tmp, dest)
+
+    def put_file(self, key: str, path: str) -> None:
+        self.path(key)
+        f, tmp = self.temp_file()
+        try:
+            with f, open(path, "rb") as src:
+                shutil.copyfileobj(src, f, CHUNK)
+            self.commit_temp(tmp, key)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.path(key)
+        f, tmp = self.temp_file()
+        try:
+            with f:
+                f.write(data)
+            self.commit_temp(tmp, key)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            return open(self.path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(key) from None
+
+    def download_to(self, key: str, path: str) -> None:
+        src = self.open_read(key)
+        d = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".download-")
+        try:
+            with src, os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self.path(key))
+
+    def size(self, key: str) -> int:
+        try:
+            st = os.stat(self.path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(key) from None
+        return st.st_size
+
+    def presign_put(self, key: str, expires_s: int) -> tuple[str, dict[str, str]]:
+        check_key(key)
+        return sign_url(self.public_url, self.secret_key, "PUT", key, expires_s), {}
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        check_key(key)
+        return sign_url(self.public_url, self.secret_key, "GET", key, expires_s)
+
+    def list(self, prefix: str = "") -> list[str]:
+        keys: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == self.root:
+                dirnames[:] = [d for d in dirnames if d != ".tmp"]
+            rel = os.path.relpath(dirpath, self.root)
+            for name in filenames:
+                key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageUnavailable(f"storage directory {self.root} is not writable")
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

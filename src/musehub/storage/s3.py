@@ -1,0 +1,239 @@
+"""The ``s3`` backend: any S3-compatible store through boto3 (imported only here).
+
+Presigned URLs are the store's own (signature v4), so clients PUT and GET bundles straight to
+the store. Big files go up in parallel multipart uploads (boto3's transfer manager); reads
+stream. The bucket is created on first use when it does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from typing import Any, BinaryIO, cast
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from musehub.storage import NotFound, Storage, StorageUnavailable, check_key
+
+MiB = 1 << 20
+TRANSFER = TransferConfig(
+    multipart_threshold=64 * MiB, multipart_chunksize=16 * MiB, max_concurrency=8
+)
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+def _code(e: ClientError) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+class S3Storage(Storage):
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        create_bucket: bool = True,
+    ) -> None:
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url or None
+        self.region = region or "us-east-1"
+        self.client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                max_pool_connections=32,
+                connect_timeout=10,
+                read_timeout=120,
+            ),
+        )
+        self._create_bucket = create_bucket
+        self._bucket_ready = False
+        self._lock = threading.Lock()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready or not self._create_bucket:
+            return
+        with self._lock:
+            if self._bucket_ready:
+                return
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as e:
+                if _code(e) not in _MISSING and _code(e) != "NoSuchBucket":
+                    raise StorageUnavailable(f"bucket {self.bucket}: {e}") from None
+                try:
+                    kwargs: dict[str, Any] = {"Bucket": self.bucket}
+                    if self.region != "us-east-1":
+                        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+                    self.client.create_bucket(**kwargs)
+                except ClientError as e2:
+                    if _code(e2) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise StorageUnavailable(
+                            f"cannot create bucket {self.bucket}: {e2}"
+                        ) from None
+            except BotoCoreError as e:
+                raise StorageUnavailable(f"S3 endpoint unreachable: {e}") from None
+            self._bucket_ready = True
+
+    def _call(self, key: str, fn: Any, **kwargs: Any) -> Any:
+        check_key(key)
+        self._ensure_bucket()
+        try:
+            return fn(Bucket=self.bucket, Key=key, **kwargs)
+        except ClientError as e:
+            if _code(e) in _MISSING:
+                raise NotFound(key) from None
+            raise StorageUnavailable(f"S3 {fn.__name__} {key}: {e}") from None
+        except BotoCoreError as e:
+            raise StorageUnavailable(f"S3 {fn.__name__} {key}: {e}") from None
+
+    # -- Storage ---------------------------------------------------------------------------
+
+    def put_file(self, key: str, path: str) -> None:
+        check_key(key)
+        self._ensure_bucket()
+        try:
+            self.client.upload_file(path, self.bucket, key, Config=TRANSFER)
+        except (ClientError, BotoCoreError) as e:
+            raise StorageUnavailable(f"S3 upload {key}: {e}") from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._call(key, self.client.put_object, Body=data)
+
+    def open_read(self, key: str) -> BinaryIO:
+        resp = self._call(key, self.client.get_object)
+        return cast(BinaryIO, _Body(resp["Body"]))
+
+    def download_to(self, key: str, path: str) -> None:
+        check_key(key)
+        self._ensure_bucket()
+        d = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".download-")
+        os.close(fd)
+        try:
+            self.client.download_file(self.bucket, key, tmp, Config=TRANSFER)
+            os.replace(tmp, path)
+        except ClientError as e:
+            os.unlink(tmp)
+            if _code(e) in _MISSING:
+                raise NotFound(key) from None
+            raise StorageUnavailable(f"S3 download {key}: {e}") from None
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def delete(self, key: str) -> None:
+        try:
+            self._call(key, self.client.delete_object)
+        except NotFound:
+            pass
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call(key, self.client.head_object)
+        except NotFound:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        return int(self._call(key, self.client.head_object)["ContentLength"])
+
+    def presign_put(self, key: str, expires_s: int) -> tuple[str, dict[str, str]]:
+        check_key(key)
+        self._ensure_bucket()
+        url = self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=int(expires_s),
+            HttpMethod="PUT",
+        )
+        return str(url), {}
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        check_key(key)
+        self._ensure_bucket()
+        url = self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=int(expires_s),
+            HttpMethod="GET",
+        )
+        return str(url)
+
+    def list(self, prefix: str = "") -> list[str]:
+        self._ensure_bucket()
+        keys: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as e:
+            raise StorageUnavailable(f"S3 list {prefix}: {e}") from None
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list(prefix)
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
+            try:
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            except (ClientError, BotoCoreError):
+                for k in batch:  # stores without DeleteObjects: one by one
+                    self.delete(k["Key"])
+        return len(keys)
+
+    def check(self) -> None:
+        self._ensure_bucket()
+
+
+class _Body:
+    """A botocore StreamingBody as a minimal binary file object."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self._body.read(None if n is None or n < 0 else n)
+        except (BotoCoreError, OSError) as e:
+            raise StorageUnavailable(f"S3 read: {e}") from None
+        return bytes(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Any:
+        while True:
+            chunk = self.read(1 << 20)
+            if not chunk:
+                return
+            yield chunk
