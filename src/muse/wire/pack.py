@@ -21,7 +21,9 @@ allocates anything, so a hostile pack costs the receiver nothing but the bytes i
 from __future__ import annotations
 
 import hashlib
+import queue
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -56,6 +58,7 @@ MIN_GAIN = 0.10
 _PROBE_SLICE = 16 << 10
 _PROBE_SLICES = 4
 _CHUNK = 1 << 20
+_THREAD_MIN = 256 << 10
 
 KINDS = frozenset({BLOB, TREE, COMMIT})
 _MAX_U32 = 0xFFFFFFFF
@@ -151,9 +154,17 @@ class PackWriter:
     them compress. Adding an object that is already in this pack does nothing.
     """
 
-    def __init__(self, out: _Writable, compress: bool = True) -> None:
+    def __init__(
+        self,
+        out: _Writable,
+        compress: bool = True,
+        on_block: Callable[[int, int, list[tuple[int, bytes, int, int]]], Any] | None = None,
+    ) -> None:
         self.out = out
         self.compress = compress
+        #: Called as on_block(block offset, codec, [(kind, oid, record offset, length)]) for
+        #: every block written: how a pack at rest gets its index without a second pass.
+        self.on_block = on_block
         self.objects = 0
         self.bytes_written = 0
         self._hash = hashlib.sha256()
@@ -161,10 +172,10 @@ class PackWriter:
         self._finished = False
         # Pending blocks: [parts, count, size]. "meta" = trees+commits, "blob" = blobs.
         self._meta: list[bytes] = []
-        self._meta_count = 0
+        self._meta_recs: list[tuple[int, bytes, int, int]] = []
         self._meta_size = 0
         self._blob: list[bytes] = []
-        self._blob_count = 0
+        self._blob_recs: list[tuple[int, bytes, int, int]] = []
         self._blob_size = 0
         self._zc: Any = None
         self._emit(HEADER)
@@ -193,40 +204,50 @@ class PackWriter:
             if self._blob_size and self._blob_size + size > BLOCK_TARGET:
                 self._flush_blobs()
             self._blob += (head, body)
-            self._blob_count += 1
+            self._blob_recs.append((kind, oid, self._blob_size, len(body)))
             self._blob_size += size
         else:
             if self._meta_size and self._meta_size + size > BLOCK_TARGET:
                 self._flush_meta()
             self._meta += (head, body)
-            self._meta_count += 1
+            self._meta_recs.append((kind, oid, self._meta_size, len(body)))
             self._meta_size += size
         self.objects += 1
         return oid
 
     def _flush_meta(self) -> None:
-        if self._meta_count:
+        if self._meta_recs:
             data = b"".join(self._meta)
-            self._meta, self._meta_count, self._meta_size, count = [], 0, 0, self._meta_count
-            self._write_block(data, count, self.compress)
+            recs = self._meta_recs
+            self._meta, self._meta_recs, self._meta_size = [], [], 0
+            self._write_block(data, recs, self.compress)
 
     def _flush_blobs(self) -> None:
-        if self._blob_count:
+        if self._blob_recs:
             data = b"".join(self._blob)
-            self._blob, self._blob_count, self._blob_size, count = [], 0, 0, self._blob_count
-            self._write_block(data, count, self.compress and _probe_gains(data))
+            recs = self._blob_recs
+            self._blob, self._blob_recs, self._blob_size = [], [], 0
+            self._write_block(data, recs, self.compress and _probe_gains(data))
 
-    def _write_block(self, data: bytes, count: int, compress: bool) -> None:
+    def _write_block(
+        self, data: bytes, recs: list[tuple[int, bytes, int, int]], compress: bool
+    ) -> None:
+        offset = self.bytes_written
+        codec = CODEC_RAW
         if compress:
             if self._zc is None:
                 self._zc = _compressor(ZSTD_LEVEL)
             packed = self._zc.compress(data)
             if len(packed) <= len(data) * (1 - MIN_GAIN):
-                self._emit(BLOCK_HEADER.pack(CODEC_ZSTD, count, len(data), len(packed)))
-                self._emit(packed)
-                return
-        self._emit(BLOCK_HEADER.pack(CODEC_RAW, count, len(data), len(data)))
-        self._emit(data)
+                codec = CODEC_ZSTD
+        if codec == CODEC_ZSTD:
+            self._emit(BLOCK_HEADER.pack(CODEC_ZSTD, len(recs), len(data), len(packed)))
+            self._emit(packed)
+        else:
+            self._emit(BLOCK_HEADER.pack(CODEC_RAW, len(recs), len(data), len(data)))
+            self._emit(data)
+        if self.on_block is not None:
+            self.on_block(offset, codec, recs)
 
     def finish(self) -> bytes:
         """Flush the last blocks and write the trailer; returns the pack checksum (32 bytes)."""
@@ -295,6 +316,68 @@ class _Source:
         self.tee = tee
         self.pos = 0
         self.hash = hashlib.sha256()
+        # Large packs hash (and tee to disk) on a second thread while the caller decompresses
+        # and re-hashes objects: hashlib and file writes release the GIL, so receiving runs
+        # on two cores. The queue is short, so memory stays at a few blocks.
+        self._queue: queue.Queue[tuple[bytes, bool] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _consume(self, data: bytes, hashed: bool) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._queue is None and len(data) >= _THREAD_MIN:
+            self._queue = queue.Queue(maxsize=4)
+            self._thread = threading.Thread(target=self._work, name="pack-hash", daemon=True)
+            self._thread.start()
+        if self._queue is not None:
+            self._queue.put((data, hashed))
+            return
+        if hashed:
+            self.hash.update(data)
+        if self.tee is not None:
+            self.tee(data)
+
+    def _work(self) -> None:
+        q = self._queue
+        assert q is not None
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            data, hashed = item
+            try:
+                if hashed:
+                    self.hash.update(data)
+                if self.tee is not None:
+                    self.tee(data)
+            except BaseException as e:  # reported to the reading thread by drain()
+                self._error = e
+
+    def drain(self) -> None:
+        """Wait until every byte read so far is hashed and teed; re-raise a tee failure."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            self._queue = None
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Stop the helper thread without raising (used when decoding failed anyway)."""
+        if self._thread is not None and self._queue is not None:
+            self._error = self._error or PackError("bad_pack", "reading abandoned")
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            self._queue = None
+
+    def digest(self) -> bytes:
+        self.drain()
+        return self.hash.digest()
 
     def need(self, n: int, what: str) -> None:
         """Refuse before reading if ``n`` more bytes would break the pack size limit."""
@@ -323,10 +406,7 @@ class _Source:
                     "bad_pack", f"truncated pack: {what} at offset {self.pos} cut short"
                 )
         self.pos += n
-        if hashed:
-            self.hash.update(data)
-        if self.tee is not None:
-            self.tee(data)
+        self._consume(data, hashed)
         return data
 
 
@@ -369,47 +449,76 @@ def _check_block_header(
         )
 
 
+class BlockReader:
+    """Decode a pack block by block (decompressed, not yet split into records).
+
+    The building block of :func:`read_pack` and of receiving a pack to disk: ``tee`` gets every
+    byte read, in order, so a receiver stores the pack while it is verified. Block structure,
+    limits, count and checksum are checked here, object ids by :func:`iter_records`. The
+    checksum is checked after the last block: a consumer must trust nothing until iteration
+    ended without error; then ``checksum``, ``objects`` and ``size`` are set.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        limits: PackLimits | None = None,
+        tee: Callable[[bytes], Any] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.limits = limits or PackLimits()
+        self.tee = tee
+        self.checksum: bytes | None = None
+        self.objects = 0
+        self.size = 0
+
+    def __iter__(self) -> Iterator[Block]:
+        src = _Source(self.stream, self.limits.max_pack_bytes, self.tee)
+        try:
+            yield from self._blocks(src)
+        finally:
+            src.close()
+
+    def _blocks(self, src: _Source) -> Iterator[Block]:
+        lim = self.limits
+        if src.read(HEADER_LEN, "header") != HEADER:
+            raise PackError("bad_pack", "not a MuseWire pack (bad magic or version)")
+        objects = 0
+        decompressed = 0
+        while True:
+            offset = src.pos
+            tag = src.read(1, "block header")[0]
+            if tag == END_TAG:
+                break
+            rest = src.read(BLOCK_HEADER_LEN - 1, "block header")
+            codec, count, ulen, clen = BLOCK_HEADER.unpack(bytes([tag]) + rest)
+            _check_block_header(codec, count, ulen, clen, lim, objects, decompressed, offset)
+            payload = src.read(clen, "block")
+            data = decompress_block(payload, ulen) if codec == CODEC_ZSTD else payload
+            decompressed += ulen
+            objects += count
+            yield Block(offset, codec, count, data)
+        declared = int.from_bytes(src.read(8, "trailer"), "big")
+        if declared != objects:
+            raise PackError("bad_pack", f"trailer says {declared} objects, pack holds {objects}")
+        digest = src.digest()
+        if src.read(32, "checksum", hashed=False) != digest:
+            raise PackError("bad_pack", "pack checksum mismatch")
+        if self.stream.read(1):
+            raise PackError("bad_pack", "trailing bytes after the pack checksum")
+        src.drain()
+        self.checksum = digest
+        self.objects = objects
+        self.size = src.pos
+
+
 def read_blocks(
     stream: BinaryIO,
     limits: PackLimits | None = None,
     tee: Callable[[bytes], Any] | None = None,
 ) -> Iterator[Block]:
-    """Decode a pack block by block (decompressed, not yet split into records).
-
-    The building block of :func:`read_pack` and of receiving a pack to disk: ``tee`` gets every
-    byte read, in order, so a receiver stores the pack while it is verified. Block and record
-    structure, limits, count and checksum are all checked here, but not object ids (see
-    :func:`iter_records`). The checksum is checked after the last block: a consumer must trust
-    nothing until the iterator is exhausted without error.
-    """
-    lim = limits or PackLimits()
-    src = _Source(stream, lim.max_pack_bytes, tee)
-    if src.read(HEADER_LEN, "header") != HEADER:
-        raise PackError("bad_pack", "not a MuseWire pack (bad magic or version)")
-    objects = 0
-    decompressed = 0
-    while True:
-        offset = src.pos
-        tag = src.read(1, "block header")[0]
-        if tag == END_TAG:
-            break
-        rest = src.read(BLOCK_HEADER_LEN - 1, "block header")
-        codec, count, ulen, clen = BLOCK_HEADER.unpack(bytes([tag]) + rest)
-        _check_block_header(codec, count, ulen, clen, lim, objects, decompressed, offset)
-        payload = src.read(clen, "block")
-        data = decompress_block(payload, ulen) if codec == CODEC_ZSTD else payload
-        decompressed += ulen
-        objects += count
-        yield Block(offset, codec, count, data)
-    declared = int.from_bytes(src.read(8, "trailer"), "big")
-    if declared != objects:
-        raise PackError("bad_pack", f"trailer says {declared} objects, pack holds {objects}")
-    digest = src.hash.digest()
-    if src.read(32, "checksum", hashed=False) != digest:
-        raise PackError("bad_pack", "pack checksum mismatch")
-    extra = stream.read(1)
-    if extra:
-        raise PackError("bad_pack", "trailing bytes after the pack checksum")
+    """Iterate the blocks of a pack (see :class:`BlockReader`)."""
+    return iter(BlockReader(stream, limits, tee))
 
 
 def iter_records(
