@@ -167,7 +167,10 @@ class HubClient:
         return self.token if token is ... else token  # type: ignore[comparison-overlap]
 
     def push_stream(
-        self, updates: list[dict[str, Any]], pack: bytes, token: str | None = ...  # type: ignore[assignment]
+        self,
+        updates: list[dict[str, Any]],
+        pack: bytes,
+        token: str | None = ...,  # type: ignore[assignment]
     ) -> Resp:
         return request(
             "POST",
@@ -185,7 +188,10 @@ class HubClient:
         )
 
     def push_presign(
-        self, updates: list[dict[str, Any]], pack: bytes, token: str | None = ...  # type: ignore[assignment]
+        self,
+        updates: list[dict[str, Any]],
+        pack: bytes,
+        token: str | None = ...,  # type: ignore[assignment]
     ) -> Resp:
         r = self.post_json("push/presign", {"size": len(pack), "objects": 0}, token)
         if r.status != 200:

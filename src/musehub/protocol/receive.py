@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
 from muse.core.packs import PackFile, receive_pack
+from muse.wire.verify import check_connectivity, verify_structure
+
+from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.wire.pack import PackError, PackLimits
-from muse.wire.verify import check_connectivity, verify_structure
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
@@ -212,8 +213,10 @@ class Receiver:
                     raise HubError(400, "bad_request", f"{u.ref}: {u.new.hex()} is not a commit")
 
         # Refuse early what the transaction would refuse anyway (stale, non-fast-forward).
-        with store.db.session() as s:
+        with store.db.session(readonly=True) as s:
             current = dbops.read_refs(s, self.repo_id)
+        # A retry of a push that already succeeded stores nothing again.
+        all_done = all(current.get(u.ref) == u.new for u in updates)
         for u in updates:
             cur = current.get(u.ref)
             if cur == u.new:
@@ -233,7 +236,7 @@ class Receiver:
 
         pack_path = Path(pack.path) if hasattr(pack, "path") else _pack_path(qdir)
         info: PackInfo | None = None
-        if pack.count > 0:
+        if pack.count > 0 and not all_done:
             checksum = pack_path.stem.removeprefix("pack-")
             name = f"pack-{checksum}-{secrets.token_hex(4)}"
             info = PackInfo(name, pack.count, _count_blobs(pack), pack_path.stat().st_size)

@@ -74,6 +74,14 @@ class PackReader:
     def has(self, oid: bytes) -> bool:
         return any(p.has(oid) for p in self.packs)
 
+    def size(self, oid: bytes) -> int | None:
+        """Body length from the indexes alone (no object read)."""
+        for p in self.packs:
+            n = p.size(oid)
+            if n is not None:
+                return n  # type: ignore[no-any-return]
+        return None
+
 
 class RepoStore:
     """Packs of every repository: storage keys, the local cache, readers, the upload sweep."""
@@ -95,7 +103,7 @@ class RepoStore:
     def pack_infos(self, repo_id: int) -> list[PackInfo]:
         from musehub.protocol import dbops
 
-        with self.db.session() as s:
+        with self.db.session(readonly=True) as s:
             return dbops.pack_infos(s, repo_id)
 
     # ---------------------------------------------------------------------------- cache
@@ -174,7 +182,7 @@ class RepoStore:
         from musehub.protocol import dbops
 
         now = time.time() if now is None else now
-        with self.db.session() as s:
+        with self.db.session(readonly=True) as s:
             stale = dbops.expired_uploads(s, now)
         swept = 0
         for upload_id, key in stale:

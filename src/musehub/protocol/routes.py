@@ -23,6 +23,7 @@ from muse.core.objects import from_hex
 from musehub.auth import authenticate, resolve_repo
 from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
+from musehub.storage import StorageUnavailable
 from musehub.protocol.body import AsyncBodyReader, BodyTooLarge, BodyTruncated
 from musehub.protocol.receive import Receiver, parse_updates, read_push_header
 from musehub.protocol.repostore import (
@@ -106,7 +107,7 @@ class Protocol:
         _, repo = await run_in_threadpool(self._repo, request, "read")
 
         def read() -> dict[str, bytes]:
-            with self.db.session() as s:
+            with self.db.session(readonly=True) as s:
                 return dbops.read_refs(s, repo.id)
 
         refs = await run_in_threadpool(read)
@@ -162,7 +163,7 @@ class Protocol:
             raise HubError(400, "bad_request", "size must not be negative")
         if size > max_pack:
             raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
-        upload_id = secrets.token_urlsafe(24)
+        upload_id = secrets.token_hex(16)
         key = upload_key(repo.id, upload_id)
         expires = time.time() + UPLOAD_TTL_S
 
@@ -198,7 +199,7 @@ class Protocol:
 
     def _commit(self, repo_id: int, user_id: int | None, upload_id: str, updates: Any) -> Any:
         storage = self.state.storage
-        with self.db.session() as s:
+        with self.db.session(readonly=True) as s:
             row = dbops.get_upload(s, upload_id)
         if (
             row is None
@@ -284,6 +285,11 @@ def _tagged(handler: Handler) -> Handler:
         except HubError as e:
             e.headers = {**e.headers, **HEADERS}
             return e.response()
+        except StorageUnavailable as e:
+            log.warning("storage unavailable: %s", e)
+            return HubError(
+                503, "unavailable", f"object storage unavailable: {e}", HEADERS
+            ).response()
 
     return wrapped
 

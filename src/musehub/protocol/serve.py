@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from muse.core.objects import BLOB
 from muse.wire.negotiate import objects_to_send
+
+from muse.core.objects import BLOB
 from muse.wire.pack import PackWriter
 from musehub.errors import HubError
 from musehub.protocol import dbops
@@ -152,14 +153,13 @@ class Server:
 
     # -------------------------------------------------------------------- path choice
     def _small(self, reader: PackReader, objects: list[tuple[int, bytes]]) -> bool:
-        """At most stream_max_blobs blobs and (estimated from the bodies) stream_max_bytes."""
+        """At most stream_max_blobs blobs and (bodies summed from the indexes) stream_max_bytes."""
         blobs = sum(1 for kind, _ in objects if kind == BLOB)
         if blobs > self.stream_max_blobs:
             return False
         size = 0
         for _, oid in objects:
-            found = reader.get(oid)
-            size += len(found[1]) if found else 0
+            size += reader.size(oid) or 0
             if size > self.stream_max_bytes:
                 return False
         return True
@@ -251,12 +251,4 @@ class Server:
         )
 
     def save_manifest(self, key: str, manifest: dict[str, Any]) -> None:
-        tmp = tempfile.NamedTemporaryFile(
-            dir=self.store.tmp_dir, suffix=".json", delete=False, mode="w"
-        )
-        try:
-            json.dump(manifest, tmp)
-            tmp.close()
-            self.store.storage.put_file(key, tmp.name)
-        finally:
-            os.unlink(tmp.name)
+        self.store.storage.put_bytes(key, json.dumps(manifest).encode())

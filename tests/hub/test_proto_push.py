@@ -1,0 +1,268 @@
+"""push/stream and push/presign against a real `musehub serve` (embedded defaults).
+
+Everything here speaks raw HTTP (docs/wire.md §4): the hub is checked on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from proto_util import History, HubClient, pack_bytes, push_body, request, update
+
+from muse.core import objects as O
+
+MAIN = "refs/heads/main"
+_slugs = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from fixtures import start_hub
+
+    h = start_hub(tmp_path_factory.mktemp("hub"))
+    h.alice = h.create_user("alice")  # type: ignore[attr-defined]
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def repo(hub) -> HubClient:  # type: ignore[no-untyped-def]
+    slug = f"song{next(_slugs)}"
+    hub.create_repo("alice", slug)
+    return HubClient(hub.url, "alice", slug, hub.alice)
+
+
+def _refs(repo: HubClient) -> dict[str, str]:
+    r = repo.refs()
+    assert r.status == 200, r.body
+    assert r.headers["muse-protocol"] == "1"
+    return r.json()["refs"]  # type: ignore[no-any-return]
+
+
+def test_refs_of_empty_repo(repo: HubClient) -> None:
+    r = repo.refs()
+    assert r.status == 200
+    doc = r.json()
+    assert doc["protocol"] == 1 and doc["refs"] == {} and doc["default_branch"] == "main"
+    assert doc["limits"]["stream_max_blobs"] == 500
+    assert doc["limits"]["stream_max_bytes"] == 50 * 1024 * 1024
+    assert {"max_pack_bytes", "max_object_bytes"} <= set(doc["limits"])
+
+
+@pytest.mark.parametrize("how", ["stream", "presign"])
+def test_push_then_push_more(repo: HubClient, how: str) -> None:
+    h = History()
+    c1 = h.commit({"a.txt": b"one", "dir/b.txt": b"two"})
+    push = repo.push_stream if how == "stream" else repo.push_presign
+    r = push([update(MAIN, None, c1)], h.pack_of(h.reachable(c1)))
+    assert r.status == 200, r.body
+    assert r.headers["muse-protocol"] == "1"
+    doc = r.json()
+    assert doc["updated"] == [{"ref": MAIN, "old": None, "new": c1.hex()}]
+    assert doc["objects"] == len(h.reachable(c1)) and doc["bytes"] > 0
+    assert _refs(repo) == {MAIN: c1.hex()}
+
+    c2 = h.commit({"dir/c.txt": b"three"}, c1)
+    new = h.reachable(c2) - h.reachable(c1)
+    r = push([update(MAIN, c1, c2)], h.pack_of(new))
+    assert r.status == 200, r.body
+    assert r.json()["objects"] == len(new)
+    assert _refs(repo) == {MAIN: c2.hex()}
+
+    # An idempotent retry of the same push succeeds and changes nothing.
+    r = push([update(MAIN, c1, c2)], h.pack_of(new))
+    assert r.status == 200, r.body
+    assert _refs(repo) == {MAIN: c2.hex()}
+
+
+def test_push_ref_to_existing_commit_with_empty_pack(repo: HubClient) -> None:
+    h = History()
+    c1 = h.commit({"a": b"1"})
+    assert repo.push_stream([update(MAIN, None, c1)], h.pack_of(h.reachable(c1))).status == 200
+    r = repo.push_stream([update("refs/heads/topic", None, c1)], pack_bytes([]))
+    assert r.status == 200, r.body
+    assert r.json()["objects"] == 0
+    r = repo.push_stream([update("refs/heads/topic", c1, None)], pack_bytes([]))
+    assert r.status == 200, r.body
+    assert _refs(repo) == {MAIN: c1.hex()}
+
+
+def test_stale_and_non_fast_forward(repo: HubClient) -> None:
+    h = History()
+    c1 = h.commit({"a": b"1"})
+    c2 = h.commit({"a": b"2"}, c1)
+    side = h.commit({"a": b"side"}, c1)
+    assert repo.push_stream([update(MAIN, None, c2)], h.pack_of(h.reachable(c2))).status == 200
+
+    # Stale: the client believes main is at c1.
+    c3 = h.commit({"a": b"3"}, c1)
+    r = repo.push_stream([update(MAIN, c1, c3)], h.pack_of(h.reachable(c3) - h.reachable(c1)))
+    assert r.status == 409 and r.error == "stale_ref", r.body
+    # Creating a ref that exists is stale too.
+    r = repo.push_stream([update(MAIN, None, c1)], pack_bytes([]))
+    assert r.status == 409 and r.error == "stale_ref"
+    assert _refs(repo) == {MAIN: c2.hex()}
+
+    # Non-fast-forward: side does not contain c2.
+    pack = h.pack_of(h.reachable(side) - h.reachable(c2))
+    r = repo.push_stream([update(MAIN, c2, side)], pack)
+    assert r.status == 409 and r.error == "non_fast_forward", r.body
+    assert r.headers["muse-protocol"] == "1"
+    assert _refs(repo) == {MAIN: c2.hex()}
+    r = repo.push_stream([update(MAIN, c2, side, force=True)], pack)
+    assert r.status == 200, r.body
+    assert _refs(repo) == {MAIN: side.hex()}
+
+
+def test_multi_ref_push_is_all_or_none(repo: HubClient) -> None:
+    h = History()
+    c1 = h.commit({"a": b"1"})
+    assert repo.push_stream([update(MAIN, None, c1)], h.pack_of(h.reachable(c1))).status == 200
+    c2 = h.commit({"b": b"2"}, c1)
+    new = h.reachable(c2) - h.reachable(c1)
+    # The second update is stale (main is not at c2), so the first must not happen either.
+    c3 = h.commit({"c": b"3"}, c2)
+    r = repo.push_stream(
+        [update("refs/heads/feature", None, c2), update(MAIN, c2, c3)],
+        h.pack_of(h.reachable(c3) - h.reachable(c1)),
+    )
+    assert r.status == 409, r.body
+    assert _refs(repo) == {MAIN: c1.hex()}
+    # Nothing of the refused push is visible: its objects cannot be fetched.
+    f, _ = repo.fetch([c2])
+    assert f.status == 400 and f.error == "unknown_want"
+    # Both at once succeed.
+    r = repo.push_stream(
+        [update("refs/heads/feature", None, c2), update(MAIN, c1, c2)], h.pack_of(new)
+    )
+    assert r.status == 200, r.body
+    assert _refs(repo) == {MAIN: c2.hex(), "refs/heads/feature": c2.hex()}
+
+
+def _assert_untouched(repo: HubClient, expected: dict[str, str], hidden: bytes) -> None:
+    assert _refs(repo) == expected
+    f, _ = repo.fetch([hidden])
+    assert f.status == 400 and f.error == "unknown_want", f.body
+
+
+def test_quarantine_refuses_bad_pushes(repo: HubClient) -> None:
+    h = History()
+    c1 = h.commit({"a": b"1", "d/x": b"x"})
+    assert repo.push_stream([update(MAIN, None, c1)], h.pack_of(h.reachable(c1))).status == 200
+    state = {MAIN: c1.hex()}
+    c2 = h.commit({"d/y": b"new file"}, c1)
+    new = h.reachable(c2) - h.reachable(c1)
+    blob = O.object_id(O.BLOB, b"new file")
+
+    # Missing object: the new blob is not sent.
+    r = repo.push_stream([update(MAIN, c1, c2)], h.pack_of(new - {blob}))
+    assert r.status == 400 and r.error == "missing_objects", r.body
+    _assert_untouched(repo, state, c2)
+
+    # Hash mismatch: one byte of a raw blob record flipped.
+    good = h.pack_of(new)
+    at = good.find(b"new file")
+    assert at > 0
+    bad = good[:at] + b"N" + good[at + 1 :]
+    r = repo.push_stream([update(MAIN, c1, c2)], bad)
+    assert r.status == 400 and r.error == "bad_pack", r.body
+    _assert_untouched(repo, state, c2)
+
+    # Truncated body (the client ends early).
+    r = repo.push_stream([update(MAIN, c1, c2)], good[: len(good) // 2])
+    assert r.status == 400 and r.error == "bad_pack", r.body
+    _assert_untouched(repo, state, c2)
+
+    # Trailing garbage after the pack.
+    r = repo.push_stream([update(MAIN, c1, c2)], good + b"junk")
+    assert r.status == 400 and r.error == "bad_pack", r.body
+    _assert_untouched(repo, state, c2)
+
+    # Bad structure: a "tree" that is not a canonical tree, hashed correctly.
+    junk_tree = b"\x00\x00\x00\x01\x01" + b"\x11" * 32 + b"../evil\x00"
+    junk_id = O.object_id(O.TREE, junk_tree)
+    sig = O.Signature("x", "x@example.invalid", 1)
+    cbody = O.Commit(junk_id, (c1,), sig, sig, "bad").encode()
+    cid = O.object_id(O.COMMIT, cbody)
+    r = repo.push_stream(
+        [update(MAIN, c1, cid)], pack_bytes([(O.TREE, junk_tree), (O.COMMIT, cbody)])
+    )
+    assert r.status == 400 and r.error in ("bad_pack", "missing_objects"), r.body
+    _assert_untouched(repo, state, cid)
+
+    # A branch pointing at a blob.
+    r = repo.push_stream(
+        [update("refs/heads/blob", None, blob)], pack_bytes([(O.BLOB, b"new file")])
+    )
+    assert r.status == 400, r.body
+    _assert_untouched(repo, state, blob)
+
+    # And the real push still works afterwards.
+    r = repo.push_stream([update(MAIN, c1, c2)], good)
+    assert r.status == 200, r.body
+
+
+def test_bad_requests(repo: HubClient) -> None:
+    h = History()
+    c1 = h.commit({"a": b"1"})
+    pack = h.pack_of(h.reachable(c1))
+    base = repo.base
+    tok = {"Authorization": f"Bearer {repo.token}"}
+    push_ct = {"Content-Type": "application/x-muse-push", **tok}
+
+    def post(body: bytes, headers: dict[str, str]) -> tuple[int, str | None]:
+        r = request("POST", f"{base}/push/stream", body=body, headers=headers)
+        assert r.headers.get("content-type", "").startswith("application/json"), r.body
+        assert r.headers.get("muse-protocol") == "1"
+        return r.status, r.error
+
+    body = push_body([update(MAIN, None, c1)], pack)
+    assert post(body, {"Content-Type": "application/json", **tok}) == (
+        415,
+        "unsupported_media_type",
+    )
+    assert post(b"\x00\x00", push_ct) == (400, "bad_request")
+    assert post(b"\x00\x00\x00\x05{}", push_ct) == (400, "bad_request")
+    assert post(b"\x00\x00\x00\x03{x}" + pack, push_ct) == (400, "invalid_json")
+    bad_ref = push_body([update("refs/heads/a..b", None, c1)], pack)
+    assert post(bad_ref, push_ct) == (400, "invalid_ref_name")
+    bad_id = push_body([{"ref": MAIN, "old": None, "new": "xyz"}], pack)
+    assert post(bad_id, push_ct) == (400, "invalid_id")
+    assert post(b"\xff\xff\xff\xff" + b"x" * 100, push_ct) == (400, "bad_request")
+    assert post(push_body([update(MAIN, None, c1)], b"not a pack at all"), push_ct) == (
+        400,
+        "bad_pack",
+    )
+    # JSON endpoints: wrong type, invalid JSON, wrong fields, bad ids.
+    r = repo.post_json("fetch/bundle", {"wants": ["nothex"]})
+    assert (r.status, r.error) == (400, "invalid_id")
+    r = repo.post_json("fetch/bundle", {"wants": "x"})
+    assert (r.status, r.error) == (400, "bad_request")
+    r = request(
+        "POST", f"{base}/fetch/bundle", body=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert (r.status, r.error) == (400, "invalid_json")
+    r = repo.post_json("push/commit", {"upload_id": "nope", "updates": [update(MAIN, None, c1)]})
+    assert (r.status, r.error) == (404, "upload_not_found")
+    assert _refs(repo) == {}
+
+
+def test_too_large_push(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fixtures import start_hub
+
+    hub = start_hub(tmp_path, env={"MUSEHUB_MAX_PACK_BYTES": "100000"})
+    try:
+        tok = hub.create_user("bob")
+        hub.create_repo("bob", "big")
+        repo = HubClient(hub.url, "bob", "big", tok)
+        h = History()
+        c1 = h.commit({f"f{i}": os.urandom(50_000) for i in range(4)})
+        r = repo.push_stream([update(MAIN, None, c1)], h.pack_of(h.reachable(c1)))
+        assert (r.status, r.error) == (413, "payload_too_large")
+        r = repo.post_json("push/presign", {"size": 200_000, "objects": 5})
+        assert (r.status, r.error) == (413, "payload_too_large")
+        assert _refs(repo) == {}
+    finally:
+        hub.stop()
