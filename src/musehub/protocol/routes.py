@@ -2,7 +2,8 @@
 
 Routes only parse, authorize and hand over: the work (decoding, verification, negotiation,
 storage) is blocking and runs in worker threads (receive.py, serve.py), so the event loop only
-shuttles bytes. Every answer, errors included, carries ``Muse-Protocol: 1``.
+shuttles bytes. ``Muse-Protocol: 1`` is added to every answer by the app's middleware, and
+HubError / StorageUnavailable become JSON errors there too (musehub.app).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +23,6 @@ from muse.core.objects import from_hex
 from musehub.auth import authenticate, resolve_repo
 from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
-from musehub.storage import StorageUnavailable
 from musehub.protocol.body import AsyncBodyReader, BodyTooLarge, BodyTruncated
 from musehub.protocol.receive import Receiver, parse_updates, read_push_header
 from musehub.protocol.repostore import (
@@ -38,14 +37,10 @@ from musehub.protocol.serve import PresignAnswer, Server, stream_pack
 
 log = logging.getLogger("musehub.protocol")
 
-PROTOCOL = "1"
-HEADERS = {"Muse-Protocol": PROTOCOL}
 PUSH_TYPE = "application/x-muse-push"
 PACK_TYPE = "application/x-muse-pack"
 UPLOAD_TTL_S = 15 * 60
 SWEEP_EVERY_S = 60.0
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _limits(settings: Any) -> Any:
@@ -124,7 +119,6 @@ class Protocol:
                     "max_object_bytes": lim.max_object_bytes,
                 },
             },
-            headers=HEADERS,
         )
 
     async def push_stream(self, request: Request) -> Response:
@@ -151,7 +145,7 @@ class Protocol:
             return receiver.receive(body, updates)  # type: ignore[arg-type]
 
         result = await run_in_threadpool(work)
-        return JSONResponse(result, headers=HEADERS)
+        return JSONResponse(result)
 
     async def push_presign(self, request: Request) -> Response:
         principal, repo = await run_in_threadpool(self._repo, request, "write")
@@ -185,7 +179,6 @@ class Protocol:
                 "headers": headers,
                 "expires_at": int(expires),
             },
-            headers=HEADERS,
         )
 
     async def push_commit(self, request: Request) -> Response:
@@ -195,7 +188,7 @@ class Protocol:
         updates = parse_updates(doc)
         user_id = _user_id(principal)
         result = await run_in_threadpool(self._commit, repo.id, user_id, upload_id, updates)
-        return JSONResponse(result, headers=HEADERS)
+        return JSONResponse(result)
 
     def _commit(self, repo_id: int, user_id: int | None, upload_id: str, updates: Any) -> Any:
         storage = self.state.storage
@@ -256,11 +249,11 @@ class Protocol:
             self.server.fetch, repo.id, _user_id(principal) or repo.owner_id, wants, haves, path
         )
         if isinstance(answer, PresignAnswer):
-            return JSONResponse(answer.json(), headers=HEADERS)
+            return JSONResponse(answer.json())
         return StreamingResponse(
             stream_pack(answer.reader, answer.objects),
             media_type=PACK_TYPE,
-            headers={**HEADERS, "Muse-Objects": str(len(answer.objects))},
+            headers={"Muse-Objects": str(len(answer.objects))},
         )
 
 
@@ -276,24 +269,6 @@ def _ids(values: list[Any], what: str) -> list[bytes]:
     return out
 
 
-def _tagged(handler: Handler) -> Handler:
-    """Add Muse-Protocol to error answers too (the app's handlers render HubError plainly)."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except HubError as e:
-            e.headers = {**e.headers, **HEADERS}
-            return e.response()
-        except StorageUnavailable as e:
-            log.warning("storage unavailable: %s", e)
-            return HubError(
-                503, "unavailable", f"object storage unavailable: {e}", HEADERS
-            ).response()
-
-    return wrapped
-
-
 def routes(state: Any) -> list[Route]:
     """The protocol routes of one app; sweeps abandoned uploads once at start-up."""
     proto = Protocol(state)
@@ -301,9 +276,9 @@ def routes(state: Any) -> list[Route]:
     threading.Thread(target=proto.sweep, args=(True,), daemon=True).start()
     base = "/{owner}/{slug}"
     return [
-        Route(f"{base}/refs", _tagged(proto.refs), methods=["GET"]),
-        Route(f"{base}/push/stream", _tagged(proto.push_stream), methods=["POST"]),
-        Route(f"{base}/push/presign", _tagged(proto.push_presign), methods=["POST"]),
-        Route(f"{base}/push/commit", _tagged(proto.push_commit), methods=["POST"]),
-        Route(f"{base}/fetch/bundle", _tagged(proto.fetch_bundle), methods=["POST"]),
+        Route(f"{base}/refs", proto.refs, methods=["GET"]),
+        Route(f"{base}/push/stream", proto.push_stream, methods=["POST"]),
+        Route(f"{base}/push/presign", proto.push_presign, methods=["POST"]),
+        Route(f"{base}/push/commit", proto.push_commit, methods=["POST"]),
+        Route(f"{base}/fetch/bundle", proto.fetch_bundle, methods=["POST"]),
     ]
