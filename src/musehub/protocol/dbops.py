@@ -74,23 +74,24 @@ def _insert_ignore(s: Any, model: Any) -> Any:
     return sqlite_insert(model).on_conflict_do_nothing()
 
 
-def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> None:
+def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> bool:
     """Compare-and-swap one ref inside the caller's transaction; raises StaleRef.
 
     The first statement is always a write, so SQLite takes its write lock at once (a read
     first would risk a lock-upgrade failure under concurrency). A ref that already holds
-    ``new`` is accepted: that is an idempotent retry of a push that succeeded.
+    ``new`` is accepted: that is an idempotent retry of a push that succeeded. Returns
+    whether the ref changed.
     """
     if old is None and new is not None:
         res = s.execute(_insert_ignore(s, Ref).values(repo_id=repo_id, name=ref, target=new.hex()))
         if res.rowcount == 1:
-            return
+            return True
     elif new is None and old is not None:
         res = s.execute(
             delete(Ref).where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
         )
         if res.rowcount == 1:
-            return
+            return True
     elif old is not None and new is not None:
         res = s.execute(
             update(Ref)
@@ -98,12 +99,12 @@ def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | Non
             .values(target=new.hex())
         )
         if res.rowcount == 1:
-            return
+            return True
     cur = s.execute(
         select(Ref.target).where(Ref.repo_id == repo_id, Ref.name == ref)
     ).scalar_one_or_none()
     if (cur is None and new is None) or (cur is not None and new is not None and cur == new.hex()):
-        return
+        return False
     raise StaleRef(ref)
 
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from muse.core.objects import BLOB, COMMIT, TREE, commit_refs, from_hex
 from muse.core.packs import PackFile, receive_pack
-from muse.wire.verify import check_connectivity, verify_structure
-
-from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.wire.pack import PackError, PackLimits
+from muse.wire.verify import check_connectivity, verify_structure
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
@@ -199,7 +198,8 @@ class Receiver:
     ) -> dict[str, Any]:
         store = self.store
         try:
-            verify_structure(pack)
+            for kind, _, body in pack.iter_objects((TREE, COMMIT)):
+                verify_structure(kind, body)
             existing, _ = store.reader(self.repo_id)
             tips = [u.new for u in updates if u.new is not None]
             check_connectivity(pack, existing, tips)
@@ -234,7 +234,8 @@ class Receiver:
                         409, "non_fast_forward", f"{u.ref}: {u.new.hex()} does not contain it"
                     )
 
-        pack_path = Path(pack.path) if hasattr(pack, "path") else _pack_path(qdir)
+        pack_path = Path(pack.path)
+        received = (pack.count, pack_path.stat().st_size)
         info: PackInfo | None = None
         if pack.count > 0 and not all_done:
             checksum = pack_path.stem.removeprefix("pack-")
@@ -265,12 +266,17 @@ class Receiver:
 
         try:
             with store.db.session() as s:
-                if info is not None:
-                    dbops.insert_pack(s, self.repo_id, info)
+                changed = False
                 for u in updates:
-                    dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
+                    changed |= dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
+                if info is not None and changed:
+                    dbops.insert_pack(s, self.repo_id, info)
                 for upload_id in done_uploads:
                     dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
+            if info is not None and not changed:
+                # Lost a race to an identical push: its pack already holds all of this.
+                self._undo(info, done_uploads)
+                info = None
         except dbops.StaleRef as e:
             self._undo(info, done_uploads)
             raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
@@ -291,8 +297,8 @@ class Receiver:
                 }
                 for u in updates
             ],
-            "objects": info.objects if info else 0,
-            "bytes": info.bytes if info else 0,
+            "objects": received[0],
+            "bytes": received[1],
         }
 
     def _undo(self, info: PackInfo | None, uploads: list[str]) -> None:
@@ -300,13 +306,6 @@ class Receiver:
             return
         self.store.delete_pack(self.repo_id, info.name)
         # The uploads row stays live: if the delete failed, the sweep finishes the job.
-
-
-def _pack_path(qdir: Path) -> Path:
-    packs = sorted(qdir.glob("*.pack"))
-    if len(packs) != 1:
-        raise HubError(400, "bad_pack", "no pack received")
-    return packs[0]
 
 
 def _close(pack: Any) -> None:

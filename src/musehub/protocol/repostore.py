@@ -74,6 +74,13 @@ class PackReader:
     def has(self, oid: bytes) -> bool:
         return any(p.has(oid) for p in self.packs)
 
+    def kind(self, oid: bytes) -> int | None:
+        for p in self.packs:
+            k = p.kind(oid)
+            if k is not None:
+                return k  # type: ignore[no-any-return]
+        return None
+
     def size(self, oid: bytes) -> int | None:
         """Body length from the indexes alone (no object read)."""
         for p in self.packs:
