@@ -18,7 +18,7 @@ import shutil
 import stat as _stat
 from dataclasses import dataclass
 
-from muse.core.index import STORED, Entry, Index, load_index
+from muse.core.index import STORED, Entry, Index, load_index, make_entry
 from muse.core.objects import (
     BLOB,
     EMPTY_TREE_ID,
@@ -112,13 +112,13 @@ def _matches(full: str, st: os.stat_result, want: tuple[int, bytes], idx: Index,
     c = idx.entries.get(rel)
     if (
         c is not None
-        and c.size == st.st_size
-        and c.mtime_ns == st.st_mtime_ns
-        and c.ctime_ns == st.st_ctime_ns
-        and c.ino == st.st_ino
-        and c.mtime_ns < idx.racy_ns
+        and c[3] == st.st_mtime_ns
+        and c[2] == st.st_size
+        and c[4] == st.st_ctime_ns
+        and c[5] == st.st_ino
+        and c[3] < idx.racy_ns
     ):
-        return c.oid == oid
+        return c[0] == oid
     return _blob_id(_read_file(full, st.st_size)) == oid
 
 
@@ -246,7 +246,7 @@ def _forced_changes(
 
 
 def _entry(oid: bytes, mode: int, st: os.stat_result) -> Entry:
-    return Entry(oid, mode | STORED, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return make_entry(oid, mode | STORED, st)
 
 
 def _ensure_dir(root: str, rel: str, made: set[str], fresh: bool) -> None:

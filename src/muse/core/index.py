@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from typing import NamedTuple
 
 MAGIC = b"MUSEIDX1"
 _REC = struct.Struct("<32sBQqqQ")
@@ -24,13 +23,14 @@ STORED = 0x80  # flag: the blob is known to be in the object store
 MODE_MASK = 0x0F
 
 
-class Entry(NamedTuple):
-    oid: bytes
-    flags: int  # mode | STORED
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    ino: int
+Entry = tuple[bytes, int, int, int, int, int]
+"""(id, flags = mode | STORED, size, mtime_ns, ctime_ns, inode): a plain tuple, because a
+status of 25,000 files reads 25,000 of them and attribute-free tuples are the fastest."""
+E_OID, E_FLAGS, E_SIZE, E_MTIME, E_CTIME, E_INO = range(6)
+
+
+def make_entry(oid: bytes, flags: int, st: os.stat_result) -> Entry:
+    return (oid, flags, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 class Index:
@@ -60,15 +60,11 @@ class Index:
         idx.base = None if base == bytes(32) else base
         n = int.from_bytes(data[40:44], "big")
         end = 44 + _REC.size * n
-        names = data[end:-32].split(b"\0")
+        names = data[end:-32].decode("utf-8", "surrogateescape").split("\0")
         if len(names) != n + 1:
             idx.dirty = True
             return idx
-        recs = _REC.iter_unpack(data[44:end])
-        idx.entries = {
-            name.decode("utf-8", "surrogateescape"): Entry(*rec)
-            for name, rec in zip(names, recs, strict=False)
-        }
+        idx.entries = dict(zip(names, _REC.iter_unpack(data[44:end]), strict=False))  # type: ignore[arg-type]
         return idx
 
     def save(self) -> None:

@@ -29,6 +29,7 @@ class ObjectStore:
         self.objects_dir = objects_dir
         self.packs_dir = packs_dir
         self._packs: PackSet | None = None
+        self._no_packs = False  # listed once and found none (refresh() looks again)
         self._made_dirs: set[str] = set()
 
     # ------------------------------------------------------------------------------ packs
@@ -36,11 +37,14 @@ class ObjectStore:
     def packs(self) -> PackSet | None:
         """The PackSet over ``.muse/packs`` (None while there is no pack at all)."""
         if self._packs is None:
+            if self._no_packs:
+                return None
             try:
                 names = os.listdir(self.packs_dir)
             except FileNotFoundError:
-                return None
+                names = []
             if not any(n.endswith(".pack") for n in names):
+                self._no_packs = True
                 return None
             from muse.core.packs import PackSet
 
@@ -49,6 +53,7 @@ class ObjectStore:
 
     def refresh(self) -> None:
         """Pick up packs written by someone else (e.g. another process or a fetch)."""
+        self._no_packs = False
         if self._packs is not None:
             self._packs.refresh()
 
@@ -191,6 +196,7 @@ class ObjectStore:
         return pf
 
     def _after_new_pack(self) -> None:
+        self._no_packs = False
         if self._packs is None:
             _ = self.packs
         else:
@@ -217,10 +223,6 @@ def _kind_name(kind: int) -> str:
     return KIND_NAMES.get(kind, str(kind))
 
 
-def _pack_files(packs: Any) -> list[Any]:
-    """The PackFile objects of a PackSet (attribute name chosen by packs.py)."""
-    for attr in ("packs", "files", "_packs"):
-        v = getattr(packs, attr, None)
-        if v is not None:
-            return list(v.values()) if isinstance(v, dict) else list(v)
-    return []
+def _pack_files(packs: PackSet) -> list[PackFile]:
+    """The PackFile objects of a PackSet, newest first."""
+    return list(packs.packs)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 
 from muse.core import ignore as _ignore
-from muse.core.index import MODE_MASK, STORED, Entry, Index, load_index
+from muse.core.index import MODE_MASK, STORED, Entry, Index, load_index, make_entry
 from muse.core.objects import (
     BLOB,
     EMPTY_TREE_ID,
@@ -152,21 +152,22 @@ class Scanner:
         racy = self.index.racy_ns
         prefix = rel + "/" if rel else ""
         collect = self.collect
+        S_ISREG = _stat.S_ISREG
         for e in items:
             name = e.name
-            if name[0] == "." and is_muse_dir_name(name):
-                continue  # .muse (in any case) is never tracked
+            if name[0] in ".mM" or not name.isascii():
+                if is_muse_dir_name(name):
+                    if rel or name != ".muse":
+                        self.result.skipped.append(prefix + name)
+                    continue  # .muse (in any case) is never tracked
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    self.result.skipped.append(prefix + name)
+                    continue
             relpath = prefix + name
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                self.result.skipped.append(relpath)
-                continue
             if e.is_dir(follow_symlinks=False):
                 if rules and _ignore.is_ignored(rules, relpath, name, True):
-                    continue
-                if is_muse_dir_name(name):
-                    self.result.skipped.append(relpath)
                     continue
                 sub = yield from self._scan(e.path, relpath, rules)
                 if sub is not None:
@@ -174,15 +175,12 @@ class Scanner:
                 continue
             if rules and _ignore.is_ignored(rules, relpath, name, False):
                 continue
-            if is_muse_dir_name(name):
-                self.result.skipped.append(relpath)
-                continue
             try:
                 st = e.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
             m = st.st_mode
-            if _stat.S_ISREG(m):
+            if S_ISREG(m):
                 mode = MODE_EXEC if m & 0o100 else MODE_FILE
             elif _stat.S_ISLNK(m):
                 mode = MODE_LINK
@@ -191,16 +189,16 @@ class Scanner:
             c = old.get(relpath)
             if (
                 c is not None
-                and c.size == st.st_size
-                and c.mtime_ns == st.st_mtime_ns
-                and c.ctime_ns == st.st_ctime_ns
-                and c.ino == st.st_ino
-                and c.flags & MODE_MASK == mode
-                and c.mtime_ns < racy
-                and (c.flags & STORED or not collect)
+                and c[3] == st.st_mtime_ns
+                and c[2] == st.st_size
+                and c[4] == st.st_ctime_ns
+                and c[5] == st.st_ino
+                and c[1] & MODE_MASK == mode
+                and c[3] < racy
+                and (not collect or c[1] & STORED)
             ):
                 new[relpath] = c
-                entries.append((name, mode, c.oid))
+                entries.append((name, mode, c[0]))
                 continue
             self.result.hashed += 1
             flags = mode
@@ -221,9 +219,9 @@ class Scanner:
                     self._yielded.add(oid)
                     yield BLOB, data
                 flags |= STORED
-            elif c is not None and c.oid == oid and c.flags & STORED:
+            elif c is not None and c[0] == oid and c[1] & STORED:
                 flags |= STORED
-            new[relpath] = Entry(oid, flags, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            new[relpath] = make_entry(oid, flags, st)
             entries.append((name, mode, oid))
         if not entries:
             return None

@@ -1,0 +1,152 @@
+"""Core benchmark: muse beside git on the XL tier's tip tree (WORKLOAD.md), same data, same run.
+
+Measures, as whole processes (wall clock, what the user waits for):
+- commit of the 25,000-file tree from scratch (``muse commit`` vs ``git add -A && git commit``),
+- a no-op status (``muse status`` vs ``git status``), after one warm-up status each,
+- checkout of the 25,000 files into an empty directory (a copy of the repository with no
+  working tree and no index; ``muse checkout main`` vs ``git checkout main``).
+
+Runs alternate muse and git; prints a Markdown table of p50 seconds with the ratio.
+Usage: python tests/bench_core.py [--tier xl] [--runs 3] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TIERS = {"xs": (1, 1), "s": (10, 50), "m": (100, 500), "l": (1000, 5000), "xl": (5000, 25000)}
+ENV = {
+    **os.environ,
+    "MUSE_AUTHOR_NAME": "Bench Author",
+    "MUSE_AUTHOR_EMAIL": "bench@example.invalid",
+    "MUSE_AUTHOR_DATE": "1704067200 +0000",
+    "GIT_AUTHOR_NAME": "Bench Author",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_AUTHOR_DATE": "1704067200 +0000",
+    "GIT_COMMITTER_NAME": "Bench Author",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_DATE": "1704067200 +0000",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
+MUSE = [sys.executable, "-m", "muse"]
+
+
+def write_tip_tree(dest: str, tier: str) -> int:
+    """The files of every commit of the tier (the tip's tree); returns how many."""
+    commits, objects = TIERS[tier]
+    per = objects // commits
+    made: set[str] = set()
+    n = 0
+    for k in range(commits):
+        d = os.path.join(dest, f"part{k % 50:02d}")
+        if d not in made:
+            os.makedirs(d, exist_ok=True)
+            made.add(d)
+        for i in range(per):
+            data = b"\0" + random.Random(f"{tier.upper()}:{k}:{i}").randbytes(4095)
+            with open(os.path.join(d, f"c{k:05d}-{i}.bin"), "wb") as f:
+                f.write(data)
+            n += 1
+    return n
+
+
+def run(cmd: list[str] | str, cwd: str) -> float:
+    subprocess.run(["sync"], check=True)
+    t = time.perf_counter()
+    subprocess.run(
+        cmd, cwd=cwd, env=ENV, check=True, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL
+    )
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tier", default="xl", choices=sorted(TIERS))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", help="work in this directory and keep it")
+    a = ap.parse_args()
+    base = a.keep or tempfile.mkdtemp(prefix="bench-core-")
+    os.makedirs(base, exist_ok=True)
+    src = os.path.join(base, "content")
+    if not os.path.isdir(src):
+        nfiles = write_tip_tree(src, a.tier)
+    else:
+        nfiles = sum(len(f) for _, _, f in os.walk(src))
+    times: dict[str, list[float]] = {
+        k: [] for k in ("commit muse", "commit git", "status muse", "status git",
+                        "checkout muse", "checkout git")
+    }
+    for r in range(a.runs):
+        m = os.path.join(base, f"m{r}")
+        g = os.path.join(base, f"g{r}")
+        for d in (m, g):
+            shutil.rmtree(d, ignore_errors=True)
+            shutil.copytree(src, d)
+        subprocess.run(MUSE + ["init", "-q"], cwd=m, env=ENV, check=True)
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=g, env=ENV, check=True)
+        order = [("muse", m), ("git", g)] if r % 2 == 0 else [("git", g), ("muse", m)]
+        for who, d in order:
+            if who == "muse":
+                times["commit muse"].append(run(MUSE + ["commit", "-q", "-m", "tip"], d))
+            else:
+                times["commit git"].append(run("git add -A && git commit -q -m tip", d))
+        # warm the stat caches once (both tools refresh their index on status)
+        subprocess.run(MUSE + ["status"], cwd=m, env=ENV, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["git", "status"], cwd=g, env=ENV, check=True, stdout=subprocess.DEVNULL)
+        for who, d in order:
+            if who == "muse":
+                times["status muse"].append(run(MUSE + ["status"], d))
+            else:
+                times["status git"].append(run(["git", "status"], d))
+        # checkout into an empty directory: a copy of the repository without a working tree
+        mc = os.path.join(base, f"mc{r}")
+        gc = os.path.join(base, f"gc{r}")
+        for d in (mc, gc):
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+        shutil.copytree(os.path.join(m, ".muse"), os.path.join(mc, ".muse"))
+        try:
+            os.unlink(os.path.join(mc, ".muse", "index"))
+        except FileNotFoundError:
+            pass
+        with open(os.path.join(mc, ".muse", "HEAD"), "w") as f:
+            f.write("ref: refs/heads/unborn\n")
+        subprocess.run(
+            ["git", "clone", "-q", "--no-checkout", "--no-hardlinks", g, gc + "/x"],
+            env=ENV,
+            check=True,
+        )
+        gc = gc + "/x"
+        for who in [w for w, _ in order]:
+            if who == "muse":
+                times["checkout muse"].append(run(MUSE + ["checkout", "-q", "main"], mc))
+            else:
+                times["checkout git"].append(run(["git", "checkout", "-q", "main"], gc))
+        check = subprocess.run(MUSE + ["status", "-s"], cwd=mc, env=ENV, capture_output=True)
+        assert check.stdout == b"", check.stdout[:200]
+        if not a.keep:
+            for d in (m, g, mc, os.path.dirname(gc)):
+                shutil.rmtree(d, ignore_errors=True)
+    print(f"\n{a.tier.upper()} tip tree: {nfiles} files, {a.runs} runs, p50 seconds\n")
+    print("| operation | muse | git | muse/git |")
+    print("|---|---:|---:|---:|")
+    for op in ("commit", "status", "checkout"):
+        mu = statistics.median(times[f"{op} muse"])
+        gi = statistics.median(times[f"{op} git"])
+        print(f"| {op} | {mu:.3f} | {gi:.3f} | {mu / gi:.2f} |")
+    if not a.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
