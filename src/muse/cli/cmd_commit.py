@@ -42,10 +42,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     head = repo.head_commit()
     result, idx = snapshot(repo)
+    from muse.core.merge import clear_state, commit_parents, merge_head
+
+    merging = merge_head(repo) is not None  # concluding a merge: MERGE_HEAD is a parent
     parents: tuple[bytes, ...] = ()
     if head is not None:
-        parents = (head,)
-        if repo.read_commit(head).tree == result.tree and not args.allow_empty:
+        parents = commit_parents(repo, head)
+        if not merging and repo.read_commit(head).tree == result.tree and not args.allow_empty:
             if idx.dirty:
                 idx.save()
             sys.stdout.write("nothing to commit, working tree clean\n")
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         repo.refs.update_head(oid, head)
     except RefConflict as e:
         raise UserError(f"HEAD moved while committing: {e}", 5) from None
+    if merging:
+        clear_state(repo)
     idx.base = result.tree
     idx.save()
     if not args.quiet:
