@@ -433,7 +433,6 @@ def main(argv: list[str] | None = None) -> int:
             gitd = gitside.GitDaemon(base, genv)
             started.append(gitd)
         menv = museside.muse_env(home)
-        menv["MUSE_TOKEN"] = hub.token
         _login(menv, hub)
         env = Env(hub, root, menv, genv, gitd, args.storage)
         md.append(header_md(env, args, info))
@@ -487,6 +486,7 @@ def _login(menv: dict[str, str], hub: Hub) -> None:
         check=False,
     )
     if cp.returncode != 0:
+        menv["MUSE_TOKEN"] = hub.token
         print(
             f"note: muse auth login failed ({cp.stderr.decode().strip()[:200]}); "
             "relying on MUSE_TOKEN",

@@ -171,6 +171,9 @@ class LocalHub(Hub):
             MUSEHUB_PUBLIC_URL=url,
             MUSEHUB_SECRET_KEY=uuid.uuid4().hex,
             MUSEHUB_STORAGE=storage,
+            MUSEHUB_LOG_LEVEL="warning",
+            # A bench hub measures transfers, not throttling: many runs share one token.
+            MUSEHUB_RATE_LIMIT_PER_MINUTE="0",
         )
         if storage == "s3":
             assert s3_endpoint
@@ -182,7 +185,7 @@ class LocalHub(Hub):
                 MUSEHUB_S3_SECRET_KEY="bench",
             )
         self._admin("user", "add", BENCH_USER)
-        token = self._admin("token", "create", BENCH_USER, "--scopes", "read,write,admin")
+        token = self._admin("token", "create", BENCH_USER, "--scope", "admin")
         self._log = tempfile.TemporaryFile(dir=data_dir)
         self.proc = subprocess.Popen(
             [*proc.MUSEHUB, "serve", "--host", "127.0.0.1", "--port", str(port)],
