@@ -499,6 +499,13 @@ class PackSet:
     def has(self, oid: bytes) -> bool:
         return any(pf.has(oid) for pf in self.packs)
 
+    def kind(self, oid: bytes) -> int | None:
+        for pf in self.packs:
+            k = pf.kind(oid)
+            if k is not None:
+                return k
+        return None
+
     def size(self, oid: bytes) -> int | None:
         for pf in self.packs:
             n = pf.size(oid)
