@@ -1,0 +1,400 @@
+"""The pack codec: round trips, streaming, limits and every kind of corruption."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from muse.core import objects as O
+from muse.wire import pack as P
+from muse.wire.pack import PackError, PackLimits, PackWriter, read_pack, write_pack
+
+
+def small_objects() -> list[tuple[int, bytes]]:
+    blob = b"\x00" + random.Random("small").randbytes(300)
+    text = b"hello world\n" * 50
+    tree = O.encode_tree(
+        [
+            ("a.bin", O.MODE_FILE, O.object_id(O.BLOB, blob)),
+            ("t.txt", O.MODE_FILE, O.object_id(O.BLOB, text)),
+        ]
+    )
+    sig = O.Signature("A U Thor", "a@example.invalid", 1704067200)
+    commit = O.Commit(O.object_id(O.TREE, tree), (), sig, sig, "first\n").encode()
+    return [(O.BLOB, blob), (O.BLOB, text), (O.TREE, tree), (O.COMMIT, commit)]
+
+
+def encode(objs: list[tuple[int, bytes]], compress: bool = True) -> bytes:
+    out = io.BytesIO()
+    write_pack(out, objs, compress=compress)
+    return out.getvalue()
+
+
+def decode(data: bytes, limits: PackLimits | None = None) -> list[tuple[int, bytes, bytes]]:
+    return list(read_pack(io.BytesIO(data), limits))
+
+
+def as_set(objs: list[tuple[int, bytes]]) -> set[tuple[int, bytes, bytes]]:
+    return {(k, O.object_id(k, b), b) for k, b in objs}
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_round_trip(compress: bool) -> None:
+    objs = small_objects()
+    got = decode(encode(objs, compress))
+    assert set(got) == as_set(objs)
+    assert len(got) == len(objs)
+
+
+def test_empty_pack() -> None:
+    data = encode([])
+    assert data.startswith(P.HEADER)
+    assert len(data) == P.HEADER_LEN + P.TRAILER_LEN
+    assert decode(data) == []
+
+
+def test_writer_api_returns_ids_and_counts() -> None:
+    out = io.BytesIO()
+    w = PackWriter(out)
+    oid = w.add(O.BLOB, b"abc")
+    assert oid == O.object_id(O.BLOB, b"abc")
+    assert w.add(O.BLOB, b"abc") == oid  # duplicate: written once
+    checksum = w.finish()
+    assert w.objects == 1
+    assert w.bytes_written == len(out.getvalue())
+    assert out.getvalue()[-32:] == checksum
+    with pytest.raises(ValueError):
+        w.add(O.BLOB, b"late")
+    with pytest.raises(ValueError):
+        PackWriter(io.BytesIO()).add(9, b"x")
+
+
+def test_trees_compress_and_random_blobs_stay_raw() -> None:
+    rng = random.Random(1)
+    blobs = [b"\x00" + rng.randbytes(4095) for _ in range(300)]
+    entries: list[tuple[str, int, bytes]] = []
+    trees = []
+    for i, b in enumerate(blobs):
+        entries.append((f"f{i:04d}.bin", O.MODE_FILE, O.object_id(O.BLOB, b)))
+        trees.append(O.encode_tree(entries))
+    tree_bytes = sum(map(len, trees))
+    data = encode([(O.TREE, t) for t in trees])
+    assert len(data) < tree_bytes / 10
+    blob_pack = encode([(O.BLOB, b) for b in blobs])
+    raw = sum(len(b) + P.RECORD_HEADER_LEN for b in blobs)
+    # Incompressible blobs travel raw: the pack is the records plus a few headers.
+    assert raw < len(blob_pack) < raw + 200
+    text = [b"line %d of a very repetitive text file\n" % i * 100 for i in range(50)]
+    assert len(encode([(O.BLOB, t) for t in text])) < sum(map(len, text)) / 5
+
+
+def test_large_object_gets_its_own_block() -> None:
+    big = random.Random(2).randbytes(P.BLOCK_TARGET + 1000)
+    objs = [(O.BLOB, b"small"), (O.BLOB, big), (O.BLOB, b"small2")]
+    assert set(decode(encode(objs))) == as_set(objs)
+
+
+class Trickle(io.RawIOBase):
+    """A stream that returns at most a few bytes per read (like a slow socket)."""
+
+    def __init__(self, data: bytes, step: int = 7) -> None:
+        self.data = data
+        self.pos = 0
+        self.step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        k = min(self.step, n if n >= 0 else self.step)
+        chunk = self.data[self.pos : self.pos + k]
+        self.pos += len(chunk)
+        return chunk
+
+
+def test_short_reads() -> None:
+    objs = small_objects()
+    got = list(read_pack(Trickle(encode(objs)), None))  # type: ignore[arg-type]
+    assert set(got) == as_set(objs)
+
+
+class Generated(io.RawIOBase):
+    """A pack produced on the fly, never held whole in memory."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while len(self.buf) < n:
+            try:
+                self.buf += next(self.chunks)
+            except StopIteration:
+                break
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def _generated_pack(count: int) -> Iterator[bytes]:
+    """Encode `count` incompressible 64 KiB blobs, yielding the pack as it is written."""
+    sink = io.BytesIO()
+    w = PackWriter(sink)
+    rng = random.Random(3)
+    for _ in range(count):
+        w.add(O.BLOB, rng.randbytes(64 << 10))
+        if sink.tell():
+            yield sink.getvalue()
+            sink.seek(0)
+            sink.truncate()
+    w.finish()
+    yield sink.getvalue()
+
+
+def test_streaming_memory_is_flat() -> None:
+    """Reading a 64 MiB pack from a generator needs a few blocks of memory, not the pack."""
+    tracemalloc.start()
+    try:
+        n = 0
+        total = 0
+        for _kind, _oid, body in read_pack(Generated(_generated_pack(1024))):  # type: ignore[arg-type]
+            n += 1
+            total += len(body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == 1024 and total == 64 << 20
+    assert peak < 40 << 20, peak
+
+
+# ------------------------------------------------------------------------------ corruption
+
+
+def _refused(data: bytes, limits: PackLimits | None = None) -> PackError:
+    with pytest.raises(PackError) as info:
+        decode(data, limits)
+    return info.value
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_every_truncation_is_refused(compress: bool) -> None:
+    objs = small_objects() + [(O.TREE, O.encode_tree([]))] * 1
+    data = encode(objs, compress)
+    for cut in range(len(data)):
+        err = _refused(data[:cut])
+        assert err.code == "bad_pack"
+
+
+def test_compressed_block_truncations_and_flips() -> None:
+    rng = random.Random(5)
+    entries = [(f"n{i}", O.MODE_FILE, rng.randbytes(32)) for i in range(40)]
+    trees = [O.encode_tree(entries[:i]) for i in range(1, 40)]
+    data = encode([(O.TREE, t) for t in trees])
+    assert data[P.HEADER_LEN] == P.CODEC_ZSTD
+    for cut in range(len(data)):
+        _refused(data[:cut])
+    for bit in range(len(data) * 8):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        _refused(bytes(flipped))
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_every_bit_flip_is_refused(compress: bool) -> None:
+    data = encode(small_objects(), compress)
+    for bit in range(len(data) * 8):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        _refused(bytes(flipped))
+
+
+def test_random_garbage_only_raises_pack_error() -> None:
+    rng = random.Random(7)
+    data = encode(small_objects())
+    for _ in range(2000):
+        d = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            d[rng.randrange(len(d))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            d = d[: rng.randrange(len(d))]
+        if bytes(d) == data:
+            continue
+        try:
+            decode(bytes(d))
+        except PackError:
+            pass
+    for n in range(200):
+        try:
+            decode(P.HEADER + rng.randbytes(n))
+        except PackError:
+            pass
+
+
+def _resign(body: bytes) -> bytes:
+    """Recompute the trailer checksum of a pack whose body (all but the checksum) changed."""
+    return body + P.hashlib.sha256(body).digest()
+
+
+def _raw_pack(records: list[tuple[int, bytes, bytes]], count: int | None = None) -> bytes:
+    data = b"".join(P.RECORD_HEADER.pack(k, oid, len(b)) + b for k, oid, b in records)
+    block = P.BLOCK_HEADER.pack(P.CODEC_RAW, len(records), len(data), len(data)) + data
+    n = len(records) if count is None else count
+    return _resign(P.HEADER + block + bytes([P.END_TAG]) + n.to_bytes(8, "big"))
+
+
+def test_wrong_checksum() -> None:
+    data = encode(small_objects())
+    err = _refused(data[:-1] + bytes([data[-1] ^ 1]))
+    assert "checksum" in str(err)
+
+
+def test_wrong_hash_even_with_a_valid_checksum() -> None:
+    body = b"content"
+    err = _refused(_raw_pack([(O.BLOB, O.object_id(O.BLOB, b"other"), body)]))
+    assert "hash" in str(err)
+    # Same bytes under another kind do not hash to the blob id either.
+    err = _refused(_raw_pack([(O.TREE, O.object_id(O.BLOB, body), body)]))
+    assert err.code == "bad_pack"
+
+
+def test_unknown_kind() -> None:
+    err = _refused(_raw_pack([(7, O.object_id(O.BLOB, b"x"), b"x")]))
+    assert "kind" in str(err)
+
+
+def test_bad_trailer_count() -> None:
+    err = _refused(_raw_pack([(O.BLOB, O.object_id(O.BLOB, b"x"), b"x")], count=2))
+    assert "trailer" in str(err)
+
+
+def test_bad_magic_and_version() -> None:
+    data = encode(small_objects())
+    assert "magic" in str(_refused(b"NOTAPACK" + data[8:]))
+    assert "version" in str(_refused(P.MAGIC + (2).to_bytes(4, "big") + data[12:]))
+
+
+def test_trailing_garbage() -> None:
+    err = _refused(encode(small_objects()) + b"\x00")
+    assert "trailing" in str(err)
+
+
+def test_unknown_codec_and_empty_block() -> None:
+    base = P.HEADER + P.BLOCK_HEADER.pack(9, 1, 40, 40) + bytes(40)
+    assert "codec" in str(_refused(_resign(base + bytes([0]) + (1).to_bytes(8, "big"))))
+    base = P.HEADER + P.BLOCK_HEADER.pack(P.CODEC_RAW, 0, 0, 0)
+    assert "empty" in str(_refused(_resign(base + bytes([0]) + (0).to_bytes(8, "big"))))
+
+
+def test_bytes_after_records_in_block() -> None:
+    oid = O.object_id(O.BLOB, b"x")
+    data = P.RECORD_HEADER.pack(O.BLOB, oid, 1) + b"x" + b"extra"
+    block = P.BLOCK_HEADER.pack(P.CODEC_RAW, 1, len(data), len(data)) + data
+    err = _refused(_resign(P.HEADER + block + bytes([0]) + (1).to_bytes(8, "big")))
+    assert "after its records" in str(err)
+
+
+# ---------------------------------------------------------------------------------- limits
+
+
+def test_limits_accept_exactly_and_refuse_beyond() -> None:
+    objs = small_objects()
+    data = encode(objs)
+    biggest = max(len(b) for _, b in objs)
+    total_u = sum(len(b) + P.RECORD_HEADER_LEN for _, b in objs)
+    ok = PackLimits(
+        max_object_bytes=biggest,
+        max_pack_bytes=len(data),
+        max_objects=len(objs),
+        max_decompressed_bytes=total_u,
+    )
+    assert len(decode(data, ok)) == len(objs)
+    for lim in (
+        PackLimits(max_object_bytes=biggest - 1),
+        PackLimits(max_pack_bytes=len(data) - 1),
+        PackLimits(max_objects=len(objs) - 1),
+        PackLimits(max_decompressed_bytes=total_u - 1),
+    ):
+        assert _refused(data, lim).code == "too_large"
+
+
+def test_pack_size_limit_refuses_before_reading_everything() -> None:
+    """An endless stream is cut off at the limit, not read to its end."""
+
+    class Endless(io.RawIOBase):
+        def __init__(self, head: bytes) -> None:
+            self.head = head
+            self.served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            self.served += n
+            if self.head:
+                out, self.head = self.head[:n], self.head[n:]
+                return out
+            return b"\x00" * n
+
+    oid = O.object_id(O.BLOB, b"")
+    head = P.HEADER + P.BLOCK_HEADER.pack(P.CODEC_RAW, 1, 1 << 30, 1 << 30)
+    s = Endless(head + P.RECORD_HEADER.pack(O.BLOB, oid, (1 << 30) - 37))
+    with pytest.raises(PackError) as info:
+        list(read_pack(s, PackLimits(max_pack_bytes=1 << 20)))  # type: ignore[arg-type]
+    assert info.value.code == "too_large"
+    assert s.served < 2 << 20
+
+
+def test_hostile_huge_decompressed_size_is_refused_before_allocating() -> None:
+    """A zstd block claiming 4 GiB is refused from its header (no allocation, no bomb)."""
+    zstd = P._zstd()
+    bomb = zstd.ZstdCompressor(level=1).compress(b"\x00" * (1 << 20))
+    for ulen, count in ((0xFFFFFFFF, 1), (0xFFFFFFFF, 1000), (64 << 20, 2)):
+        block = P.BLOCK_HEADER.pack(P.CODEC_ZSTD, count, ulen, len(bomb)) + bomb
+        data = _resign(P.HEADER + block + bytes([0]) + count.to_bytes(8, "big"))
+        tracemalloc.start()
+        try:
+            err = _refused(data, PackLimits(max_decompressed_bytes=16 << 20))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert err.code in ("too_large", "bad_pack")
+        assert peak < 8 << 20
+    # Without limits a frame that decompresses to more than its header says is refused too.
+    lying = P.BLOCK_HEADER.pack(P.CODEC_ZSTD, 1, 1000, len(bomb)) + bomb
+    err = _refused(_resign(P.HEADER + lying + bytes([0]) + (1).to_bytes(8, "big")))
+    assert err.code == "bad_pack"
+
+
+def test_zstd_frame_with_trailing_bytes_is_refused() -> None:
+    rec_body = b"a" * 1000
+    oid = O.object_id(O.BLOB, rec_body)
+    raw = P.RECORD_HEADER.pack(O.BLOB, oid, len(rec_body)) + rec_body
+    frame = P._zstd().ZstdCompressor(level=3).compress(raw) + b"junk"
+    block = P.BLOCK_HEADER.pack(P.CODEC_ZSTD, 1, len(raw), len(frame)) + frame
+    err = _refused(_resign(P.HEADER + block + bytes([0]) + (1).to_bytes(8, "big")))
+    assert "trailing" in str(err)
+
+
+def test_object_count_limit_uses_block_headers() -> None:
+    objs = [(O.BLOB, b"%d" % i) for i in range(100)]
+    data = encode(objs, compress=False)
+    assert _refused(data, PackLimits(max_objects=99)).code == "too_large"
+
+
+def test_pack_error_code_and_message() -> None:
+    e = PackError("missing_objects", "tree abc is missing")
+    assert e.code == "missing_objects" and str(e) == "tree abc is missing"
+    assert PackError("bad_pack").code == "bad_pack"
+
+
+def test_record_header_layout() -> None:
+    assert P.RECORD_HEADER_LEN == 37
+    assert P.BLOCK_HEADER_LEN == 13
+    assert struct.calcsize(">BIII") == 13
