@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -168,6 +169,7 @@ class Receiver:
         self.store = store
         self.repo_id = repo_id
         self.user_id = user_id
+        self.times: dict[str, float] = {}
 
     def receive(
         self,
@@ -180,7 +182,9 @@ class Receiver:
         qdir = self.store.quarantine_dir()
         try:
             try:
+                t0 = time.perf_counter()
                 pack = receive_pack(stream, str(qdir), limits)
+                self.times["receive"] = time.perf_counter() - t0
                 if stream.read(1):
                     raise HubError(400, "bad_pack", "data after the end of the pack")
             except PackError as e:
@@ -197,6 +201,86 @@ class Receiver:
         self, pack: PackFile, qdir: Path, updates: list[RefUpdate], done_uploads: list[str]
     ) -> dict[str, Any]:
         store = self.store
+        pack_path = Path(pack.path)
+        received = (pack.count, pack_path.stat().st_size)
+        upload: _Upload | None = None
+        if pack.count > 0:
+            # Storage upload runs while the pack is verified; undone if anything refuses it.
+            checksum = pack_path.stem.removeprefix("pack-")
+            name = f"pack-{checksum}-{secrets.token_hex(4)}"
+            work_id = secrets.token_hex(16)
+            with store.db.session() as s:
+                dbops.add_upload(
+                    s,
+                    work_id,
+                    self.repo_id,
+                    self.user_id,
+                    pack_key(self.repo_id, name),
+                    time.time() + WORK_TTL_S,
+                    UPLOAD_RECEIVING,
+                )
+            done_uploads = [*done_uploads, work_id]
+            upload = _Upload(store, self.repo_id, name, pack_path)
+        keep = False
+        try:
+            info = self._check(pack, updates)
+            if upload is not None:
+                upload.wait()
+                self.times["store"] = upload.seconds
+                if info is not None:
+                    info = PackInfo(upload.name, info.objects, info.blobs, info.bytes)
+            else:
+                info = None
+            with store.db.session() as s:
+                changed = False
+                for u in updates:
+                    changed |= dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
+                if info is not None and changed:
+                    dbops.insert_pack(s, self.repo_id, info)
+                    keep = True
+                for upload_id in done_uploads:
+                    dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
+        except dbops.StaleRef as e:
+            raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
+        finally:
+            if upload is not None and not keep:
+                # Refused, or a retry / lost race whose objects are stored already.
+                upload.join()
+                store.delete_pack(self.repo_id, upload.name)
+        if keep and info is not None:
+            _close(pack)
+            try:
+                store.adopt(info.name, pack_path)
+            except OSError:
+                pass  # downloaded again on first use
+        log.info(
+            "push to repo %d: %d objects, %d bytes; %s",
+            self.repo_id,
+            received[0],
+            received[1],
+            ", ".join(f"{k} {v:.3f}s" for k, v in self.times.items()),
+        )
+        return {
+            "updated": [
+                {
+                    "ref": u.ref,
+                    "old": u.old.hex() if u.old else None,
+                    "new": u.new.hex() if u.new else None,
+                }
+                for u in updates
+            ],
+            "objects": received[0],
+            "bytes": received[1],
+        }
+
+    def _check(self, pack: PackFile, updates: list[RefUpdate]) -> PackInfo | None:
+        """Structure, connectivity, kinds, staleness and fast-forward; raises HubError.
+
+        Returns what the packs row would say (None when every ref already holds its new
+        value: a retry of a push that succeeded stores nothing again).
+        """
+        store = self.store
+        t0 = time.perf_counter()
         try:
             for kind, _, body in pack.iter_objects((TREE, COMMIT)):
                 verify_structure(kind, body)
@@ -205,18 +289,16 @@ class Receiver:
             check_connectivity(pack, existing, tips)
         except PackError as e:
             raise pack_error(e) from None
+        self.times["verify"] = time.perf_counter() - t0
         overlay = PackReader([pack, *existing.packs])
         for u in updates:
             if u.new is not None and u.ref.startswith(HEADS):
-                found = overlay.get(u.new)
-                if found is None or found[0] != COMMIT:
+                if overlay.kind(u.new) != COMMIT:
                     raise HubError(400, "bad_request", f"{u.ref}: {u.new.hex()} is not a commit")
 
         # Refuse early what the transaction would refuse anyway (stale, non-fast-forward).
         with store.db.session(readonly=True) as s:
             current = dbops.read_refs(s, self.repo_id)
-        # A retry of a push that already succeeded stores nothing again.
-        all_done = all(current.get(u.ref) == u.new for u in updates)
         for u in updates:
             cur = current.get(u.ref)
             if cur == u.new:
@@ -233,79 +315,36 @@ class Receiver:
                     raise HubError(
                         409, "non_fast_forward", f"{u.ref}: {u.new.hex()} does not contain it"
                     )
+        if pack.count == 0 or all(current.get(u.ref) == u.new for u in updates):
+            return None
+        return PackInfo("", pack.count, _count_blobs(pack), os.path.getsize(pack.path))
 
-        pack_path = Path(pack.path)
-        received = (pack.count, pack_path.stat().st_size)
-        info: PackInfo | None = None
-        if pack.count > 0 and not all_done:
-            checksum = pack_path.stem.removeprefix("pack-")
-            name = f"pack-{checksum}-{secrets.token_hex(4)}"
-            info = PackInfo(name, pack.count, _count_blobs(pack), pack_path.stat().st_size)
-            new_path = qdir / f"{name}.pack"
-            _close(pack)
-            os.replace(pack_path.with_suffix(".idx"), new_path.with_suffix(".idx"))
-            os.replace(pack_path, new_path)
-            pack_path = new_path
-            work_id = secrets.token_hex(16)
-            with store.db.session() as s:
-                dbops.add_upload(
-                    s,
-                    work_id,
-                    self.repo_id,
-                    self.user_id,
-                    pack_key(self.repo_id, name),
-                    time.time() + WORK_TTL_S,
-                    UPLOAD_RECEIVING,
-                )
-            done_uploads = [*done_uploads, work_id]
-            try:
-                store.upload_pack(self.repo_id, name, new_path)
-            except Exception:
-                store.delete_pack(self.repo_id, name)
-                raise
 
+class _Upload:
+    """Copy a verified-or-being-verified pack (+ idx) to storage on a helper thread."""
+
+    def __init__(self, store: RepoStore, repo_id: int, name: str, path: Path) -> None:
+        self.name = name
+        self.seconds = 0.0
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, args=(store, repo_id, path), daemon=True)
+        self._t.start()
+
+    def _run(self, store: RepoStore, repo_id: int, path: Path) -> None:
+        t0 = time.perf_counter()
         try:
-            with store.db.session() as s:
-                changed = False
-                for u in updates:
-                    changed |= dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
-                if info is not None and changed:
-                    dbops.insert_pack(s, self.repo_id, info)
-                for upload_id in done_uploads:
-                    dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
-            if info is not None and not changed:
-                # Lost a race to an identical push: its pack already holds all of this.
-                self._undo(info, done_uploads)
-                info = None
-        except dbops.StaleRef as e:
-            self._undo(info, done_uploads)
-            raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
-        except BaseException:
-            self._undo(info, done_uploads)
-            raise
-        if info is not None:
-            try:
-                store.adopt(info.name, pack_path)
-            except OSError:
-                pass  # downloaded again on first use
-        return {
-            "updated": [
-                {
-                    "ref": u.ref,
-                    "old": u.old.hex() if u.old else None,
-                    "new": u.new.hex() if u.new else None,
-                }
-                for u in updates
-            ],
-            "objects": received[0],
-            "bytes": received[1],
-        }
+            store.upload_pack(repo_id, self.name, path)
+        except BaseException as e:  # noqa: BLE001 - re-raised by wait()
+            self._error = e
+        self.seconds = time.perf_counter() - t0
 
-    def _undo(self, info: PackInfo | None, uploads: list[str]) -> None:
-        if info is None:
-            return
-        self.store.delete_pack(self.repo_id, info.name)
-        # The uploads row stays live: if the delete failed, the sweep finishes the job.
+    def join(self) -> None:
+        self._t.join()
+
+    def wait(self) -> None:
+        self._t.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _close(pack: Any) -> None:

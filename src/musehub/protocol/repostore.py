@@ -168,8 +168,28 @@ class RepoStore:
     # -------------------------------------------------------------------------- storage
     def upload_pack(self, repo_id: int, name: str, pack_path: Path) -> None:
         """Index first: a visible .pack key always has its .idx beside it."""
-        self.storage.put_file(pack_key(repo_id, name, ".idx"), str(pack_path.with_suffix(".idx")))
-        self.storage.put_file(pack_key(repo_id, name), str(pack_path))
+        self.put_immutable(pack_key(repo_id, name, ".idx"), pack_path.with_suffix(".idx"))
+        self.put_immutable(pack_key(repo_id, name), pack_path)
+
+    def put_immutable(self, key: str, path: Path) -> None:
+        """put_file, but a hard link when the local backend shares our file system.
+
+        Packs are never modified in place, so the quarantine copy (soon the cache copy) and
+        the stored one may be the same inode: a 1 GB push is then not copied once more.
+        """
+        temp_file = getattr(self.storage, "temp_file", None)
+        commit_temp = getattr(self.storage, "commit_temp", None)
+        if temp_file is not None and commit_temp is not None:
+            try:
+                f, tmp = temp_file()
+                f.close()
+                os.unlink(tmp)
+                os.link(path, tmp)
+                commit_temp(tmp, key)
+                return
+            except OSError:
+                pass  # another file system: copy
+        self.storage.put_file(key, str(path))
 
     def delete_pack(self, repo_id: int, name: str) -> None:
         for suffix in (".pack", ".idx"):
