@@ -37,6 +37,7 @@ ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
 }
+ENV.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's muse runs from cached bytecode
 MUSE = [sys.executable, "-m", "muse"]
 
 

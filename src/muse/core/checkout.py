@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat as _stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from muse.core.index import STORED, Entry, Index, load_index, make_entry
@@ -166,49 +167,92 @@ def checkout_tree(
         except OSError:
             pass
 
-    # 2. writes
-    store = repo.store
+    # 2. writes: directories first (serially), then files on a few threads, because the
+    # time goes into the kernel (open/write release the GIL) and cores are otherwise idle
     made: set[str] = {""}
-    entries = idx.entries
-    for rel, old, new in changes:
-        if new is None:
-            continue
-        mode, oid = new
-        parent = os.path.dirname(rel)
+    jobs = [(rel, old, new) for rel, old, new in changes if new is not None]
+    for rel, _old, _new in jobs:
+        parent = rel.rpartition("/")[0]
         if parent not in made:
             _ensure_dir(root, parent, made, fresh=only_muse)
-        full = os.path.join(root, rel)
-        if not only_muse:
-            st = _lstat(full)
-            if st is not None:
-                if _stat.S_ISDIR(st.st_mode):
-                    shutil.rmtree(full)  # precheck allowed it: empty or forced
-                elif old is None and _matches(full, st, new, idx, rel) and mode != MODE_LINK:
-                    entries[rel] = _entry(oid, mode, st)
-                    continue
-                else:
-                    os.unlink(full)
-        found = store.get(oid)
-        if found is None or found[0] != BLOB:
-            raise UnsafePath(f"{rel}: blob {oid.hex()[:12]} is missing or not a blob")
-        data = found[1]
-        if mode == MODE_LINK:
-            os.symlink(os.fsdecode(data), full)
-            st = os.lstat(full)
-        else:
-            fd = os.open(full, _WFLAGS, 0o777 if mode == MODE_EXEC else 0o666)
-            try:
-                mv = memoryview(data)
-                while mv:
-                    mv = mv[os.write(fd, mv) :]
-                st = os.fstat(fd)
-            finally:
-                os.close(fd)
-        entries[rel] = _entry(oid, mode, st)
-        stats.written += 1
+    writer = _Writer(repo, idx, root, fresh=only_muse)
+    n_threads = min(4, (os.cpu_count() or 1) + 1) if len(jobs) >= 512 else 1
+    if n_threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        size = (len(jobs) + n_threads * 4 - 1) // (n_threads * 4)
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        with ThreadPoolExecutor(n_threads) as ex:
+            results = list(ex.map(writer.run, chunks))
+    else:
+        results = [writer.run(jobs)]
+    for written, new_entries in results:
+        stats.written += written
+        idx.entries.update(new_entries)
     idx.base = tree_oid
     idx.save()
     return stats
+
+
+class _Writer:
+    """Writes a list of (path, old, new) changes; safe to run on several threads at once."""
+
+    def __init__(self, repo: Repository, idx: Index, root: str, fresh: bool) -> None:
+        self.store = repo.store
+        self.idx = idx
+        self.root = root
+        self.fresh = fresh
+
+    def run(self, jobs: Sequence[Change]) -> tuple[int, dict[str, Entry]]:
+        store_get = self.store.get
+        root = self.root
+        fresh = self.fresh
+        entries: dict[str, Entry] = {}
+        written = 0
+        for rel, old, new in jobs:
+            assert new is not None
+            mode, oid = new
+            full = f"{root}/{rel}"
+            if not fresh:
+                st = _lstat(full)
+                if st is not None:
+                    if _stat.S_ISDIR(st.st_mode):
+                        shutil.rmtree(full)  # precheck allowed it: empty or forced
+                    elif (
+                        old is None and mode != MODE_LINK and _matches(full, st, new, self.idx, rel)
+                    ):
+                        entries[rel] = _entry(oid, mode, st)
+                        continue
+                    else:
+                        os.unlink(full)
+            found = store_get(oid)
+            if found is None or found[0] != BLOB:
+                raise UnsafePath(f"{rel}: blob {oid.hex()[:12]} is missing or not a blob")
+            data = found[1]
+            if mode == MODE_LINK:
+                os.symlink(os.fsdecode(data), full)
+                st = os.lstat(full)
+            else:
+                fd = os.open(full, _WFLAGS, 0o777 if mode == MODE_EXEC else 0o666)
+                try:
+                    n = os.write(fd, data)
+                    if n < len(data):
+                        mv = memoryview(data)[n:]
+                        while mv:
+                            mv = mv[os.write(fd, mv) :]
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+            entries[rel] = (
+                oid,
+                mode | STORED,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
+            )
+            written += 1
+        return written, entries
 
 
 def _forced_changes(
