@@ -196,13 +196,8 @@ async def storage_put(request: Request) -> Response:
 
 
 def _protocol_routes(state: HubState) -> list[BaseRoute]:
-    # TEMPORARY guard while the protocol's dependencies (muse.wire) are being written: a hub
-    # without them still serves the API. To be removed once musehub.protocol imports cleanly.
-    try:
-        from musehub.protocol.routes import routes
-    except ImportError as e:
-        log.error("MuseWire protocol routes unavailable: %s", e)
-        return []
+    from musehub.protocol.routes import routes
+
     return list(routes(state))
 
 

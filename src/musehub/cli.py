@@ -117,6 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from musehub.storage import open_storage
 
     open_storage(settings).check()
+    import musehub.protocol.routes  # noqa: F401 - fail here, not in every worker, if broken
+
     common: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
