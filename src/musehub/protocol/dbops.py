@@ -12,6 +12,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from musehub.db.models import Pack, Ref, Upload
+
+# DML goes through the Core tables (Model.__table__): ORM-enabled bulk statements do not
+# report a reliable rowcount on every driver, and compare-and-swap lives on rowcount.
 from musehub.protocol.repostore import LIVE_STATES, PackInfo
 
 
@@ -52,7 +55,7 @@ def pack_infos(s: Any, repo_id: int) -> list[PackInfo]:
 
 def insert_pack(s: Any, repo_id: int, info: PackInfo) -> None:
     s.execute(
-        insert(Pack).values(
+        insert(Pack.__table__).values(
             repo_id=repo_id,
             name=info.name,
             objects=info.objects,
@@ -62,16 +65,16 @@ def insert_pack(s: Any, repo_id: int, info: PackInfo) -> None:
     )
 
 
-def _insert_ignore(s: Any, model: Any) -> Any:
+def _insert_ignore(s: Any, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING: a lost creation race is a rowcount of 0, not an error
     that would abort the whole transaction."""
     if s.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(model).on_conflict_do_nothing()
+        return pg_insert(table).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(model).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> bool:
@@ -83,18 +86,21 @@ def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | Non
     whether the ref changed.
     """
     if old is None and new is not None:
-        res = s.execute(_insert_ignore(s, Ref).values(repo_id=repo_id, name=ref, target=new.hex()))
-        if res.rowcount == 1:
+        # RETURNING, not rowcount: drivers report -1 for INSERT ... ON CONFLICT DO NOTHING.
+        stmt = _insert_ignore(s, Ref.__table__).values(repo_id=repo_id, name=ref, target=new.hex())
+        if s.execute(stmt.returning(Ref.__table__.c.id)).first() is not None:
             return True
     elif new is None and old is not None:
         res = s.execute(
-            delete(Ref).where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
+            delete(Ref.__table__).where(
+                Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex()
+            )
         )
         if res.rowcount == 1:
             return True
     elif old is not None and new is not None:
         res = s.execute(
-            update(Ref)
+            update(Ref.__table__)
             .where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
             .values(target=new.hex())
         )
@@ -113,7 +119,7 @@ def add_upload(
     s: Any, upload_id: str, repo_id: int, user_id: int | None, key: str, expires: float, state: str
 ) -> None:
     s.execute(
-        insert(Upload).values(
+        insert(Upload.__table__).values(
             id=upload_id,
             repo_id=repo_id,
             user_id=user_id,
@@ -138,7 +144,7 @@ def get_upload(s: Any, upload_id: str) -> tuple[int, int | None, str, float, str
 def claim_upload(s: Any, upload_id: str, from_state: str, to_state: str, expires: float) -> bool:
     """Move an upload between states by compare-and-swap (two commits of one id: one wins)."""
     res = s.execute(
-        update(Upload)
+        update(Upload.__table__)
         .where(Upload.id == upload_id, Upload.state == from_state)
         .values(state=to_state, expires_at=_utc(expires))
     )
@@ -146,7 +152,7 @@ def claim_upload(s: Any, upload_id: str, from_state: str, to_state: str, expires
 
 
 def set_upload_state(s: Any, upload_id: str, state: str) -> None:
-    s.execute(update(Upload).where(Upload.id == upload_id).values(state=state))
+    s.execute(update(Upload.__table__).where(Upload.id == upload_id).values(state=state))
 
 
 def expired_uploads(s: Any, now: float) -> list[tuple[str, str]]:

@@ -235,11 +235,12 @@ class Receiver:
                 changed = False
                 for u in updates:
                     changed |= dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
-                if info is not None and changed:
+                stored = info is not None and changed
+                if stored and info is not None:
                     dbops.insert_pack(s, self.repo_id, info)
-                    keep = True
                 for upload_id in done_uploads:
                     dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
+            keep = stored  # only once the transaction committed
         except dbops.StaleRef as e:
             raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
         finally:
