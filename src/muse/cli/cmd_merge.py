@@ -1,0 +1,62 @@
+"""muse merge: merge a branch or commit into the current branch (three-way, file level)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", help="branch, remote-tracking branch or commit")
+    p.add_argument("-m", "--message", help="message of the merge commit")
+    p.add_argument("--abort", action="store_true", help="give up a merge that has conflicts")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from muse.cli._util import resolve
+    from muse.cli.errors import CONFLICT, USAGE, UserError
+    from muse.client.cli_util import open_repo, translated
+    from muse.core import merge as m
+
+    repo = open_repo()
+    with translated():
+        if args.abort:
+            if args.target:
+                raise UserError("--abort takes no branch", USAGE)
+            m.abort(repo)
+            if not args.quiet:
+                sys.stderr.write("Merge aborted.\n")
+            return 0
+        if not args.target:
+            raise UserError("what to merge? muse merge <branch|commit>", USAGE)
+        if repo.current_branch() is None:
+            raise UserError("HEAD is detached: check out a branch to merge into", USAGE)
+        theirs = resolve(repo, args.target)
+        msg = (
+            args.message + ("\n" if not args.message.endswith("\n") else "")
+            if args.message
+            else None
+        )
+        label = (
+            f"branch '{args.target}'"
+            if repo.refs.read(f"refs/heads/{args.target}")
+            else args.target
+        )
+        res = m.merge(repo, theirs, label, msg)
+    if not args.quiet:
+        msgs = {
+            "up-to-date": "Already up to date.",
+            "fast-forward": f"Fast-forward ({res.written} files written)",
+            "merged": f"Merge made ({res.commit.hex()[:12] if res.commit else ''}).",
+            "conflict": "Automatic merge failed.",
+        }
+        sys.stderr.write(msgs[res.kind] + "\n")
+    if res.kind == "conflict":
+        shown = ", ".join(res.conflicts[:5]) + (" ..." if len(res.conflicts) > 5 else "")
+        raise UserError(
+            f"merge conflict in {shown}: fix the marked files, then 'muse commit' "
+            "(or 'muse merge --abort')",
+            CONFLICT,
+        )
+    return 0

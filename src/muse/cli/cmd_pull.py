@@ -1,0 +1,57 @@
+"""muse pull: fetch a branch from a hub, then fast-forward or merge into the current branch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from muse.client.cli_util import add_transfer_options
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("remote", nargs="?", help="remote name (default: upstream, else origin)")
+    p.add_argument("branch", nargs="?", help="remote branch (default: the upstream)")
+    add_transfer_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from muse.cli.errors import CONFLICT, UserError
+    from muse.client.cli_util import open_repo, summary, translated
+    from muse.client.progress import Progress
+    from muse.client.pull import pull
+
+    t0 = time.monotonic()
+    repo = open_repo()
+    with translated():
+        progress = Progress(args.quiet or args.json)
+        res = pull(repo, args.remote, args.branch, args.path, progress)
+    tr = res.fetched.transfer
+    if args.json:
+        summary(
+            "pull",
+            tr.objects,
+            tr.bytes,
+            tr.path,
+            tr.wire_seconds,
+            res.restore_seconds,
+            time.monotonic() - t0,
+            result=res.kind,
+            conflicts=res.conflicts,
+        )
+    elif not args.quiet:
+        msgs = {
+            "up-to-date": "Already up to date.",
+            "fast-forward": f"Fast-forward ({res.files} files written)",
+            "merged": f"Merged {res.remote}/{res.branch} (merge commit made)",
+            "conflict": "Automatic merge failed.",
+        }
+        sys.stderr.write(msgs.get(res.kind, res.kind) + "\n")
+    if res.kind == "conflict":
+        shown = ", ".join(res.conflicts[:5]) + (" ..." if len(res.conflicts) > 5 else "")
+        raise UserError(
+            f"merge conflict in {shown}: fix the marked files, then 'muse commit' "
+            "(or 'muse merge --abort')",
+            CONFLICT,
+        )
+    return 0

@@ -1,0 +1,130 @@
+"""Clone: a new repository holding a hub repository's history, with its working tree.
+
+Everything happens inside the new directory; if anything fails, what this clone created is
+removed again (a directory we made goes entirely; a pre-existing empty directory is emptied
+back), so a failed clone never leaves a half repository behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+from muse.cli.errors import NOT_FOUND, UserError
+from muse.client.fetch import Transfer, check_connected, download, pack_limits
+from muse.client.progress import Progress
+from muse.client.session import Session
+from muse.client.transport import HubURL
+from muse.core.refnames import HEADS
+
+
+@dataclass
+class CloneResult:
+    directory: str
+    branch: str | None
+    transfer: Transfer
+    restore_seconds: float = 0.0
+    files: int = 0
+
+
+def default_directory(url: str) -> str:
+    return HubURL.parse(url).slug
+
+
+def clone(
+    url: str,
+    directory: str | None = None,
+    branch: str | None = None,
+    path: str = "auto",
+    progress: Progress | None = None,
+    remote: str = "origin",
+) -> CloneResult:
+    progress = progress or Progress(quiet=True)
+    hub = HubURL.parse(url)
+    target = os.path.abspath(directory or hub.slug)
+    existed = os.path.exists(target)
+    if existed:
+        if not os.path.isdir(target):
+            raise UserError(f"cannot clone into {target}: it exists and is not a directory")
+        if os.listdir(target):
+            raise UserError(f"cannot clone into {target}: the directory is not empty")
+    try:
+        os.makedirs(target, exist_ok=existed)
+    except OSError as e:
+        raise UserError(f"cannot create {target}: {e.strerror}") from None
+    try:
+        return _clone_into(url, target, branch, path, progress, remote)
+    except BaseException:
+        _remove_created(target, existed)
+        raise
+
+
+def _remove_created(target: str, existed: bool) -> None:
+    if not existed:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    for name in os.listdir(target):  # it was empty before: take back what we made
+        p = os.path.join(target, name)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
+def _clone_into(
+    url: str, target: str, branch: str | None, path: str, progress: Progress, remote: str
+) -> CloneResult:
+    from muse.client.remotes import set_upstream, tracking_ref
+    from muse.core.repo import Repository
+
+    t0 = time.monotonic()
+    with Session(url) as s:
+        rr = s.refs()
+        heads = {r[len(HEADS) :]: oid for r, oid in rr.refs.items() if r.startswith(HEADS)}
+        if branch is not None and branch not in heads:
+            shown = ", ".join(sorted(heads)) or "none: the repository is empty"
+            raise UserError(f"the hub has no branch {branch!r} (branches: {shown})", NOT_FOUND)
+        checkout_branch = branch
+        if checkout_branch is None:
+            db = rr.default_branch
+            if db in heads:
+                checkout_branch = db
+            elif "main" in heads:
+                checkout_branch = "main"
+            elif heads:
+                checkout_branch = sorted(heads)[0]
+            else:
+                checkout_branch = db or "main"
+        repo = Repository.init(target, initial_branch=checkout_branch)
+        repo.config.setdefault("remote", {})[remote] = {"url": url}
+        repo.save_config()
+        wants = list(dict.fromkeys(heads.values()))
+        transfer = Transfer()
+        if wants:
+            transfer = download(repo, s, wants, [], path, pack_limits(rr), progress)
+            check_connected(repo, wants)
+        transfer.wire_seconds = time.monotonic() - t0
+        transfer.requests = s.transport.requests
+    for b, oid in heads.items():
+        repo.refs.update(tracking_ref(remote, b), oid)
+    result = CloneResult(target, checkout_branch, transfer)
+    tip = heads.get(checkout_branch)
+    if tip is not None:
+        from muse.core.checkout import checkout_tree
+
+        t1 = time.monotonic()
+        progress.start("Restoring files")
+        stats = checkout_tree(repo, repo.read_commit(tip).tree)
+        progress.finish_line()
+        repo.refs.update(HEADS + checkout_branch, tip, None)
+        result.restore_seconds = time.monotonic() - t1
+        result.files = stats.written
+        set_upstream(repo, checkout_branch, remote, checkout_branch)
+    elif heads or rr.default_branch:
+        set_upstream(repo, checkout_branch, remote, checkout_branch)
+    return result

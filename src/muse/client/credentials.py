@@ -1,0 +1,84 @@
+"""Per-hub access tokens in ``credentials.toml``, readable by the user alone.
+
+The file lives in ``$MUSE_CONFIG_DIR`` or ``$XDG_CONFIG_HOME/muse`` (default
+``~/.config/muse``), so tests and scripts can isolate it. It is written atomically with mode
+0600 (the directory 0700) because it holds secrets. ``MUSE_TOKEN`` in the environment overrides
+whatever is stored, for CI and one-off commands. Tokens are keyed by the hub's origin
+(``scheme://host:port``), so every repository on a hub shares one login.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from muse.client.transport import origin_of
+from muse.core import config as _config
+
+FILE_NAME = "credentials.toml"
+
+
+def config_dir() -> str:
+    d = os.environ.get("MUSE_CONFIG_DIR")
+    if d:
+        return d
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "muse")
+
+
+def path() -> str:
+    return os.path.join(config_dir(), FILE_NAME)
+
+
+def load() -> dict[str, Any]:
+    data = _config.load(path())
+    hubs = data.get("hubs")
+    return hubs if isinstance(hubs, dict) else {}
+
+
+def _save(hubs: dict[str, Any]) -> None:
+    d = config_dir()
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    text = _config.dumps({"hubs": hubs}) if hubs else ""
+    final = path()
+    tmp = f"{final}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+
+
+def token_for(hub_url: str) -> str | None:
+    """The token to use for a hub: MUSE_TOKEN, else the stored one, else None (anonymous)."""
+    env = os.environ.get("MUSE_TOKEN")
+    if env:
+        return env.strip()
+    entry = load().get(origin_of(hub_url))
+    if isinstance(entry, dict) and isinstance(entry.get("token"), str):
+        return str(entry["token"])
+    return None
+
+
+def store(hub_url: str, token: str, username: str | None = None) -> str:
+    """Remember a token for a hub; returns the origin it is stored under."""
+    origin = origin_of(hub_url)
+    hubs = load()
+    entry: dict[str, Any] = {"token": token}
+    if username:
+        entry["username"] = username
+    hubs[origin] = entry
+    _save(hubs)
+    return origin
+
+
+def remove(hub_url: str) -> bool:
+    origin = origin_of(hub_url)
+    hubs = load()
+    if origin not in hubs:
+        return False
+    del hubs[origin]
+    _save(hubs)
+    return True

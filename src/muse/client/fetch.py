@@ -1,0 +1,232 @@
+"""Fetch: bring a hub's objects into the local store as packs, then move remote-tracking refs.
+
+Order is what keeps a repository consistent when anything fails half-way: every pack is
+received and verified (``receive_pack`` re-hashes every object as it streams to disk and
+renames the pack into place only when its checksum matched), the new tips are checked to be
+connected, and only then do refs move. An interrupted fetch leaves at most an unreferenced
+pack; a retry simply runs again.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from muse.cli.errors import HUB_REFUSED, NETWORK
+from muse.client.progress import Progress
+from muse.client.session import RemoteRefs, Session
+from muse.client.transport import ExpiredURL, Response, WireError, network_error
+from muse.core.refnames import HEADS, REMOTES, TAGS
+from muse.core.repo import Repository
+
+
+@dataclass
+class Transfer:
+    """What moved over the wire, for the --json summary."""
+
+    objects: int = 0
+    bytes: int = 0
+    path: str = "none"
+    wire_seconds: float = 0.0
+    requests: int = 0
+
+
+@dataclass
+class FetchResult:
+    transfer: Transfer
+    remote_refs: RemoteRefs
+    updated: dict[str, tuple[bytes | None, bytes]] = field(default_factory=dict)
+
+
+class _Counted:
+    """The response body as a file for receive_pack, reporting bytes to the progress line."""
+
+    def __init__(self, resp: Response, progress: Progress) -> None:
+        self.resp = resp
+        self.progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.resp.read(n)
+        if self.progress.enabled:
+            self.progress.add_bytes(len(data))
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = self.resp.readinto(b)
+        if self.progress.enabled:
+            self.progress.add_bytes(n)
+        return n
+
+
+def pack_limits(rr: RemoteRefs) -> Any:
+    from muse.wire.pack import PackLimits
+
+    return PackLimits(
+        max_object_bytes=rr.limits.get("max_object_bytes"),
+        max_pack_bytes=rr.limits.get("max_pack_bytes"),
+    )
+
+
+def _receive(repo: Repository, resp: Response, limits: Any, progress: Progress) -> Any:
+    try:
+        return repo.store.receive_pack(_Counted(resp, progress), limits)  # type: ignore[arg-type]
+    finally:
+        resp.close()
+
+
+def download(
+    repo: Repository,
+    session: Session,
+    wants: list[bytes],
+    haves: list[bytes],
+    path: str,
+    limits: Any,
+    progress: Progress,
+) -> Transfer:
+    """Receive every object reachable from wants and not from haves into the local store.
+
+    Retries the whole exchange (with backoff) when the connection breaks mid-body or a
+    presigned URL expired; packs already stored are named by their checksum, so receiving
+    the same bundle again replaces it with identical bytes.
+    """
+    from muse.wire.pack import PackError
+
+    t0 = time.monotonic()
+    tr = session.transport
+    attempts = max(1, tr.retries + 1)
+    last: BaseException | None = None
+    for attempt in range(attempts):
+        if attempt:
+            tr.sleep_before(attempt - 1)
+        got = Transfer(path=path)
+        try:
+            resp = session.fetch_bundle(wants, haves, path)
+            if resp.content_type == "application/json":
+                answer = resp.json()
+                bundles = answer.get("bundles") or []
+                got.path = "presign"
+                got.objects = int(answer.get("objects") or 0)
+                progress.start("Receiving bundle", got.objects)
+                for b in bundles:
+                    bresp = session.get_bundle(str(b["url"]))
+                    _receive(repo, bresp, limits, progress)
+                    got.bytes += bresp.bytes_read
+            else:
+                got.path = "stream"
+                got.objects = int(resp.header("Muse-Objects") or 0)
+                progress.start("Receiving objects", got.objects)
+                if got.objects == 0 and resp.header("Muse-Objects") is not None:
+                    resp.read()
+                    resp.close()
+                else:
+                    pf = _receive(repo, resp, limits, progress)
+                    got.objects = got.objects or int(getattr(pf, "count", 0))
+                got.bytes = resp.bytes_read
+            progress.finish_line()
+            got.wire_seconds = time.monotonic() - t0
+            got.requests = tr.requests
+            return got
+        except ExpiredURL as e:
+            last = e  # ask the hub again: it hands out fresh URLs
+        except PackError as e:
+            if e.code == "too_large":
+                raise WireError(
+                    f"the hub sent more than this repository's limits allow: {e}",
+                    HUB_REFUSED,
+                    e.code,
+                ) from None
+            last = e
+        except WireError as e:
+            if not e.retryable:
+                raise
+            last = e
+        except (OSError, http.client.HTTPException) as e:
+            last = e
+        finally:
+            progress.finish_line()
+    assert last is not None
+    if isinstance(last, WireError):
+        raise last
+    if isinstance(last, PackError):
+        raise WireError(
+            f"the pack from {session.url.hub} was broken ({last}); try again",
+            NETWORK,
+            "bad_pack",
+        )
+    raise network_error(last, session.url.repo_url, tr.context)
+
+
+def check_connected(repo: Repository, tips: list[bytes]) -> None:
+    """Every tip is present with everything it references (before any ref may move to it)."""
+    missing = [t for t in tips if not repo.store.has(t)]
+    if missing:
+        raise WireError(
+            f"the hub did not send {missing[0].hex()[:12]} (try again; if it persists the hub "
+            "repository is damaged)",
+            HUB_REFUSED,
+            "missing_objects",
+        )
+
+
+def local_haves(repo: Repository) -> list[bytes]:
+    """Tips of every local branch, tag and remote-tracking ref: the hub sends nothing below."""
+    seen: dict[bytes, None] = {}
+    for prefix in (HEADS, REMOTES, TAGS):
+        for oid in repo.refs.list(prefix).values():
+            seen[oid] = None
+    return list(seen)
+
+
+def fetch(
+    repo: Repository,
+    remote: str,
+    branches: list[str] | None = None,
+    path: str = "auto",
+    progress: Progress | None = None,
+    session: Session | None = None,
+) -> FetchResult:
+    """Fetch a remote's branches (all, or the ones named) and update refs/remotes/<remote>/."""
+    from muse.client.remotes import get_url, tracking_ref
+
+    progress = progress or Progress(quiet=True)
+    own = session is None
+    s = session or Session(get_url(repo, remote))
+    try:
+        t0 = time.monotonic()
+        rr = s.refs()
+        heads = {r[len(HEADS) :]: oid for r, oid in rr.refs.items() if r.startswith(HEADS)}
+        if branches is not None:
+            for b in branches:
+                if b not in heads:
+                    raise WireError(
+                        f"the hub has no branch {b!r} in {s.url.name}"
+                        + (
+                            f" (branches: {', '.join(sorted(heads))})"
+                            if heads
+                            else " (it is empty)"
+                        ),
+                        3,
+                        "not_found",
+                    )
+            heads = {b: heads[b] for b in branches}
+        store = repo.store
+        wants = list(dict.fromkeys(oid for oid in heads.values() if not store.has(oid)))
+        transfer = Transfer()
+        if wants:
+            transfer = download(repo, s, wants, local_haves(repo), path, pack_limits(rr), progress)
+            check_connected(repo, wants)
+        transfer.wire_seconds = time.monotonic() - t0
+        transfer.requests = s.transport.requests
+        updated: dict[str, tuple[bytes | None, bytes]] = {}
+        for b, oid in heads.items():
+            ref = tracking_ref(remote, b)
+            old = repo.refs.read(ref)
+            if old != oid:
+                repo.refs.update(ref, oid)
+                updated[ref] = (old, oid)
+        return FetchResult(transfer, rr, updated)
+    finally:
+        if own:
+            s.close()

@@ -1,0 +1,341 @@
+"""Push: send what the hub lacks as one pack, then ask it to move refs by compare-and-swap.
+
+Path choice (docs/wire.md §3): at most ``stream_max_blobs`` blobs and ``stream_max_bytes``
+of objects stream through the hub as the body of one request, generated while it is sent
+(flat memory); anything larger is written once to a temporary pack file, PUT straight to
+object storage through a presigned URL, and committed with a second small request.
+
+Retries are safe because the hub's ref update is idempotent: an update whose ref already
+holds the new id succeeds, so a push whose first attempt landed but whose answer was lost
+reports success the second time.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from muse.cli.errors import HUB_REFUSED, NOT_FOUND, REJECTED, USAGE, UserError
+from muse.client.progress import Progress
+from muse.client.session import Session, update_json
+from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
+from muse.core.objects import BLOB, COMMIT, commit_refs
+from muse.core.refnames import HEADS
+from muse.core.repo import Repository
+
+
+@dataclass
+class Update:
+    local: str  # local branch name
+    ref: str  # remote ref name (refs/heads/x)
+    old: bytes | None  # what the hub has now
+    new: bytes
+    force: bool
+
+
+@dataclass
+class PushResult:
+    objects: int = 0
+    bytes: int = 0
+    path: str = "none"
+    wire_seconds: float = 0.0
+    updates: list[Update] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+
+
+def is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
+    """Whether ``ancestor`` is reachable from ``tip`` (walks commits, stops when found)."""
+    if ancestor == tip:
+        return True
+    store = repo.store
+    seen = {tip}
+    todo = [tip]
+    while todo:
+        found = store.get(todo.pop())
+        if found is None or found[0] != COMMIT:
+            continue
+        for p in commit_refs(found[1])[1]:
+            if p == ancestor:
+                return True
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return False
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, b: bytes) -> int:
+        self.parts.append(bytes(b))
+        self.size += len(b)
+        return len(b)
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts, self.size = [], 0
+        return data
+
+
+def _pack_stream(
+    repo: Repository, objs: list[tuple[int, bytes]], progress: Progress, counter: list[int]
+) -> Iterator[bytes]:
+    """The pack, produced piece by piece while the request body is being sent."""
+    from muse.wire.pack import PackWriter
+
+    store = repo.store
+    sink = _Sink()
+    w = PackWriter(sink)
+    counter[0] = 0
+    progress.start("Sending objects", len(objs))
+    for _kind, oid in objs:
+        found = store.get(oid)
+        if found is None:
+            raise UserError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
+        w.add(found[0], found[1], oid)
+        if progress.enabled:
+            progress.add_objects()
+        if sink.size >= CHUNK:
+            data = sink.take()
+            counter[0] += len(data)
+            if progress.enabled:
+                progress.add_bytes(len(data))
+            yield data
+    w.finish()
+    data = sink.take()
+    counter[0] += len(data)
+    progress.add_bytes(len(data))
+    yield data
+
+
+def _write_temp_pack(
+    repo: Repository, objs: list[tuple[int, bytes]], progress: Progress
+) -> tuple[str, int]:
+    """The pack as a file (for a presigned PUT that needs a Content-Length)."""
+    from muse.wire.pack import PackWriter
+
+    tmpdir = os.path.join(repo.muse_dir, "tmp")
+    os.makedirs(tmpdir, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=tmpdir, prefix="push-", suffix=".pack")
+    store = repo.store
+    progress.start("Packing objects", len(objs))
+    try:
+        with os.fdopen(fd, "wb", buffering=CHUNK) as f:
+            w = PackWriter(f)
+            for _, oid in objs:
+                found = store.get(oid)
+                if found is None:
+                    raise UserError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
+                w.add(found[0], found[1], oid)
+                if progress.enabled:
+                    progress.add_objects()
+            w.finish()
+            size = w.bytes_written
+    except BaseException:
+        os.unlink(path)
+        raise
+    progress.finish_line()
+    return path, size
+
+
+def _object_size(repo: Repository, oid: bytes) -> int:
+    packs = repo.store.packs
+    if packs is not None:
+        n = packs.size(oid)
+        if n is not None:
+            return int(n)
+    try:
+        return os.stat(repo.store.loose_path(oid)).st_size
+    except OSError:
+        found = repo.store.get(oid)
+        return len(found[1]) if found else 0
+
+
+def choose_path(
+    repo: Repository, objs: list[tuple[int, bytes]], max_blobs: int, max_bytes: int
+) -> str:
+    """stream when at most max_blobs blobs and max_bytes of objects, else presign."""
+    blobs = [oid for kind, oid in objs if kind == BLOB]
+    if len(blobs) > max_blobs:
+        return "presign"
+    total = 0
+    for _kind, oid in objs:
+        total += _object_size(repo, oid)
+        if total > max_bytes:
+            return "presign"
+    return "stream"
+
+
+def plan_updates(
+    repo: Repository, branches: list[tuple[str, str]], remote_refs: dict[str, bytes], force: bool
+) -> tuple[list[Update], list[str]]:
+    """Updates to send, refusing non-fast-forwards here already (the hub checks again)."""
+    updates: list[Update] = []
+    same: list[str] = []
+    for local, remote_branch in branches:
+        new = repo.refs.read(HEADS + local)
+        if new is None:
+            raise UserError(f"branch {local!r} has no commits to push", NOT_FOUND)
+        ref = HEADS + remote_branch
+        old = remote_refs.get(ref)
+        if old == new:
+            same.append(local)
+            continue
+        if old is not None and not force:
+            if not repo.store.has(old) or not is_ancestor(repo, old, new):
+                raise UserError(
+                    f"rejected: the hub's {remote_branch} has commits that your {local} does "
+                    "not have (run 'muse pull' to merge them first, or 'muse push --force' to "
+                    "overwrite them)",
+                    REJECTED,
+                )
+        updates.append(Update(local, ref, old, new, force))
+    return updates, same
+
+
+def push(
+    repo: Repository,
+    remote: str,
+    branches: list[tuple[str, str]],
+    force: bool = False,
+    path: str = "auto",
+    progress: Progress | None = None,
+) -> PushResult:
+    """Push (local branch, remote branch) pairs to a remote, all refs in one transaction."""
+    from muse.client.remotes import get_url, tracking_ref, tracking_refs
+    from muse.wire.negotiate import objects_to_send
+
+    progress = progress or Progress(quiet=True)
+    if path not in ("auto", "stream", "presign"):
+        raise UserError(f"--path must be stream or presign, not {path!r}", USAGE)
+    t0 = time.monotonic()
+    with Session(get_url(repo, remote), write=True) as s:
+        rr = s.refs()
+        updates, same = plan_updates(repo, branches, rr.refs, force)
+        result = PushResult(updates=updates, up_to_date=same)
+        if not updates:
+            result.wire_seconds = time.monotonic() - t0
+            return result
+        store = repo.store
+        remote_have = [oid for oid in rr.refs.values() if store.has(oid)]
+        tracking = [oid for oid in tracking_refs(repo, remote).values() if store.has(oid)]
+        haves = list(dict.fromkeys(remote_have + tracking))
+        wants = [u.new for u in updates]
+        objs = objects_to_send(store, wants, haves)
+        chosen = path
+        if chosen == "auto":
+            chosen = choose_path(
+                repo, objs, int(rr.limit("stream_max_blobs")), int(rr.limit("stream_max_bytes"))
+            )
+        body = [update_json(u.ref, u.old, u.new, u.force) for u in updates]
+        try:
+            answer = _send(repo, s, objs, body, chosen, progress, result)
+        except WireError as e:
+            if e.code != "missing_objects" or not tracking:
+                raise
+            # our remote-tracking refs named objects the hub no longer has: send more
+            objs = objects_to_send(store, wants, remote_have)
+            answer = _send(repo, s, objs, body, chosen, progress, result)
+        result.path = chosen
+        result.objects = len(objs)
+        if isinstance(answer.get("objects"), int) and chosen == "stream":
+            result.objects = int(answer["objects"])
+        result.wire_seconds = time.monotonic() - t0
+    for u in updates:
+        repo.refs.update(tracking_ref(remote, u.ref[len(HEADS) :]), u.new)
+    return result
+
+
+def _send(
+    repo: Repository,
+    s: Session,
+    objs: list[tuple[int, bytes]],
+    updates: list[dict[str, Any]],
+    path: str,
+    progress: Progress,
+    result: PushResult,
+) -> dict[str, Any]:
+    if path == "stream":
+        counter = [0]
+        try:
+            answer = s.push_stream(updates, lambda: _pack_stream(repo, objs, progress, counter))
+        finally:
+            progress.finish_line()
+        result.bytes = counter[0]
+        return answer
+    pack_path, size = _write_temp_pack(repo, objs, progress)
+    try:
+        result.bytes = size
+        return _presign_push(s, pack_path, size, len(objs), updates, progress)
+    finally:
+        try:
+            os.unlink(pack_path)
+        except OSError:
+            pass
+
+
+def _presign_push(
+    s: Session,
+    pack_path: str,
+    size: int,
+    count: int,
+    updates: list[dict[str, Any]],
+    progress: Progress,
+) -> dict[str, Any]:
+    tr = s.transport
+    attempts = max(1, tr.retries + 1)
+    last: BaseException | None = None
+    for attempt in range(attempts):
+        if attempt:
+            tr.sleep_before(attempt - 1)
+        ticket = s.push_presign(size, count)
+        progress.start("Uploading bundle", count)
+        try:
+            s.put_bundle(str(ticket["url"]), dict(ticket.get("headers") or {}), pack_path, size)
+        except ExpiredURL as e:
+            last = e  # ask for a fresh URL
+            continue
+        except WireError as e:
+            if not e.retryable:
+                raise
+            last = e
+            continue
+        finally:
+            progress.add_bytes(size)
+            progress.finish_line()
+        try:
+            return s.push_commit(str(ticket["upload_id"]), updates)
+        except WireError as e:
+            if e.code == "upload_not_found" and _landed(s, updates):
+                return {"updated": updates}  # an earlier commit went through; its answer was lost
+            if e.code == "upload_expired":
+                last = e
+                continue
+            raise
+    assert last is not None
+    if isinstance(last, WireError) and not isinstance(last, ExpiredURL):
+        raise last
+    if isinstance(last, OSError | http.client.HTTPException):
+        raise network_error(last, s.url.repo_url, tr.context)
+    raise WireError(
+        f"storage kept refusing the upload URLs from {s.url.hub} ({last}); check the hub's "
+        "storage settings and the clocks",
+        HUB_REFUSED,
+        "upload_failed",
+    )
+
+
+def _landed(s: Session, updates: list[dict[str, Any]]) -> bool:
+    now = s.refs().refs
+    for u in updates:
+        cur = now.get(u["ref"])
+        if (cur.hex() if cur is not None else None) != u["new"]:
+            return False
+    return True

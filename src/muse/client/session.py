@@ -1,0 +1,191 @@
+"""One conversation with a hub repository: its endpoints (docs/wire.md §4) over one Transport.
+
+Each method is one request; a verb uses a fixed, small number of them whatever its size
+(refs + one push or fetch request, plus the bundle transfers on the presign path).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from muse.cli.errors import HUB_REFUSED
+from muse.client import credentials
+from muse.client.transport import (
+    ErrorContext,
+    HubURL,
+    Response,
+    Transport,
+    WireError,
+    check_token_allowed,
+)
+
+DEFAULT_LIMITS = {
+    "stream_max_blobs": 500,
+    "stream_max_bytes": 50 * 1024 * 1024,
+    "max_pack_bytes": None,
+    "max_object_bytes": None,
+}
+
+
+@dataclass
+class RemoteRefs:
+    refs: dict[str, bytes]
+    default_branch: str | None
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    def limit(self, name: str) -> Any:
+        v = self.limits.get(name)
+        return DEFAULT_LIMITS.get(name) if v is None else v
+
+
+def update_json(ref: str, old: bytes | None, new: bytes | None, force: bool) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "old": old.hex() if old else None,
+        "new": new.hex() if new else None,
+        "force": force,
+    }
+
+
+class Session:
+    """A hub repository reached at ``url`` with the user's stored token (if any)."""
+
+    def __init__(self, url: str, write: bool = False, token: str | None = None) -> None:
+        self.url = HubURL.parse(url)
+        self.token = token if token is not None else credentials.token_for(self.url.origin)
+        if self.token:
+            check_token_allowed(self.url.origin)
+        self.transport = Transport(
+            token=self.token,
+            hub_origin=self.url.origin,
+            context=ErrorContext(self.url.hub, self.url.name, write, bool(self.token)),
+        )
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _url(self, tail: str) -> str:
+        return f"{self.url.repo_url}/{tail}"
+
+    def _json_body(self, obj: Any) -> Callable[[], bytes]:
+        data = json.dumps(obj, separators=(",", ":")).encode()
+        return lambda: data
+
+    # ----------------------------------------------------------------------- endpoints
+    def refs(self) -> RemoteRefs:
+        resp = self.transport.request("GET", self._url("refs"))
+        obj = resp.json()
+        if not isinstance(obj, dict) or "refs" not in obj:
+            raise WireError(
+                f"{self.url.hub} did not answer like a MuseHub (check the URL)",
+                HUB_REFUSED,
+                "bad_response",
+            )
+        if obj.get("protocol", 1) != 1:
+            raise WireError(
+                f"{self.url.hub} speaks MuseWire protocol {obj.get('protocol')}, this muse "
+                "speaks 1 (upgrade muse)",
+                HUB_REFUSED,
+                "protocol",
+            )
+        refs = {str(k): bytes.fromhex(v) for k, v in (obj.get("refs") or {}).items() if v}
+        return RemoteRefs(refs, obj.get("default_branch"), dict(obj.get("limits") or {}))
+
+    def push_stream(
+        self, updates: list[dict[str, Any]], pack: Callable[[], Iterable[bytes]]
+    ) -> dict[str, Any]:
+        head = json.dumps({"updates": updates}, separators=(",", ":")).encode()
+        prefix = struct.pack(">I", len(head)) + head
+
+        def body() -> Iterable[bytes]:
+            yield prefix
+            yield from pack()
+
+        resp = self.transport.request(
+            "POST",
+            self._url("push/stream"),
+            body=body,
+            headers={"Content-Type": "application/x-muse-push"},
+        )
+        return dict(resp.json())
+
+    def push_presign(self, size: int, objects: int) -> dict[str, Any]:
+        resp = self.transport.request(
+            "POST",
+            self._url("push/presign"),
+            body=self._json_body({"size": size, "objects": objects}),
+            headers={"Content-Type": "application/json"},
+        )
+        return dict(resp.json())
+
+    def put_bundle(self, url: str, headers: dict[str, str], path: str, size: int) -> None:
+        files: list[BinaryIO] = []
+
+        def body() -> tuple[BinaryIO, int]:
+            for f in files:
+                f.close()
+            f = open(path, "rb")  # noqa: SIM115 - closed below / on the next attempt
+            files.append(f)
+            return f, size
+
+        try:
+            resp = self.transport.request(
+                "PUT", self._resolve(url), body=body, headers=dict(headers), presigned=True
+            )
+            resp.read()
+            resp.close()
+        finally:
+            for f in files:
+                f.close()
+
+    def push_commit(self, upload_id: str, updates: list[dict[str, Any]]) -> dict[str, Any]:
+        resp = self.transport.request(
+            "POST",
+            self._url("push/commit"),
+            body=self._json_body({"upload_id": upload_id, "updates": updates}),
+            headers={"Content-Type": "application/json"},
+        )
+        return dict(resp.json())
+
+    def fetch_bundle(self, wants: list[bytes], haves: list[bytes], path: str) -> Response:
+        return self.transport.request(
+            "POST",
+            self._url("fetch/bundle"),
+            body=self._json_body(
+                {"wants": [w.hex() for w in wants], "haves": [h.hex() for h in haves], "path": path}
+            ),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def get_bundle(self, url: str) -> Response:
+        return self.transport.request("GET", self._resolve(url), presigned=True)
+
+    def user(self) -> dict[str, Any]:
+        resp = self.transport.request("GET", f"{self.url.hub}/api/user")
+        return dict(resp.json())
+
+    def _resolve(self, url: str) -> str:
+        """Presigned URLs may be relative to the hub (local storage serves its own)."""
+        if url.startswith("/"):
+            return self.url.origin + url
+        return url
+
+
+def hub_session(hub_url: str, token: str | None) -> Transport:
+    """A transport to a hub itself (no repository), for ``muse auth``."""
+    from muse.client.transport import origin_of
+
+    origin = origin_of(hub_url)
+    if token:
+        check_token_allowed(origin)
+    return Transport(token=token, hub_origin=origin, context=ErrorContext(origin, "", False, True))

@@ -1,0 +1,511 @@
+"""HTTP for MuseWire: one keep-alive connection per host, streaming bodies, retries, exit codes.
+
+Built on ``http.client`` (stdlib, nothing heavy to import): every socket gets TCP_NODELAY so a
+small request never waits on a delayed ACK, a verb's requests reuse one connection, request
+bodies are streamed (chunked from a generator, or from a file with a Content-Length) and
+response bodies are handed to the caller as a stream (fed straight into ``receive_pack``).
+
+Transient failures (connection reset or refused, 5xx, 429 with Retry-After) are retried with
+exponential backoff. Every failure that reaches the user becomes a :class:`WireError` (a
+``UserError``) with the exit code of ``muse.cli.errors`` and a one-line message saying what to
+do. A token is only ever sent to the hub itself, and never over plain http:// unless the hub is
+on this machine (loopback).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+from muse.cli.errors import HUB_REFUSED, NETWORK, NO_ACCESS, NOT_FOUND, REJECTED, UserError
+
+USER_AGENT = "muse/0.1"
+PROTOCOL = 1
+CHUNK = 1 << 20
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class WireError(UserError):
+    """A request that failed for good; ``code`` is the hub's error code (or our own)."""
+
+    def __init__(
+        self, message: str, exit_code: int, code: str = "", status: int = 0, retryable: bool = False
+    ) -> None:
+        super().__init__(message, exit_code)
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+
+
+class ExpiredURL(WireError):
+    """A presigned URL that storage no longer accepts: ask the hub for a new one."""
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+
+
+# ------------------------------------------------------------------------------- URLs
+@dataclass(frozen=True)
+class HubURL:
+    """``http://host:port[/prefix]/owner/slug``: where the hub is and which repository."""
+
+    scheme: str
+    host: str
+    port: int
+    prefix: str  # path before /owner/slug ("" for a hub at the root)
+    owner: str
+    slug: str
+
+    @classmethod
+    def parse(cls, url: str) -> HubURL:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserError(
+                f"not a hub repository URL: {url!r} (expected http(s)://host[:port]/owner/repo)", 2
+            )
+        segs = [s for s in parts.path.split("/") if s]
+        if len(segs) < 2:
+            raise UserError(f"the URL {url!r} names no repository (expected .../owner/repo)", 2)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise UserError(f"bad port in URL {url!r}", 2) from None
+        prefix = "/" + "/".join(segs[:-2]) if len(segs) > 2 else ""
+        return cls(parts.scheme, parts.hostname, port, prefix, segs[-2], segs[-1])
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host:port``: the key credentials are stored under."""
+        return origin_of(f"{self.scheme}://{_hostport(self.host, self.port)}")
+
+    @property
+    def hub(self) -> str:
+        return self.origin + self.prefix
+
+    @property
+    def repo_url(self) -> str:
+        return f"{self.hub}/{self.owner}/{self.slug}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.owner}/{self.slug}"
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def origin_of(url: str) -> str:
+    """Normalise a hub URL to ``scheme://host:port`` (explicit port, lower-case host)."""
+    p = urlsplit(url.strip())
+    if p.scheme not in ("http", "https") or not p.hostname:
+        raise UserError(f"not a hub URL: {url!r} (expected http(s)://host[:port])", 2)
+    try:
+        port = p.port or (443 if p.scheme == "https" else 80)
+    except ValueError:
+        raise UserError(f"bad port in URL {url!r}", 2) from None
+    return f"{p.scheme}://{_hostport(p.hostname.lower(), port)}"
+
+
+def is_loopback(host: str) -> bool:
+    h = host.lower().strip("[]")
+    if h == "localhost" or h.endswith(".localhost") or h == "::1":
+        return True
+    parts = h.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() for p in parts)
+
+
+# ---------------------------------------------------------------------------- connections
+class _NoDelayHTTP(http.client.HTTPConnection):
+    """HTTPConnection with TCP_NODELAY and large send blocks (file bodies, chunked bodies)."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _https_class() -> type[http.client.HTTPConnection]:
+    class _NoDelayHTTPS(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    return _NoDelayHTTPS
+
+
+Body = bytes | Iterable[bytes] | tuple[BinaryIO, int] | None
+BodyFactory = Callable[[], Body]
+
+
+class Response:
+    """A response whose body has not been read yet: read ``json()`` or stream ``body``."""
+
+    def __init__(self, transport: Transport, key: tuple[str, str, int], raw: Any) -> None:
+        self._transport = transport
+        self._key = key
+        self.raw: http.client.HTTPResponse = raw
+        self.status: int = raw.status
+        self.bytes_read = 0
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.raw.getheader(name, default)
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("Content-Type") or "").split(";")[0].strip().lower()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n) if n >= 0 else self.raw.read()
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b)
+        self.bytes_read += n
+        return n
+
+    def json(self) -> Any:
+        data = self.read()
+        self.close()
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise WireError(
+                f"the hub sent an answer that is not JSON (status {self.status}); "
+                "is the URL a MuseHub?",
+                HUB_REFUSED,
+                "bad_response",
+                self.status,
+            ) from None
+
+    def close(self) -> None:
+        """Finish with the body; the connection is kept when the body was read to the end."""
+        if not self.raw.isclosed():
+            try:
+                # drain a small remainder so the connection can be reused
+                left = self.raw.length
+                if left is not None and left <= 65536:
+                    self.raw.read()
+                else:
+                    self._transport._drop(self._key)
+            except (OSError, http.client.HTTPException):
+                self._transport._drop(self._key)
+        if self.raw.will_close:
+            self._transport._drop(self._key)
+
+
+@dataclass
+class ErrorContext:
+    """What the user was doing, so errors can say what to do next."""
+
+    hub: str = ""
+    repo: str = ""
+    write: bool = False
+    token: bool = False
+
+
+@dataclass
+class Transport:
+    """One client's HTTP: keep-alive connections per (scheme, host, port), retry policy."""
+
+    token: str | None = None
+    hub_origin: str = ""
+    timeout: float = field(default_factory=lambda: _env_float("MUSE_HTTP_TIMEOUT", 120.0))
+    retries: int = field(default_factory=lambda: _env_int("MUSE_HTTP_RETRIES", 4))
+    backoff: float = field(default_factory=lambda: _env_float("MUSE_HTTP_BACKOFF", 0.25))
+    context: ErrorContext = field(default_factory=ErrorContext)
+    requests: int = 0
+    _last_url: str = ""
+    _conns: dict[tuple[str, str, int], http.client.HTTPConnection] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.token and self.hub_origin:
+            check_token_allowed(self.hub_origin)
+
+    # ----------------------------------------------------------------------- plumbing
+    def _conn(self, key: tuple[str, str, int]) -> http.client.HTTPConnection:
+        c = self._conns.get(key)
+        if c is None:
+            scheme, host, port = key
+            cls = _NoDelayHTTP if scheme == "http" else _https_class()
+            c = cls(host, port, timeout=self.timeout, blocksize=CHUNK)
+            self._conns[key] = c
+        return c
+
+    def _drop(self, key: tuple[str, str, int]) -> None:
+        c = self._conns.pop(key, None)
+        if c is not None:
+            c.close()
+
+    def close(self) -> None:
+        for key in list(self._conns):
+            self._drop(key)
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sleep_before(self, attempt: int, retry_after: float | None = None) -> None:
+        """Exponential backoff (0.25 s, 0.5 s, 1 s, ...), or what the hub asked for."""
+        delay = self.backoff * (2**attempt) if retry_after is None else retry_after
+        time.sleep(min(max(delay, 0.0), 30.0))
+
+    # ------------------------------------------------------------------------ request
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: BodyFactory | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        presigned: bool = False,
+        retry: bool = True,
+    ) -> Response:
+        """Send one request (retrying transient failures); returns a response with status < 400.
+
+        ``body`` is a factory so that a retry can produce the body again (a generator of a
+        pack is made afresh). Error statuses become WireError; a presigned URL that storage
+        refuses (403/400 on GET/PUT) becomes ExpiredURL so the caller can ask for a new one.
+        """
+        p = urlsplit(url)
+        self._last_url = url
+        if p.hostname is None or p.scheme not in ("http", "https"):
+            raise WireError(f"bad URL from the hub: {url!r}", HUB_REFUSED, "bad_url")
+        port = p.port or (443 if p.scheme == "https" else 80)
+        key = (p.scheme, p.hostname, port)
+        target = p.path or "/"
+        if p.query:
+            target += "?" + p.query
+        hdrs = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if not presigned:
+            hdrs["Muse-Protocol"] = str(PROTOCOL)
+        if auth and self.token and not presigned:
+            if origin_of(url) != self.hub_origin:
+                raise WireError(
+                    f"refusing to send your token to {origin_of(url)} (not the hub)",
+                    HUB_REFUSED,
+                    "foreign_url",
+                )
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        if headers:
+            hdrs.update(headers)
+        attempts = max(1, self.retries + 1) if retry else 1
+        last: BaseException | None = None
+        attempt = 0
+        stale_retry = True
+        while attempt < attempts:
+            conn = self._conn(key)
+            reused = conn.sock is not None
+            try:
+                self._send(conn, method, target, hdrs, body() if body else None)
+                raw = conn.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                self._drop(key)
+                last = e
+                if reused and stale_retry and isinstance(e, _STALE):
+                    stale_retry = False  # the hub closed an idle keep-alive connection
+                    continue
+                attempt += 1
+                if attempt < attempts:
+                    self.sleep_before(attempt - 1)
+                continue
+            self.requests += 1
+            resp = Response(self, key, raw)
+            if resp.status < 400:
+                return resp
+            err = self._error(resp, presigned, method)
+            attempt += 1
+            if err.retryable and attempt < attempts:
+                last = err
+                self.sleep_before(attempt - 1, getattr(err, "retry_after", None))
+                continue
+            raise err
+        assert last is not None
+        if isinstance(last, WireError):
+            raise last
+        raise network_error(last, url, self.context)
+
+    def _send(
+        self,
+        conn: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: Body,
+    ) -> None:
+        if body is None or isinstance(body, bytes | bytearray):
+            conn.request(method, target, body=body, headers=headers)
+        elif isinstance(body, tuple):
+            f, length = body
+            conn.request(method, target, body=f, headers={**headers, "Content-Length": str(length)})
+        else:
+            conn.request(
+                method,
+                target,
+                body=_coalesce(body),
+                headers={**headers, "Transfer-Encoding": "chunked"},
+                encode_chunked=True,
+            )
+
+    def _error(self, resp: Response, presigned: bool, method: str) -> WireError:
+        status = resp.status
+        retry_after = resp.header("Retry-After")
+        try:
+            data = resp.read(1 << 20)
+        except (OSError, http.client.HTTPException):
+            data = b""
+        resp.close()
+        code, message = "", ""
+        try:
+            obj = json.loads(data)
+            if isinstance(obj, dict):
+                code = str(obj.get("error", ""))
+                message = str(obj.get("message", ""))
+        except ValueError:
+            message = data[:200].decode("utf-8", "replace").strip()
+        if presigned and status in (400, 403) and method in ("GET", "PUT"):
+            return ExpiredURL(
+                f"storage refused the presigned URL ({status} {code or 'expired'})",
+                HUB_REFUSED,
+                code or "bad_signature",
+                status,
+                retryable=False,
+            )
+        if presigned:
+            where = origin_of(self._last_url)
+            err = WireError(
+                f"object storage at {where} failed ({status}{' ' + code if code else ''})"
+                f"{': ' + message[:200] if message else ''} (try again later)",
+                HUB_REFUSED,
+                code or "storage_error",
+                status,
+            )
+        else:
+            err = map_error(status, code, message, self.context)
+        if status in _RETRY_STATUSES:
+            err.retryable = True
+            ra: float | None = None
+            if retry_after:
+                try:
+                    ra = float(retry_after)
+                except ValueError:
+                    ra = None
+            err.retry_after = ra  # type: ignore[attr-defined]
+        return err
+
+
+def _coalesce(chunks: Iterable[bytes], size: int = CHUNK) -> Iterator[bytes]:
+    """Join small pieces into ~1 MiB chunks: fewer syscalls and chunk headers on the wire."""
+    buf: list[bytes] = []
+    n = 0
+    for c in chunks:
+        if not c:
+            continue
+        buf.append(c)
+        n += len(c)
+        if n >= size:
+            yield b"".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield b"".join(buf)
+
+
+# ----------------------------------------------------------------------------- errors
+def check_token_allowed(origin: str) -> None:
+    """A token travels over plain HTTP only to this machine (loopback)."""
+    p = urlsplit(origin)
+    if p.scheme == "http" and not is_loopback(p.hostname or ""):
+        raise WireError(
+            f"refusing to send your token over plain http:// to {p.hostname}: "
+            "use an https:// URL for this hub (tokens go over http only to this machine)",
+            NO_ACCESS,
+            "insecure_transport",
+        )
+
+
+def network_error(e: BaseException, url: str, ctx: ErrorContext) -> WireError:
+    where = ctx.hub or origin_of(url)
+    reason = str(e) or type(e).__name__
+    if isinstance(e, ConnectionRefusedError):
+        reason = "connection refused"
+    elif isinstance(e, socket.timeout | TimeoutError):
+        reason = "timed out"
+    elif isinstance(e, socket.gaierror):
+        reason = "unknown host"
+    return WireError(
+        f"cannot reach {where}: {reason} (is the hub running? check the URL with 'muse remote -v'"
+        " and try again)",
+        NETWORK,
+        "network",
+        retryable=True,
+    )
+
+
+def map_error(status: int, code: str, message: str, ctx: ErrorContext) -> WireError:
+    """The hub's error as one line that says what to do, with the exit code for its kind."""
+    hub = ctx.hub or "the hub"
+    repo = ctx.repo or "the repository"
+    detail = f": {message}" if message else ""
+    if status == 401 or code == "unauthorized":
+        what = "your token was refused" if ctx.token else "this needs a token"
+        return WireError(
+            f"{hub}: {what}{detail} (run 'muse auth login {hub}')", NO_ACCESS, code, status
+        )
+    if status == 403 and code in ("forbidden", ""):
+        return WireError(
+            f"you may not {'write to' if ctx.write else 'read'} {repo}{detail} "
+            "(ask its owner for access, or log in with another token: 'muse auth login')",
+            NO_ACCESS,
+            code,
+            status,
+        )
+    if status == 404 and code in ("repo_not_found", ""):
+        hint = "check the URL" + (
+            "" if ctx.token else f", or log in if it is private: 'muse auth login {hub}'"
+        )
+        return WireError(f"repository {repo} not found on {hub} ({hint})", NOT_FOUND, code, status)
+    if status == 404:
+        return WireError(f"{hub}: not found{detail}", NOT_FOUND, code, status)
+    if code in ("non_fast_forward", "stale_ref") or status == 409:
+        return WireError(
+            f"{repo} was updated by someone else{detail} (run 'muse pull' first, "
+            "or 'muse push --force' to overwrite)",
+            REJECTED,
+            code,
+            status,
+        )
+    if status == 429:
+        return WireError(
+            f"{hub} is rate limiting requests{detail} (wait, then retry)", HUB_REFUSED, code, status
+        )
+    if status >= 500:
+        return WireError(
+            f"{hub} failed ({status}{' ' + code if code else ''}){detail} (try again later)",
+            HUB_REFUSED,
+            code,
+            status,
+        )
+    return WireError(
+        f"{hub} refused the request ({status} {code}){detail}", HUB_REFUSED, code, status
+    )
