@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _TREE_CACHE = 256
+_SLOP = 5
 
 
 class ObjectReader(Protocol):
@@ -150,10 +151,17 @@ class _Tree:
             return self.id(i)
         return None
 
-    def changed(self, parents: list[_Tree]) -> list[int]:
-        """Positions of entries whose id is in none of the parents (all if no parent)."""
+    def changed(self, parents: list[_Tree], context: list[_Tree]) -> list[int]:
+        """Positions of entries whose id is in none of the parents.
+
+        With no parent (a directory that is new at this path), ``context`` holds the parents
+        of the enclosing directory: an entry found there was moved or copied, not created,
+        and needs no sending (``git mv lib vendor/lib`` costs one tree, not the library).
+        """
         if not parents:
-            return list(range(self.n))
+            if not context:
+                return list(range(self.n))
+            return [i for i in range(self.n) if not any(has_id(t.ids, self.id(i)) for t in context)]
         first = parents[0]
         p, s = common_ends(self.ids, first.ids, self.modes, first.modes)
         window = range(p, self.n - s)
@@ -253,7 +261,12 @@ def _new_commits(
         if c not in unint and c not in queued:
             push(c, True)
     new: list[bytes] = []
-    while heap and n_int > 0:
+    slop = _SLOP
+    while heap and (n_int > 0 or slop > 0):
+        if n_int == 0:
+            # Like git, walk a few more commits from the haves' side after everything queued
+            # is known to be theirs: with skewed clocks that reveals late have-side commits.
+            slop -= 1
         _, _, oid = heapq.heappop(heap)
         if oid not in queued:
             continue
@@ -284,7 +297,8 @@ def objects_to_send(
     """
     w = _Walker(reader)
     commit_wants: list[bytes] = []
-    tasks: dict[bytes, list[tuple[bytes, tuple[bytes, ...]]]] = {b"": []}
+    # path -> [(tree id, ids of the trees at this path in the parents, context)]
+    tasks: dict[bytes, list[tuple[bytes, tuple[bytes, ...], tuple[bytes, ...]]]] = {b"": []}
     blobs: list[bytes] = []
     sent_blobs: set[bytes] = set()
     for oid in wants:
@@ -294,7 +308,7 @@ def objects_to_send(
         if found[0] == COMMIT:
             commit_wants.append(oid)
         elif found[0] == TREE:
-            tasks[b""].append((oid, ()))
+            tasks[b""].append((oid, (), ()))
         elif oid not in sent_blobs:
             sent_blobs.add(oid)
             blobs.append(oid)
@@ -302,28 +316,29 @@ def objects_to_send(
     roots = tasks[b""]
     for c in new:
         tree, parents, _ = info[c]
-        roots.append((tree, tuple(info[p][0] for p in parents if p in info)))
+        roots.append((tree, tuple(info[p][0] for p in parents if p in info), ()))
 
     sent_trees: set[bytes] = set()
     trees: list[bytes] = []
     pending = tasks
     while pending:
-        nxt: dict[bytes, list[tuple[bytes, tuple[bytes, ...]]]] = {}
+        nxt: dict[bytes, list[tuple[bytes, tuple[bytes, ...], tuple[bytes, ...]]]] = {}
         for path in sorted(pending):
-            for tid, ptids in pending[path]:
-                if tid in sent_trees or tid in ptids:
+            for tid, ptids, ctx in pending[path]:
+                if tid in sent_trees or tid in ptids or tid in ctx:
                     continue
                 sent_trees.add(tid)
                 trees.append(tid)
                 t = w.tree(tid)
                 ps = [w.tree(p) for p in ptids]
                 modes = t.modes
-                for i in t.changed(ps):
+                for i in t.changed(ps, [w.tree(c) for c in ctx]):
                     oid = t.id(i)
                     if modes[i] == MODE_TREE:
                         name = t.names[i]
                         subs = tuple(s for p in ps if (s := p.subtree(name)) is not None)
-                        nxt.setdefault(path + b"/" + name, []).append((oid, subs))
+                        sub_ctx = () if subs else (ptids or ctx)
+                        nxt.setdefault(path + b"/" + name, []).append((oid, subs, sub_ctx))
                     elif oid not in sent_blobs:
                         sent_blobs.add(oid)
                         blobs.append(oid)
