@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
+import time
+import urllib.parse
 
 import pytest
 from proto_util import History, HubClient, pack_bytes, push_body, request, update
@@ -266,3 +269,50 @@ def test_too_large_push(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert _refs(repo) == {}
     finally:
         hub.stop()
+
+
+def _raw_push(url: str, token: str, slug_path: str, declared: int, body: bytes) -> bytes:
+    """Send a push whose body is shorter than its Content-Length, then half-close."""
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+        head = (
+            f"POST {slug_path}/push/stream HTTP/1.1\r\nHost: {u.hostname}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/x-muse-push\r\n"
+            f"Content-Length: {declared}\r\n\r\n"
+        ).encode()
+        s.sendall(head + body)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def test_client_that_goes_away_mid_body(hub, repo: HubClient) -> None:  # type: ignore[no-untyped-def]
+    """A body cut short by the client ends the request (no hang) and leaves nothing behind."""
+    h = History()
+    c1 = h.commit({f"f{i}": os.urandom(100_000) for i in range(20)})
+    body = push_body([update(MAIN, None, c1)], h.pack_of(h.reachable(c1)))
+    path = urllib.parse.urlsplit(repo.base).path
+    t = time.monotonic()
+    answer = _raw_push(hub.url, repo.token, path, len(body), body[: len(body) // 3])
+    assert time.monotonic() - t < 20
+    if answer:  # the hub may answer 400 or just close: never 200, never a 500
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500, answer[:300]
+    assert _refs(repo) == {}
+    f, _ = repo.fetch([c1])
+    assert f.error == "unknown_want"
+    # No quarantine left over.
+    deadline = time.monotonic() + 5
+    while list((hub.data_dir / "cache" / "tmp").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list((hub.data_dir / "cache" / "tmp").iterdir()) == []
+    # The whole body works.
+    assert _raw_push(hub.url, repo.token, path, len(body), body).split(b" ", 2)[1] == b"200"
