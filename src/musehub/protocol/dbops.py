@@ -7,15 +7,18 @@ statement is visibly a bulk one (no per-object rows, no per-object queries).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 
 from musehub.db.models import Pack, Ref, Upload
-
-# DML goes through the Core tables (Model.__table__): ORM-enabled bulk statements do not
-# report a reliable rowcount on every driver, and compare-and-swap lives on rowcount.
 from musehub.protocol.repostore import LIVE_STATES, PackInfo
+
+# DML goes through the Core tables: ORM-enabled bulk statements do not report a reliable
+# rowcount on every driver, and compare-and-swap lives on rowcount.
+REFS = cast(Table, Ref.__table__)
+PACKS = cast(Table, Pack.__table__)
+UPLOADS = cast(Table, Upload.__table__)
 
 
 class StaleRef(Exception):
@@ -55,7 +58,7 @@ def pack_infos(s: Any, repo_id: int) -> list[PackInfo]:
 
 def insert_pack(s: Any, repo_id: int, info: PackInfo) -> None:
     s.execute(
-        insert(Pack.__table__).values(
+        insert(PACKS).values(
             repo_id=repo_id,
             name=info.name,
             objects=info.objects,
@@ -87,20 +90,18 @@ def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | Non
     """
     if old is None and new is not None:
         # RETURNING, not rowcount: drivers report -1 for INSERT ... ON CONFLICT DO NOTHING.
-        stmt = _insert_ignore(s, Ref.__table__).values(repo_id=repo_id, name=ref, target=new.hex())
-        if s.execute(stmt.returning(Ref.__table__.c.id)).first() is not None:
+        stmt = _insert_ignore(s, REFS).values(repo_id=repo_id, name=ref, target=new.hex())
+        if s.execute(stmt.returning(REFS.c.id)).first() is not None:
             return True
     elif new is None and old is not None:
         res = s.execute(
-            delete(Ref.__table__).where(
-                Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex()
-            )
+            delete(REFS).where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
         )
         if res.rowcount == 1:
             return True
     elif old is not None and new is not None:
         res = s.execute(
-            update(Ref.__table__)
+            update(REFS)
             .where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
             .values(target=new.hex())
         )
@@ -119,7 +120,7 @@ def add_upload(
     s: Any, upload_id: str, repo_id: int, user_id: int | None, key: str, expires: float, state: str
 ) -> None:
     s.execute(
-        insert(Upload.__table__).values(
+        insert(UPLOADS).values(
             id=upload_id,
             repo_id=repo_id,
             user_id=user_id,
@@ -144,7 +145,7 @@ def get_upload(s: Any, upload_id: str) -> tuple[int, int | None, str, float, str
 def claim_upload(s: Any, upload_id: str, from_state: str, to_state: str, expires: float) -> bool:
     """Move an upload between states by compare-and-swap (two commits of one id: one wins)."""
     res = s.execute(
-        update(Upload.__table__)
+        update(UPLOADS)
         .where(Upload.id == upload_id, Upload.state == from_state)
         .values(state=to_state, expires_at=_utc(expires))
     )
@@ -152,7 +153,7 @@ def claim_upload(s: Any, upload_id: str, from_state: str, to_state: str, expires
 
 
 def set_upload_state(s: Any, upload_id: str, state: str) -> None:
-    s.execute(update(Upload.__table__).where(Upload.id == upload_id).values(state=state))
+    s.execute(update(UPLOADS).where(Upload.id == upload_id).values(state=state))
 
 
 def expired_uploads(s: Any, now: float) -> list[tuple[str, str]]:
