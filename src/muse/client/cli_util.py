@@ -6,7 +6,6 @@ Kept free of heavy imports: ``add_*`` run for ``--help`` and must not pull in ht
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -44,6 +43,8 @@ def summary(
         "seconds": round(seconds, 6),
     }
     obj.update(extra)
+    import json
+
     sys.stdout.write(json.dumps(obj) + "\n")
 
 

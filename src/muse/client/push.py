@@ -253,6 +253,33 @@ def push(
     return result
 
 
+def reusable_pack(repo: Repository, objs: list[tuple[int, bytes]]) -> str | None:
+    """A local pack holding exactly the objects to send: its file is sent as it is.
+
+    Packs at rest are byte for byte wire packs, so pushing a history that arrived (or was
+    written) as one pack costs no re-encoding at all.
+    """
+    packs = repo.store.packs
+    if packs is None or not objs:
+        return None
+    for pf in packs.packs:
+        if pf.count == len(objs) and all(pf.has(oid) for _, oid in objs):
+            return str(pf.path)
+    return None
+
+
+def _file_chunks(path: str, counter: list[int], progress: Progress) -> Iterator[bytes]:
+    counter[0] = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            data = f.read(CHUNK)
+            if not data:
+                return
+            counter[0] += len(data)
+            progress.add_bytes(len(data))
+            yield data
+
+
 def _send(
     repo: Repository,
     s: Session,
@@ -262,14 +289,24 @@ def _send(
     progress: Progress,
     result: PushResult,
 ) -> dict[str, Any]:
+    reuse = reusable_pack(repo, objs)
     if path == "stream":
         counter = [0]
+        if reuse is not None:
+            pack = lambda: _file_chunks(reuse, counter, progress)  # noqa: E731
+        else:
+            pack = lambda: _pack_stream(repo, objs, progress, counter)  # noqa: E731
+        progress.start("Sending objects", len(objs))
         try:
-            answer = s.push_stream(updates, lambda: _pack_stream(repo, objs, progress, counter))
+            answer = s.push_stream(updates, pack)
         finally:
             progress.finish_line()
         result.bytes = counter[0]
         return answer
+    if reuse is not None:
+        size = os.stat(reuse).st_size
+        result.bytes = size
+        return _presign_push(s, reuse, size, len(objs), updates, progress)
     pack_path, size = _write_temp_pack(repo, objs, progress)
     try:
         result.bytes = size
