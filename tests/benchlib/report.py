@@ -134,6 +134,17 @@ def _s(x: float | None) -> str:
     return f"{x:.3f}"
 
 
+def _rate(x: float) -> str:
+    """Enough digits to tell tiers apart (XS moves 4 KB, XL 100 MB)."""
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    if x >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
 def size_table(rows: list[Row], compare: bool) -> str:
     """The per-size Markdown table (and clone's wire/restore split beneath it)."""
     head = ["verb", "size", "path", "p50 s", "p95 s", "MB/s", "objects/s", "gate", "pass/fail"]
@@ -148,7 +159,7 @@ def size_table(rows: list[Row], compare: bool) -> str:
             r.shown_path,
             _s(r.p50) if have else "–",
             _s(r.p95) if have else "–",
-            f"{r.content_bytes / 1e6 / r.p50:.1f}" if have else "–",
+            _rate(r.content_bytes / 1e6 / r.p50) if have else "–",
             f"{r.objects / r.p50:,.0f}" if have else "–",
             f"< {r.gate:g} s" if r.gate is not None else "–",
             r.verdict,
@@ -207,7 +218,11 @@ def gate_verdicts(rows: list[Row]) -> str:
                 f"- follow-on: {verb} {size.upper()} {path} missed its gate by "
                 f"{(r.p50 / limit - 1) * 100:.0f}% ({r.p50:.2f} s against {limit:g} s)"
             )
-    lines += [""] + (follow or ["No gate missed by more than 20%: no follow-on tickets."])
+    ran = any((v, z, p) in by_key for v, z, p in GATES)
+    if follow:
+        lines += [""] + follow
+    elif ran:
+        lines += ["", "No gate missed by more than 20%: no follow-on tickets."]
     return "\n".join(lines)
 
 
