@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 import pytest
 from proto_util import History, HubClient, request, update
@@ -176,3 +177,40 @@ def test_presigned_bundle_urls_are_checked(seeded) -> None:  # type: ignore[no-u
     assert (g.status, g.error) == (403, "bad_signature")
     put = request("PUT", url, body=b"x")
     assert put.status == 403
+
+
+def test_many_pushes_are_repacked(hub) -> None:  # type: ignore[no-untyped-def]
+    """Past 16 packs the hub merges them (in the background); reads stay correct meanwhile."""
+    from sqlalchemy import create_engine, text
+
+    repo = _new_repo(hub)
+    h = History()
+    tip = None
+    for k in range(20):
+        new = h.commit({f"d{k % 3}/f{k}": os.urandom(100)}, tip)
+        pack = h.pack_of(h.reachable(new) - (h.reachable(tip) if tip else set()))
+        r = repo.push_stream([update(MAIN, tip, new)], pack)
+        assert r.status == 200, r.body
+        tip = new
+        r, objs = repo.fetch([tip], [], "stream")
+        assert set(objs) == h.reachable(tip)
+    assert tip is not None
+    engine = create_engine(hub.database_url)
+    slug = repo.base.rsplit("/", 1)[1]
+    query = text(
+        "SELECT count(*) FROM packs JOIN repos ON repos.id = packs.repo_id WHERE repos.slug = :s"
+    )
+    deadline = time.time() + 20
+    while True:
+        with engine.connect() as conn:
+            count = conn.execute(query, {"s": slug}).scalar_one()
+        if count <= 16 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    engine.dispose()
+    assert count <= 16
+    r, objs = repo.fetch([tip], [], "presign")
+    assert set(objs) == h.reachable(tip)
+    assert len(r.json()["bundles"]) <= 8
+    r, objs = repo.fetch([tip], [list(h.files)[10]])
+    assert set(objs) == h.reachable(tip) - h.reachable(list(h.files)[10])

@@ -80,6 +80,14 @@ def _insert_ignore(s: Any, table: Any) -> Any:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
+def replace_packs(s: Any, repo_id: int, old: list[str], new: PackInfo) -> None:
+    """Swap merged packs for their union; raises StaleRef if any row is already gone."""
+    res = s.execute(delete(PACKS).where(PACKS.c.repo_id == repo_id, PACKS.c.name.in_(old)))
+    if res.rowcount != len(old):
+        raise StaleRef("packs")
+    insert_pack(s, repo_id, new)
+
+
 def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> bool:
     """Compare-and-swap one ref inside the caller's transaction; raises StaleRef.
 

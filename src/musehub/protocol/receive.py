@@ -32,6 +32,7 @@ from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
 from musehub.protocol.repostore import (
+    REPACK_AT,
     UPLOAD_DONE,
     UPLOAD_RECEIVING,
     WORK_TTL_S,
@@ -170,6 +171,7 @@ class Receiver:
         self.repo_id = repo_id
         self.user_id = user_id
         self.times: dict[str, float] = {}
+        self.pack_count = 0
 
     def receive(
         self,
@@ -254,6 +256,8 @@ class Receiver:
                 store.adopt(info.name, pack_path)
             except OSError:
                 pass  # downloaded again on first use
+            if self.pack_count + 1 > REPACK_AT and self.user_id is not None:
+                threading.Thread(target=self._repack, daemon=True).start()
         log.info(
             "push to repo %d: %d objects, %d bytes; %s",
             self.repo_id,
@@ -274,6 +278,13 @@ class Receiver:
             "bytes": received[1],
         }
 
+    def _repack(self) -> None:
+        try:
+            assert self.user_id is not None
+            self.store.maybe_repack(self.repo_id, self.user_id)
+        except Exception:  # noqa: BLE001 - housekeeping; the next push tries again
+            log.exception("repack of repo %d failed", self.repo_id)
+
     def _check(self, pack: PackFile, updates: list[RefUpdate]) -> PackInfo | None:
         """Structure, connectivity, kinds, staleness and fast-forward; raises HubError.
 
@@ -285,7 +296,8 @@ class Receiver:
         try:
             for kind, _, body in pack.iter_objects((TREE, COMMIT)):
                 verify_structure(kind, body)
-            existing, _ = store.reader(self.repo_id)
+            existing, infos = store.reader(self.repo_id)
+            self.pack_count = len(infos)
             tips = [u.new for u in updates if u.new is not None]
             check_connectivity(pack, existing, tips)
         except PackError as e:

@@ -34,6 +34,8 @@ UPLOAD_EXPIRED = "expired"
 LIVE_STATES = (UPLOAD_PENDING, UPLOAD_RECEIVING, UPLOAD_COMMITTING, UPLOAD_BUNDLE)
 
 WORK_TTL_S = 3600  # how long a crashed push's half-done upload may linger before the sweep
+REPACK_AT = 16  # more packs than this in one repository: merge the smaller ones
+REPACK_GRACE_S = 15 * 60  # replaced packs stay in storage this long for running readers
 
 
 def pack_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
@@ -105,6 +107,7 @@ class RepoStore:
         self._open: dict[str, PackFile] = {}
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
+        self._repacking: set[int] = set()
 
     # ------------------------------------------------------------------------- database
     def pack_infos(self, repo_id: int) -> list[PackInfo]:
@@ -162,8 +165,101 @@ class RepoStore:
 
     def reader(self, repo_id: int) -> tuple[PackReader, list[PackInfo]]:
         """Everything the repository holds: one database query, then local files only."""
+        from musehub.storage import NotFound
+
+        for attempt in range(3):
+            infos = self.pack_infos(repo_id)
+            try:
+                return PackReader([self.pack(repo_id, i.name) for i in reversed(infos)]), infos
+            except NotFound:
+                # A repack replaced a pack between our query and the download: list again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # --------------------------------------------------------------------------- repack
+    def maybe_repack(self, repo_id: int, user_id: int) -> None:
+        """Keep a repository at a few packs, so reads do not probe many indexes.
+
+        Every push adds a pack; past REPACK_AT packs, the smaller ones are merged into one
+        (all but the largest when together they are smaller than it, else all: the merged
+        sizes grow geometrically, so each object is rewritten only a few times). The swap is
+        one transaction that deletes exactly the merged rows and inserts the new one; it loses
+        (and its pack is deleted) if another process repacked first. Old pack files are
+        deleted from storage only after a grace period, for readers that listed them.
+        """
         infos = self.pack_infos(repo_id)
-        return PackReader([self.pack(repo_id, i.name) for i in reversed(infos)]), infos
+        if len(infos) <= REPACK_AT:
+            return
+        with self._lock:
+            if repo_id in self._repacking:
+                return
+            self._repacking.add(repo_id)
+        try:
+            self._repack(repo_id, user_id, infos)
+        finally:
+            with self._lock:
+                self._repacking.discard(repo_id)
+
+    def _repack(self, repo_id: int, user_id: int, infos: list[PackInfo]) -> None:
+        import secrets
+
+        from muse.core.packs import write_pack_file
+        from musehub.protocol import dbops
+
+        by_size = sorted(infos, key=lambda i: i.bytes)
+        rest = by_size[:-1]
+        chosen = rest if sum(i.bytes for i in rest) < by_size[-1].bytes else by_size
+        packs = [self.pack(repo_id, i.name) for i in chosen]
+        qdir = self.quarantine_dir()
+        try:
+
+            def objects() -> Iterator[tuple[int, bytes]]:
+                for p in packs:
+                    for kind, _, body in p.iter_objects():
+                        yield kind, body
+
+            merged = write_pack_file(str(qdir), objects())
+            path = Path(merged.path)
+            name = f"pack-{merged.checksum.hex()}-{secrets.token_hex(4)}"
+            blobs = sum(1 for _, kind in merged.kinds() if kind == 1)
+            info = PackInfo(name, merged.count, blobs, path.stat().st_size)
+            work_id = secrets.token_hex(16)
+            now = time.time()
+            with self.db.session() as s:
+                dbops.add_upload(
+                    s,
+                    work_id,
+                    repo_id,
+                    user_id,
+                    pack_key(repo_id, name),
+                    now + WORK_TTL_S,
+                    UPLOAD_RECEIVING,
+                )
+            self.upload_pack(repo_id, name, path)
+            try:
+                with self.db.session() as s:
+                    dbops.replace_packs(s, repo_id, [i.name for i in chosen], info)
+                    dbops.set_upload_state(s, work_id, UPLOAD_DONE)
+                    for old in chosen:  # garbage once nobody can still be reading them
+                        dbops.add_upload(
+                            s,
+                            secrets.token_hex(16),
+                            repo_id,
+                            user_id,
+                            pack_key(repo_id, old.name),
+                            now + REPACK_GRACE_S,
+                            UPLOAD_BUNDLE,
+                        )
+            except dbops.StaleRef:
+                self.delete_pack(repo_id, name)
+                return
+            self.adopt(name, path)
+            log.info(
+                "repacked repo %d: %d packs -> 1 (%d objects)", repo_id, len(chosen), info.objects
+            )
+        finally:
+            shutil.rmtree(qdir, ignore_errors=True)
 
     # -------------------------------------------------------------------------- storage
     def upload_pack(self, repo_id: int, name: str, pack_path: Path) -> None:
