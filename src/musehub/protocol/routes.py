@@ -31,6 +31,7 @@ from musehub.protocol.repostore import (
     UPLOAD_PENDING,
     WORK_TTL_S,
     RepoStore,
+    iter_file,
     upload_key,
 )
 from musehub.protocol.serve import PresignAnswer, Server, stream_pack
@@ -79,6 +80,14 @@ class Protocol:
             )
             s.expunge(repo)
         return principal, repo
+
+    def startup(self) -> None:
+        """Housekeeping once per process: quarantines left by a crash, expired uploads."""
+        try:
+            self.store.clean_tmp()
+        except OSError:
+            log.exception("cleaning %s failed", self.store.tmp_dir)
+        self.sweep(force=True)
 
     def sweep(self, force: bool = False) -> None:
         """Delete abandoned uploads now and then (called at start-up and on presign)."""
@@ -251,7 +260,7 @@ class Protocol:
         if isinstance(answer, PresignAnswer):
             return JSONResponse(answer.json())
         return StreamingResponse(
-            stream_pack(answer.reader, answer.objects),
+            iter_file(answer.file) if answer.file else stream_pack(answer.reader, answer.objects),
             media_type=PACK_TYPE,
             headers={"Muse-Objects": str(len(answer.objects))},
         )
@@ -273,7 +282,7 @@ def routes(state: Any) -> list[Route]:
     """The protocol routes of one app; sweeps abandoned uploads once at start-up."""
     proto = Protocol(state)
     state.protocol = proto
-    threading.Thread(target=proto.sweep, args=(True,), daemon=True).start()
+    threading.Thread(target=proto.startup, daemon=True).start()
     base = "/{owner}/{slug}"
     return [
         Route(f"{base}/refs", proto.refs, methods=["GET"]),

@@ -22,11 +22,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from muse.wire.negotiate import objects_to_send
-
 from muse.core.objects import BLOB
+from muse.wire.negotiate import objects_to_send
 from muse.wire.pack import PackWriter
 from musehub.errors import HubError
 from musehub.protocol import dbops
@@ -50,6 +50,7 @@ class StreamAnswer:
 
     reader: PackReader
     objects: list[tuple[int, bytes]]
+    file: Path | None = None  # a stored pack that is exactly the answer
 
 
 @dataclass
@@ -144,6 +145,9 @@ class Server:
                 return self._presigned(cached)
         objects = objects_to_send(reader, wants, haves)
         if path == "stream" or (path == "auto" and self._small(reader, objects)):
+            if clone and len(infos) == 1 and infos[0].objects == len(objects):
+                # The one stored pack is exactly the clone: send its bytes as they are.
+                return StreamAnswer(reader, objects, self.store.cached_path(infos[0].name))
             return StreamAnswer(reader, objects)
         if clone:
             manifest = self._clone_manifest(repo_id, reader, infos, objects)
