@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, insert, or_, select, update
 
 from musehub.db.models import Pack, Ref, Upload
-from musehub.protocol.repostore import LIVE_STATES, PackInfo
+from musehub.protocol.repostore import LIVE_STATES, UPLOAD_DONE, PackInfo
 
 # DML goes through the Core tables: ORM-enabled bulk statements do not report a reliable
 # rowcount on every driver, and compare-and-swap lives on rowcount.
@@ -165,9 +165,15 @@ def set_upload_state(s: Any, upload_id: str, state: str) -> None:
 
 
 def expired_uploads(s: Any, now: float) -> list[tuple[str, str]]:
+    """Rows whose keys are garbage: live work past its expiry, and committed presigned uploads
+    (their URL could still PUT a new copy until it expired; the pack itself is elsewhere)."""
     rows = s.execute(
         select(Upload.id, Upload.key).where(
-            Upload.state.in_(LIVE_STATES), Upload.expires_at < _utc(now)
+            or_(
+                Upload.state.in_(LIVE_STATES),
+                and_(Upload.state == UPLOAD_DONE, Upload.key.like("%/uploads/%")),
+            ),
+            Upload.expires_at < _utc(now),
         )
     ).all()
     return [(r[0], r[1]) for r in rows]

@@ -35,7 +35,7 @@ LIVE_STATES = (UPLOAD_PENDING, UPLOAD_RECEIVING, UPLOAD_COMMITTING, UPLOAD_BUNDL
 
 WORK_TTL_S = 3600  # how long a crashed push's half-done upload may linger before the sweep
 REPACK_AT = 16  # more packs than this in one repository: merge the smaller ones
-REPACK_GRACE_S = 15 * 60  # replaced packs stay in storage this long for running readers
+REPACK_GRACE_S = 3 * 3600  # replaced packs stay this long: readers, and URLs handed out
 
 
 def pack_key(repo_id: int, name: str, suffix: str = ".pack") -> str:

@@ -31,6 +31,7 @@ from muse.wire.pack import PackWriter
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.repostore import (
+    REPACK_GRACE_S,
     UPLOAD_BUNDLE,
     PackInfo,
     PackReader,
@@ -41,6 +42,7 @@ from musehub.protocol.repostore import (
 
 MAX_DIRECT_PACKS = 8  # at most this many stored packs are handed out as separate bundles
 BUNDLE_URL_TTL_S = 3600
+CLONE_BUNDLE_TTL_S = 24 * 3600  # a built clone bundle is reused this long, then swept
 CHUNK = 256 * 1024
 
 
@@ -131,7 +133,7 @@ class Server:
         self.stream_max_bytes: int = getattr(lim, "stream_max_bytes", 50 << 20)
 
     def fetch(
-        self, repo_id: int, user_id: int | None, wants: list[bytes], haves: list[bytes], path: str
+        self, repo_id: int, user_id: int, wants: list[bytes], haves: list[bytes], path: str
     ) -> StreamAnswer | PresignAnswer:
         reader, infos = self.store.reader(repo_id)
         for w in wants:
@@ -150,7 +152,17 @@ class Server:
                 return StreamAnswer(reader, objects, self.store.cached_path(infos[0].name))
             return StreamAnswer(reader, objects)
         if clone:
-            manifest = self._clone_manifest(repo_id, reader, infos, objects)
+            manifest = self._clone_manifest(repo_id, user_id, reader, infos, objects)
+            with self.store.db.session() as s:
+                dbops.add_upload(
+                    s,
+                    secrets.token_hex(16),
+                    repo_id,
+                    user_id,
+                    manifest_key,
+                    manifest["expires"],
+                    UPLOAD_BUNDLE,
+                )
             self.save_manifest(manifest_key, manifest)
             return self._presigned(manifest)
         return self._temporary_bundle(repo_id, user_id, reader, objects)
@@ -179,6 +191,8 @@ class Server:
                 return None
             with storage.open_read(key) as f:
                 doc = json.loads(f.read())
+            if doc.get("expires", 0) < time.time() + BUNDLE_URL_TTL_S:
+                return None  # would be swept while a URL we hand out is still valid
             for b in doc["bundles"]:
                 if not storage.exists(b["key"]):
                     return None
@@ -189,6 +203,7 @@ class Server:
     def _clone_manifest(
         self,
         repo_id: int,
+        user_id: int,
         reader: PackReader,
         infos: list[PackInfo],
         objects: list[tuple[int, bytes]],
@@ -199,9 +214,13 @@ class Server:
             # Every stored object is reachable and none is stored twice: the packs are the clone.
             bundles = [{"key": pack_key(repo_id, i.name), "size": i.bytes} for i in infos]
             total = sum(i.bytes for i in infos)
+            expires = time.time() + REPACK_GRACE_S
         else:
             name = f"clone-{secrets.token_hex(16)}"
             key = bundle_key(repo_id, name)
+            expires = time.time() + CLONE_BUNDLE_TTL_S
+            with self.store.db.session() as s:
+                dbops.add_upload(s, name, repo_id, user_id, key, expires, UPLOAD_BUNDLE)
             tmp = tempfile.NamedTemporaryFile(dir=self.store.tmp_dir, suffix=".pack", delete=False)
             tmp.close()
             try:
@@ -210,7 +229,13 @@ class Server:
             finally:
                 os.unlink(tmp.name)
             bundles = [{"key": key, "size": total}]
-        return {"objects": len(objects), "blobs": blobs, "bytes": total, "bundles": bundles}
+        return {
+            "objects": len(objects),
+            "blobs": blobs,
+            "bytes": total,
+            "bundles": bundles,
+            "expires": expires,
+        }
 
     def _presigned(self, manifest: dict[str, Any]) -> PresignAnswer:
         storage = self.store.storage
@@ -225,7 +250,7 @@ class Server:
     def _temporary_bundle(
         self,
         repo_id: int,
-        user_id: int | None,
+        user_id: int,
         reader: PackReader,
         objects: list[tuple[int, bytes]],
     ) -> PresignAnswer:
