@@ -122,7 +122,7 @@ def _compressor(level: int) -> Any:
     return z.ZstdCompressor(compression_params=params)
 
 
-def decompress_block(data: bytes | memoryview, ulen: int) -> bytes:
+def decompress_block(data: bytes | bytearray | memoryview, ulen: int) -> bytes:
     """Decompress one zstd block whose header promised ``ulen`` bytes (exactly one frame).
 
     The frame must declare its content size and it must equal ``ulen``; zstd itself refuses
@@ -306,14 +306,14 @@ class Block:
     offset: int
     codec: int
     count: int
-    data: bytes
+    data: bytes | bytearray
 
 
 class _Source:
     """Reads exact amounts from a stream, counting and hashing every byte (and teeing it)."""
 
     def __init__(
-        self, stream: BinaryIO, limit: int | None, tee: Callable[[bytes], Any] | None
+        self, stream: BinaryIO, limit: int | None, tee: Callable[[bytes | bytearray], Any] | None
     ) -> None:
         self.stream = stream
         self.limit = limit
@@ -323,11 +323,11 @@ class _Source:
         # Large packs hash (and tee to disk) on a second thread while the caller decompresses
         # and re-hashes objects: hashlib and file writes release the GIL, so receiving runs
         # on two cores. The queue is short, so memory stays at a few blocks.
-        self._queue: queue.Queue[tuple[bytes, bool] | None] | None = None
+        self._queue: queue.Queue[tuple[bytes | bytearray, bool] | None] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def _consume(self, data: bytes, hashed: bool) -> None:
+    def _consume(self, data: bytes | bytearray, hashed: bool) -> None:
         if self._error is not None:
             raise self._error
         if self._queue is None and len(data) >= _THREAD_MIN:
@@ -388,27 +388,21 @@ class _Source:
         if self.limit is not None and self.pos + n > self.limit:
             raise PackError("too_large", f"pack exceeds the limit of {self.limit} bytes")
 
-    def read(self, n: int, what: str, hashed: bool = True) -> bytes:
+    def read(self, n: int, what: str, hashed: bool = True) -> bytes | bytearray:
         self.need(n, what)
         # Ask for at most 1 MiB at a time: a header that promises a huge object must not
         # make us allocate before the bytes have actually arrived.
-        first = self.stream.read(min(n, _CHUNK)) or b""
-        if len(first) == n:
-            data = bytes(first)
-        else:
-            parts = [bytes(first)]
-            got = len(first)
-            while got < n:
-                chunk = self.stream.read(min(n - got, _CHUNK))
+        data: bytes | bytearray = self.stream.read(min(n, _CHUNK)) or b""
+        if len(data) != n:
+            buf = bytearray(data)
+            while len(buf) < n:
+                chunk = self.stream.read(min(n - len(buf), _CHUNK))
                 if not chunk:
-                    break
-                parts.append(bytes(chunk))
-                got += len(chunk)
-            data = b"".join(parts)
-            if len(data) != n:
-                raise PackError(
-                    "bad_pack", f"truncated pack: {what} at offset {self.pos} cut short"
-                )
+                    raise PackError(
+                        "bad_pack", f"truncated pack: {what} at offset {self.pos} cut short"
+                    )
+                buf += chunk
+            data = buf
         self.pos += n
         self._consume(data, hashed)
         return data
@@ -467,7 +461,7 @@ class BlockReader:
         self,
         stream: BinaryIO,
         limits: PackLimits | None = None,
-        tee: Callable[[bytes], Any] | None = None,
+        tee: Callable[[bytes | bytearray], Any] | None = None,
     ) -> None:
         self.stream = stream
         self.limits = limits or PackLimits()
@@ -519,7 +513,7 @@ class BlockReader:
 def read_blocks(
     stream: BinaryIO,
     limits: PackLimits | None = None,
-    tee: Callable[[bytes], Any] | None = None,
+    tee: Callable[[bytes | bytearray], Any] | None = None,
 ) -> Iterator[Block]:
     """Iterate the blocks of a pack (see :class:`BlockReader`)."""
     return iter(BlockReader(stream, limits, tee))
