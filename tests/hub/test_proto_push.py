@@ -316,3 +316,39 @@ def test_client_that_goes_away_mid_body(hub, repo: HubClient) -> None:  # type: 
     assert list((hub.data_dir / "cache" / "tmp").iterdir()) == []
     # The whole body works.
     assert _raw_push(hub.url, repo.token, path, len(body), body).split(b" ", 2)[1] == b"200"
+
+
+def test_mangled_pushes_never_500(repo: HubClient) -> None:
+    """Bit flips and cuts anywhere in a push body: a 4xx (or, if harmless, a 200), never 5xx."""
+    import random
+
+    h = History()
+    c1 = h.commit({f"d{i % 3}/f{i}": os.urandom(300) for i in range(12)})
+    body = push_body([update(MAIN, None, c1)], h.pack_of(h.reachable(c1)))
+    rnd = random.Random(1234)
+    statuses = set()
+    for n in range(120):
+        data = bytearray(body)
+        if n % 3 == 0:
+            data = data[: rnd.randrange(len(data))]
+        else:
+            for _ in range(1 + n % 4):
+                data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
+        r = request(
+            "POST",
+            f"{repo.base}/push/stream",
+            body=bytes(data),
+            headers={
+                "Content-Type": "application/x-muse-push",
+                "Authorization": f"Bearer {repo.token}",
+            },
+        )
+        statuses.add(r.status)
+        assert r.status < 500, (n, r.status, r.body[:300])
+        if r.status == 200:  # a flip that changed nothing that matters
+            assert _refs(repo) == {MAIN: c1.hex()}
+            assert repo.push_stream([update(MAIN, c1, None)], pack_bytes([])).status == 200
+        else:
+            assert r.headers["content-type"].startswith("application/json")
+            assert _refs(repo) == {}
+    assert statuses - {200} <= {400, 409, 413}
