@@ -34,6 +34,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Exit codes for errors that reach main unwrapped, by class name (no imports needed).
+_EXIT_BY_ERROR = {
+    "NotARepository": 3,
+    "UnknownRevision": 3,
+    "RefConflict": 5,
+    "CheckoutConflict": 1,
+    "RefNameError": 2,
+}
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = [
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, UserError):
             sys.stderr.write(f"muse: error: {e.message}\n")
             return e.exit_code
+        code = _EXIT_BY_ERROR.get(type(e).__name__, 1)
         if os.environ.get("MUSE_DEBUG") == "1":
             import traceback
 
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, OSError) and e.filename:
             msg = f"{e.strerror or msg}: {e.filename}"
         sys.stderr.write(f"muse: error: {msg.splitlines()[0] if msg else type(e).__name__}\n")
-        return 1
+        return code
 
 
 def _main(args: list[str]) -> int:

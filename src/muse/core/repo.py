@@ -62,9 +62,6 @@ class Repository:
     @classmethod
     def find(cls, start_dir: str | None = None) -> Repository:
         """The repository containing start_dir (default: the current directory)."""
-        env = os.environ.get("MUSE_DIR")
-        if env:
-            return cls(env)
         d = os.path.abspath(start_dir or os.getcwd())
         while True:
             if os.path.isfile(os.path.join(d, MUSE_DIR, "HEAD")):
