@@ -19,7 +19,9 @@ PUSHERS = 8
 PUSHES_EACH = 4
 
 
-def race(client: HubClient) -> tuple[list[bytes], int]:
+def race(client: HubClient, others: tuple[HubClient, ...] = ()) -> tuple[list[bytes], int]:
+    """Pusher n talks to ``(client, *others)[n % k]``: several hubs, one repository."""
+    clients = (client, *others)
     h = History()
     lock = threading.Lock()
     root = h.commit({"README": b"start"})
@@ -32,19 +34,20 @@ def race(client: HubClient) -> tuple[list[bytes], int]:
 
     def pusher(n: int) -> None:
         nonlocal rejected
+        mine = clients[n % len(clients)]
         start.wait()
         done = 0
         attempts = 0
         while done < PUSHES_EACH and attempts < 200:
             attempts += 1
-            refs = client.refs()
+            refs = mine.refs()
             tip = bytes.fromhex(refs.json()["refs"][MAIN])
             with lock:
                 cid = h.commit({f"p{n}-{done}": f"{n}/{done}/{attempts}".encode()}, tip)
                 tree, _ = O.commit_refs(h.objects[cid][1])
                 blob = O.object_id(O.BLOB, f"{n}/{done}/{attempts}".encode())
                 pack = h.pack_of({cid, tree, blob})
-            r = client.push_stream([update(MAIN, tip, cid)], pack)
+            r = mine.push_stream([update(MAIN, tip, cid)], pack)
             if r.status == 200:
                 with lock:
                     accepted.append(cid)
@@ -80,9 +83,10 @@ def race(client: HubClient) -> tuple[list[bytes], int]:
 
 
 def test_concurrent_pushers_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two worker processes (uvicorn --workers 2) on one SQLite file and one pack cache."""
     from fixtures import start_hub
 
-    hub = start_hub(tmp_path)
+    hub = start_hub(tmp_path, workers=2)
     try:
         tok = hub.create_user("racer")
         hub.create_repo("racer", "race")

@@ -85,3 +85,16 @@ def test_s3_presigned_urls_are_checked(pair, seaweedfs) -> None:  # type: ignore
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=one.bucket).get("Contents", [])]
     assert not [k for k in keys if "/uploads/" in k], keys
     assert len([k for k in keys if "/packs/" in k]) == 2, keys
+
+
+def test_concurrent_pushers_on_two_hubs(pair) -> None:  # type: ignore[no-untyped-def]
+    """Pushers spread over two hub processes (own caches, shared PostgreSQL + bucket)."""
+    from test_proto_concurrency import race
+
+    one, two = pair
+    tok = one.create_user("erin")
+    one.create_repo("erin", "race")
+    _, rejected = race(
+        HubClient(one.url, "erin", "race", tok), (HubClient(two.url, "erin", "race", tok),)
+    )
+    assert rejected > 0
