@@ -72,7 +72,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tier", default="xl", choices=sorted(TIERS))
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--gigabyte", action="store_true", help="only: receive a generated 1 GB pack")
     args = ap.parse_args()
+    if args.gigabyte:
+        gigabyte()
+        return
     commits, per = TIERS[args.tier]
     t0 = time.perf_counter()
     h = build(args.tier.upper(), commits, per)
@@ -162,6 +166,54 @@ def main() -> None:
             f"100 MB of incompressible 4 KiB blobs, compress={compress}: {el:.3f}s "
             f"({102.4 / el:.0f} MB/s)"
         )
+
+
+def gigabyte() -> None:
+    """Receive a 1 GB pack (262,144 incompressible 4 KiB blobs) in a fresh process.
+
+    The pack is written to a file first (untimed); a child process then receives it from the
+    file in 64 KiB reads and reports time and its peak RSS (max RSS covers the interpreter too).
+    """
+    import subprocess
+
+    root = tempfile.mkdtemp(prefix="bench-pack-gb-")
+    try:
+        src = os.path.join(root, "in.pack")
+        rng = random.Random(1)
+        with open(src, "wb") as f:
+            w = P.PackWriter(f)
+            for _ in range(262_144):
+                w.add(O.BLOB, rng.randbytes(4096))
+            w.finish()
+        size = os.path.getsize(src)
+        os.mkdir(os.path.join(root, "out"))
+        code = (
+            "import io, resource, sys, time\n"
+            "from muse.core import packs\n"
+            "class R(io.RawIOBase):\n"
+            "    def __init__(s, f): s.f = f\n"
+            "    def readable(s): return True\n"
+            "    def read(s, n=-1): return s.f.read(min(n, 65536))\n"
+            "f = open(sys.argv[1], 'rb', buffering=0)\n"
+            "t = time.perf_counter()\n"
+            "pf = packs.receive_pack(R(f), sys.argv[2])\n"
+            "el = time.perf_counter() - t\n"
+            "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3\n"
+            "print(f'{el:.3f} {pf.count} {rss:.0f}')\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, src, os.path.join(root, "out")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        el, count, rss = float(out[0]), int(out[1]), out[2]
+        print(
+            f"1 GB receive_pack: {el:.2f}s, {size / el / 1e6:.0f} MB/s, {count} objects, "
+            f"max RSS of the receiving process {rss} MB"
+        )
+    finally:
+        shutil.rmtree(root)
 
 
 class _Null:
