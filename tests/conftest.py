@@ -8,7 +8,8 @@
 - ``start_hub``: the function ``start_hub(tmp_path, storage=..., database=..., ...)``; hubs
   started through this fixture are stopped at the end of the test.
 - ``hub``: a hub (SQLite + local storage) for one test; ``s3_hub``: one on PostgreSQL +
-  SeaweedFS.
+  SeaweedFS. Hubs from these fixtures fail the test at teardown if any request crashed the
+  hub (a logged "unhandled error", answered with a JSON 500).
 
 SeaweedFS and PostgreSQL start once per session, only if a test asks for them. Missing
 binaries skip those tests locally and fail them under CI=true.
@@ -83,6 +84,14 @@ def start_hub() -> Iterator[Callable[..., Hub]]:
     yield start
     for hub in reversed(started):
         hub.stop()
+    _no_crashes(*started)
+
+
+def _no_crashes(*hubs: Hub) -> None:
+    """Fail the test if a hub turned an exception into a 500 (bad input must be a 4xx)."""
+    crashes = [line for h in hubs for line in h.unhandled_errors()]
+    if crashes:
+        pytest.fail("hub crashed on requests:\n" + "\n".join(crashes[:10]), pytrace=False)
 
 
 @pytest.fixture
@@ -90,6 +99,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     h = _start_hub(tmp_path)
     yield h
     h.stop()
+    _no_crashes(h)
 
 
 @pytest.fixture
@@ -97,3 +107,4 @@ def s3_hub(tmp_path: Path, seaweedfs: SeaweedFS, postgres: PostgresCluster) -> I
     h = _start_hub(tmp_path, storage="s3", s3=seaweedfs, database=postgres.new_database())
     yield h
     h.stop()
+    _no_crashes(h)

@@ -106,6 +106,12 @@ def create_token(
 
 def principal_for_token(session: Session, token: str) -> Principal:
     """The caller a token stands for; HubError 401 if it is unknown, expired or revoked."""
+    principal, _ = _lookup(session, token)
+    return principal
+
+
+def _lookup(session: Session, token: str) -> tuple[Principal, bool]:
+    """(principal, whether its last_used is stale and should be refreshed)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise HubError(401, "unauthorized", "invalid token")
     row = session.execute(
@@ -118,16 +124,20 @@ def principal_for_token(session: Session, token: str) -> Principal:
         raise HubError(401, "unauthorized", "token revoked")
     if row.expires_at is not None and row.expires_at <= t:
         raise HubError(401, "unauthorized", "token expired")
-    if row.last_used is None or row.last_used < t - LAST_USED_GRANULARITY_S:
-        session.execute(update(Token).where(Token.id == row.id).values(last_used=t))
     scopes = tuple(expand_scopes(row.scopes))
-    return Principal(
+    principal = Principal(
         user_id=row.user_id,
         username=row.user.username,
         is_admin=bool(row.user.is_admin) and "admin" in scopes,
         scopes=scopes,
         token_id=row.id,
     )
+    stale = row.last_used is None or row.last_used < t - LAST_USED_GRANULARITY_S
+    return principal, stale
+
+
+def touch_token(session: Session, token_id: int) -> None:
+    session.execute(update(Token).where(Token.id == token_id).values(last_used=now()))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -161,8 +171,13 @@ def authenticate(request: Request) -> Principal | None:
     principal: Principal | None = None
     if token is not None:
         db = request.app.state.hub.db
-        with db.session(readonly=False) as s:
-            principal = principal_for_token(s, token)
+        # Read-only: on SQLite this takes no write lock; last_used is refreshed separately,
+        # at most once a minute per token.
+        with db.session(readonly=True) as s:
+            principal, stale = _lookup(s, token)
+        if stale:
+            with db.session() as s:
+                touch_token(s, principal.token_id)
     request.state.principal = principal
     return principal
 

@@ -18,6 +18,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     h = start_hub(tmp_path_factory.mktemp("api"))
     yield h
     h.stop()
+    assert h.unhandled_errors() == []
 
 
 def new_user(hub: Hub) -> tuple[str, str]:
@@ -256,3 +257,64 @@ def test_rate_limiter_window() -> None:
     assert rl.hit("b", 2.0) == 0
     assert rl.hit("a", 60.5) == 0  # the first hit left the window
     assert RateLimiter(0).hit("a") == 0
+
+
+def test_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureFixture) -> None:
+    """In-process ASGI call: a crashing route gives a JSON 500 and a logged traceback."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from musehub.app import AccessLogMiddleware
+    from musehub.errors import exception_handlers
+
+    async def boom(request: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    app = Starlette(
+        routes=[Route("/boom", boom)],
+        middleware=[Middleware(AccessLogMiddleware)],
+        exception_handlers=exception_handlers(),
+    )
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/boom",
+        "raw_path": b"/boom",
+        "query_string": b"",
+        "headers": [],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 1),
+        "client": ("127.0.0.1", 2),
+        "root_path": "",
+    }
+    import logging
+
+    hub_log = logging.getLogger("musehub")  # may not propagate (configure_logging)
+    hub_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("INFO", logger="musehub"):
+            asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    finally:
+        hub_log.removeHandler(caplog.handler)
+    start = sent[0]
+    assert start["status"] == 500
+    headers = dict(start["headers"])  # type: ignore[arg-type]
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"muse-protocol"] == b"1"
+    body = b"".join(m.get("body", b"") for m in sent[1:])  # type: ignore[misc]
+    assert json.loads(body) == {"error": "internal_error", "message": "internal server error"}
+    assert any("unhandled error in GET /boom" in r.getMessage() for r in caplog.records)
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+    assert any("GET /boom 500" in r.getMessage() for r in caplog.records)

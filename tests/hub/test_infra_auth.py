@@ -19,6 +19,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     h = start_hub(tmp_path_factory.mktemp("auth"))
     yield h
     h.stop()
+    assert h.unhandled_errors() == []
 
 
 def user(hub: Hub, scopes: str = "write") -> tuple[str, str]:
@@ -100,6 +101,21 @@ def test_tokens_are_stored_hashed(hub: Hub) -> None:
     import hashlib
 
     assert hashlib.sha256(tok.encode()).hexdigest() in rows
+
+
+def test_last_used_is_recorded(hub: Hub) -> None:
+    name, tok = user(hub)
+    import hashlib
+
+    h = hashlib.sha256(tok.encode()).hexdigest()
+    with _db(hub) as c:
+        assert c.execute("SELECT last_used FROM tokens WHERE token_hash = ?", (h,)).fetchone() == (
+            None,
+        )
+    hub.request("GET", "/api/user", token=tok)
+    with _db(hub) as c:
+        (used,) = c.execute("SELECT last_used FROM tokens WHERE token_hash = ?", (h,)).fetchone()
+    assert abs(used - time.time()) < 60
 
 
 def test_scopes(hub: Hub) -> None:
