@@ -66,6 +66,36 @@ class Env:
     counter: int = 0
     notes: list[str] = field(default_factory=list)
 
+    templates: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
+
+    def _template(self, key: tuple[str, str, int], build: Callable[[str], str]) -> tuple[str, str]:
+        if key not in self.templates:
+            path = os.path.join(self.root, key[1], "templates", "-".join(map(str, key)))
+            self.templates[key] = (path, build(path))
+        return self.templates[key]
+
+    def seed_muse(self, dest: str, tier: Tier, end: int) -> str:
+        """A new repository holding commits 0..end-1: a copy of one built by HistoryWriter
+        for this size (a fresh directory each run, with the same bytes, built once)."""
+        path, tip = self._template(
+            ("muse", tier.name.lower(), end), lambda p: museside.seed(p, tier, end)
+        )
+        shutil.copytree(path, dest, symlinks=True)
+        return tip
+
+    def seed_git(self, dest: str, tier: Tier, end: int, bare: bool = False) -> str:
+        """The git twin of seed_muse (fast-import once per size, then copies)."""
+        kind = "git-bare" if bare else "git"
+        path, tip = self._template(
+            (kind, tier.name.lower(), end),
+            lambda p: gitside.seed(p, tier, end, self.git_env, bare=bare),
+        )
+        shutil.copytree(path, dest, symlinks=True)
+        return tip
+
+    def drop_templates(self) -> None:
+        self.templates.clear()
+
     def run_dir(self, size_dir: str, label: str) -> str:
         self.counter += 1
         d = os.path.join(size_dir, f"{self.counter:04d}-{label}")
@@ -98,7 +128,7 @@ def _timed_muse(env: Env, *args: str, cwd: str | None = None) -> Sample:
 def _seed_hub(env: Env, rd: str, tier: Tier, end: int, url: str, name: str) -> str:
     """The hub repository receives commits 0..end-1 by a muse push (untimed)."""
     src = os.path.join(rd, name)
-    tip = museside.seed(src, tier, end)
+    tip = env.seed_muse(src, tier, end)
     _muse(env, "remote", "add", "origin", url, cwd=src)
     if end > 0:
         _muse(env, "push", "--quiet", "origin", "main", cwd=src)
@@ -134,7 +164,7 @@ def muse_run(env: Env, verb: str, size: str, path: str, forced: bool, rd: str) -
     slug, url = env.hub.new_repo(f"{verb}-{size}")
     if verb == "push":
         src = os.path.join(rd, "src")
-        tip = museside.seed(src, tier, c)
+        tip = env.seed_muse(src, tier, c)
         _muse(env, "remote", "add", "origin", url, cwd=src)
         s = _timed_muse(env, "push", "--json", *pa, "origin", "main", cwd=src)
         _check_hub_tip(env, slug, tip)
@@ -185,7 +215,7 @@ def _git_hub_repo(env: Env, rd: str, tier: Tier, end: int) -> tuple[str, str]:
     assert env.gitd is not None
     name = f"{os.path.basename(rd)}.git"
     bare = os.path.join(env.gitd.base_dir, name)
-    gitside.seed(bare, tier, end, env.git_env, bare=True)
+    env.seed_git(bare, tier, end, bare=True)
     return bare, env.gitd.url(name)
 
 
@@ -203,7 +233,7 @@ def git_run(env: Env, verb: str, size: str, rd: str) -> Sample:
     q = "-q"
     if verb == "push":
         src = os.path.join(rd, "gsrc")
-        tip = gitside.seed(src, tier, c, env.git_env)
+        tip = env.seed_git(src, tier, c)
         name = f"{os.path.basename(rd)}.git"
         url = env.gitd.new_repo(name)
         _git(env, "remote", "add", "origin", url, cwd=src)
@@ -240,14 +270,14 @@ def git_run(env: Env, verb: str, size: str, rd: str) -> Sample:
         dst = os.path.join(rd, "gdst")
         if h > 0:
             half = os.path.join(rd, "ghalf")
-            gitside.seed(half, tier, h, env.git_env)
+            env.seed_git(half, tier, h)
             _git(env, "push", q, url, "main", cwd=half)
             _git(env, "clone", q, url, dst, cwd=rd)
         else:
             _git(env, "init", q, "-b", "main", dst)
             _git(env, "remote", "add", "origin", url, cwd=dst)
         full = os.path.join(rd, "gfull")
-        tip = gitside.seed(full, tier, c, env.git_env)
+        tip = env.seed_git(full, tier, c)
         _git(env, "push", q, url, "main", cwd=full)
         sec = _timed_git(env, "pull", q, "--ff-only", "origin", "main", cwd=dst)
         _check_git_tip(env, dst, "HEAD", tip)
@@ -321,6 +351,7 @@ def run_size(
     finally:
         # WORKLOAD.md: keep a size's directories until the size is done, then delete them.
         shutil.rmtree(size_dir, ignore_errors=True)
+        env.drop_templates()
         if env.gitd is not None:
             for name in os.listdir(env.gitd.base_dir):
                 shutil.rmtree(os.path.join(env.gitd.base_dir, name), ignore_errors=True)
