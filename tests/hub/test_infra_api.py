@@ -310,7 +310,7 @@ def test_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureFixt
         hub_log.removeHandler(caplog.handler)
     start = sent[0]
     assert start["status"] == 500
-    headers = dict(start["headers"])  # type: ignore[arg-type]
+    headers = dict(start["headers"])  # type: ignore[call-overload]
     assert headers[b"content-type"] == b"application/json"
     assert headers[b"muse-protocol"] == b"1"
     body = b"".join(m.get("body", b"") for m in sent[1:])  # type: ignore[misc]

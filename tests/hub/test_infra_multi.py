@@ -14,7 +14,7 @@ from fixtures import Hub, PostgresCluster, SeaweedFS
 
 def call(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
     u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=60)
     try:
         conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=body)
         r = conn.getresponse()
