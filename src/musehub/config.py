@@ -56,6 +56,9 @@ class Settings:
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
+    #: Base URL clients use to reach the store when it differs from s3_endpoint (the hub
+    #: talks to s3_endpoint; presigned URLs are signed for this one).
+    s3_public_endpoint: str | None = None
     secret_key: str = ""  # default: generated once, kept in <data_dir>/secret_key
     public_url: str = ""  # default: http://<host>:<port>
     host: str = "127.0.0.1"

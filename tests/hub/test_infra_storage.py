@@ -183,3 +183,20 @@ def test_local_get_missing_object(hub: Hub) -> None:
     st = local_storage_of(hub)
     status, body = call("GET", st.presign_get("never/written", 60))
     assert status == 404 and b'"not_found"' in body
+
+
+def test_s3_public_endpoint_signs_for_clients() -> None:
+    """The hub may reach the store at one address while clients use another."""
+    from musehub.storage.s3 import S3Storage
+
+    st = S3Storage(
+        "b",
+        "http://10.0.0.5:8333",
+        access_key="k",
+        secret_key="s",
+        create_bucket=False,
+        public_endpoint_url="https://objects.example",
+    )
+    assert st.presign_get("a/b", 60).startswith("https://objects.example/b/a/b?")
+    assert st.presign_put("a/b", 60)[0].startswith("https://objects.example/b/a/b?")
+    assert st.client.meta.endpoint_url == "http://10.0.0.5:8333"

@@ -128,5 +128,6 @@ def open_storage(settings: Settings) -> Storage:
             region=settings.s3_region,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key,
+            public_endpoint_url=settings.s3_public_endpoint,
         )
     raise ValueError(f"unknown storage backend {settings.storage!r}")

@@ -41,25 +41,33 @@ class S3Storage(Storage):
         access_key: str | None = None,
         secret_key: str | None = None,
         create_bucket: bool = True,
+        public_endpoint_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.endpoint_url = endpoint_url or None
         self.region = region or "us-east-1"
-        self.client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=access_key or None,
-            aws_secret_access_key=secret_key or None,
-            config=Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": 3, "mode": "standard"},
-                max_pool_connections=32,
-                connect_timeout=10,
-                read_timeout=120,
-            ),
-        )
+        session = boto3.session.Session()
+
+        def client(endpoint: str | None) -> Any:
+            return session.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name=self.region,
+                aws_access_key_id=access_key or None,
+                aws_secret_access_key=secret_key or None,
+                config=Config(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path"},
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    max_pool_connections=32,
+                    connect_timeout=10,
+                    read_timeout=120,
+                ),
+            )
+
+        self.client: Any = client(self.endpoint_url)
+        #: Signs presigned URLs (no request is sent through it).
+        self.signer: Any = client(public_endpoint_url) if public_endpoint_url else self.client
         self._create_bucket = create_bucket
         self._bucket_ready = False
         self._lock = threading.Lock()
@@ -158,7 +166,7 @@ class S3Storage(Storage):
     def presign_put(self, key: str, expires_s: int) -> tuple[str, dict[str, str]]:
         check_key(key)
         self._ensure_bucket()
-        url = self.client.generate_presigned_url(
+        url = self.signer.generate_presigned_url(
             "put_object",
             Params={"Bucket": self.bucket, "Key": key},
             ExpiresIn=int(expires_s),
@@ -169,7 +177,7 @@ class S3Storage(Storage):
     def presign_get(self, key: str, expires_s: int) -> str:
         check_key(key)
         self._ensure_bucket()
-        url = self.client.generate_presigned_url(
+        url = self.signer.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": key},
             ExpiresIn=int(expires_s),
