@@ -21,7 +21,7 @@ from muse.core.objects import (
     tree_refs,
     validate,
 )
-from muse.core.refs import RefConflict
+from muse.core.refs import RefError
 from muse.core.repo import Repository
 
 
@@ -100,13 +100,13 @@ def fsck(repo: Repository) -> FsckReport:
     tips: list[tuple[str, bytes]] = []
     try:
         tips += list(repo.refs.list().items())
-    except RefConflict as e:
+    except RefError as e:
         rep.problems.append(str(e))
     try:
         _, head = repo.refs.head()
         if head is not None:
             tips.append(("HEAD", head))
-    except (RefConflict, OSError) as e:
+    except (RefError, OSError) as e:
         rep.problems.append(f"HEAD: {e}")
     seen: set[bytes] = set()
     stack: list[tuple[bytes, int, str]] = []

@@ -23,7 +23,11 @@ ANY = _Any()
 """expected_old value meaning: do not check the current value."""
 
 
-class RefConflict(Exception):
+class RefError(Exception):
+    """A ref or HEAD that cannot be read (corrupt file)."""
+
+
+class RefConflict(RefError):
     """A ref did not hold the value the caller expected, or is locked by someone else."""
 
 
@@ -46,9 +50,9 @@ class RefStore:
         try:
             oid = bytes.fromhex(text.decode("ascii"))
         except (ValueError, UnicodeDecodeError):
-            raise RefConflict(f"ref {ref} is corrupt") from None
+            raise RefError(f"ref {ref} is corrupt") from None
         if len(oid) != 32:
-            raise RefConflict(f"ref {ref} is corrupt")
+            raise RefError(f"ref {ref} is corrupt")
         return oid
 
     def list(self, prefix: str = "refs/") -> dict[str, bytes]:
@@ -152,9 +156,9 @@ class RefStore:
         try:
             oid = bytes.fromhex(text)
         except ValueError:
-            raise RefConflict("HEAD is corrupt") from None
+            raise RefError("HEAD is corrupt") from None
         if len(oid) != 32:
-            raise RefConflict("HEAD is corrupt")
+            raise RefError("HEAD is corrupt")
         return None, oid
 
     def set_head(self, ref: str) -> None:
