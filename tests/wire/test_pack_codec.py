@@ -398,3 +398,47 @@ def test_record_header_layout() -> None:
     assert P.RECORD_HEADER_LEN == 37
     assert P.BLOCK_HEADER_LEN == 13
     assert struct.calcsize(">BIII") == 13
+
+
+def _big_pack() -> bytes:
+    rng = random.Random(8)
+    return encode([(O.BLOB, rng.randbytes(64 << 10)) for _ in range(64)])  # 4 MiB: threaded
+
+
+def test_tee_failure_propagates_and_stops_the_helper_thread() -> None:
+    import threading
+
+    data = _big_pack()
+    calls = [0]
+
+    def tee(chunk: bytes | bytearray) -> None:
+        calls[0] += 1
+        if calls[0] > 3:
+            raise OSError("disk full")
+
+    before = threading.active_count()
+    with pytest.raises(OSError, match="disk full"):
+        for _ in P.BlockReader(io.BytesIO(data), None, tee):
+            pass
+    assert threading.active_count() == before
+
+
+def test_abandoned_reader_stops_its_thread() -> None:
+    import gc
+    import threading
+
+    before = threading.active_count()
+    it = read_pack(io.BytesIO(_big_pack()))
+    next(it)
+    del it
+    gc.collect()
+    assert threading.active_count() == before
+
+
+def test_block_reader_reports_checksum_and_size() -> None:
+    data = _big_pack()
+    r = P.BlockReader(io.BytesIO(data))
+    assert r.checksum is None
+    blocks = list(r)
+    assert r.checksum == data[-32:] and r.size == len(data) and r.objects == 64
+    assert sum(b.count for b in blocks) == 64
