@@ -12,15 +12,17 @@ when everything verified. The index (``pack-<checksum>.idx`` beside ``pack-<chec
                       body length u32 | kind u8 | block codec u8), in id order
     SHA-256 of all the preceding bytes
 
-A raw block's object is read with one ``pread``; a zstd block is decompressed whole and the
-last few decompressed blocks are cached, which is cheap because packs keep trees of the same
-path next to each other (see :func:`layout_for_pack`) and readers walk them in that order.
+A raw block's object is read with one ``pread``; a zstd block is decompressed whole and kept
+in a process-wide cache bounded in bytes. Packs keep trees of the same path next to each
+other (see :func:`layout_for_pack`) and readers walk them in that order, so each block is
+usually decompressed once; whole-pack passes use :meth:`PackFile.iter_objects`.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import os
 import struct
 import tempfile
@@ -50,8 +52,45 @@ _ENTRY = struct.Struct(">QIIBB")
 _ENTRY_LEN = _ENTRY.size  # 18
 _FANOUT = struct.Struct(">256I")
 _TMP_PREFIX = ".tmp-pack-"
-#: Decompressed zstd blocks kept per PackFile (each at most a few MiB).
-BLOCK_CACHE = 6
+#: Bytes of decompressed zstd blocks kept for all PackFiles of the process together. Enough
+#: for every tree of an XL history in any access order; a cap, not a reservation.
+BLOCK_CACHE_BYTES = 96 << 20
+
+
+class _BlockCache:
+    """A process-wide LRU of decompressed blocks, bounded in bytes (thread-safe)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._d: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> bytes | None:
+        with self._lock:
+            data = self._d.get(key)
+            if data is not None:
+                self._d.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[int, int], data: bytes) -> None:
+        with self._lock:
+            if key in self._d:
+                return
+            self._d[key] = data
+            self.size += len(data)
+            while self.size > min(self.budget, BLOCK_CACHE_BYTES) and len(self._d) > 1:
+                _, old = self._d.popitem(last=False)
+                self.size -= len(old)
+
+    def drop(self, owner: int) -> None:
+        with self._lock:
+            for key in [k for k in self._d if k[0] == owner]:
+                self.size -= len(self._d.pop(key))
+
+
+_CACHE = _BlockCache(BLOCK_CACHE_BYTES)
+_OWNER = itertools.count(1)
 #: After this many lookups a PackFile builds a dict instead of binary searching.
 _DICT_AFTER = 512
 
@@ -134,7 +173,7 @@ class PackFile:
         self._dict: dict[bytes, int] | None = None
         self._lookups = 0
         self._fd: int | None = None
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._owner = next(_OWNER)  # this PackFile's key in the block cache
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -205,17 +244,12 @@ class PackFile:
         return os.pread(fd, n, offset)
 
     def _block(self, block_off: int) -> bytes:
-        """The decompressed data of the zstd block at ``block_off`` (LRU-cached)."""
-        with self._lock:
-            data = self._cache.get(block_off)
-            if data is not None:
-                self._cache.move_to_end(block_off)
-                return data
-        data = self._read_block(block_off)[1]
-        with self._lock:
-            self._cache[block_off] = data
-            while len(self._cache) > BLOCK_CACHE:
-                self._cache.popitem(last=False)
+        """The decompressed data of the zstd block at ``block_off`` (cached process-wide)."""
+        key = (self._owner, block_off)
+        data = _CACHE.get(key)
+        if data is None:
+            data = self._read_block(block_off)[1]
+            _CACHE.put(key, data)
         return data
 
     def _read_block(self, block_off: int) -> tuple[int, bytes]:
@@ -235,7 +269,7 @@ class PackFile:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-            self._cache.clear()
+        _CACHE.drop(self._owner)
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
@@ -283,7 +317,7 @@ class PackFile:
         data = b""
         for block_off, rec_off, length, kind, i in order:
             if block_off != cur_off:
-                cached = self._cache.get(block_off)
+                cached = _CACHE.get((self._owner, block_off))
                 data = cached if cached is not None else self._read_block(block_off)[1]
                 cur_off = block_off
             start = rec_off + RECORD_HEADER_LEN
