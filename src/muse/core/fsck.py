@@ -14,15 +14,17 @@ from muse.core.objects import (
     COMMIT,
     KIND_NAMES,
     MODE_TREE,
+    MODES,
     TREE,
     ObjectFormatError,
     commit_refs,
+    decode_commit,
     object_id,
     tree_refs,
-    validate,
 )
 from muse.core.refs import RefError
 from muse.core.repo import Repository
+from muse.core.store import _pack_files, _parse_loose
 
 
 @dataclass
@@ -38,16 +40,55 @@ class FsckReport:
         return not self.problems
 
 
+_NAME_BAD = {b"", b".", b".."}
+_MODE_BYTES = bytes(sorted(MODES))
+
+
+def check_tree_fast(body: bytes) -> None:
+    """The checks of decode_tree, done with whole-buffer operations (fsck reads every tree).
+
+    Raises ObjectFormatError exactly when decode_tree would.
+    """
+    modes, _ids = tree_refs(body)
+    n = len(modes)
+    if modes.translate(None, _MODE_BYTES):
+        raise ObjectFormatError("invalid mode in tree")
+    raw = body[4 + 33 * n :]
+    names = raw.split(b"\0")
+    if len(names) != n + 1 or names[-1] != b"":
+        raise ObjectFormatError("tree names section malformed")
+    names.pop()
+    if b"/" in raw or not _NAME_BAD.isdisjoint(names):
+        raise ObjectFormatError("invalid tree entry name")
+    if names != sorted(set(names)):
+        raise ObjectFormatError("tree entries not strictly sorted by name")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ObjectFormatError("tree entry name is not UTF-8") from None
+
+
 def fsck(repo: Repository) -> FsckReport:
     rep = FsckReport()
     kinds: dict[bytes, int] = {}
+    tree_links: dict[bytes, tuple[bytes, bytes]] = {}  # tree -> (modes, ids)
+    commit_links: dict[bytes, tuple[bytes, list[bytes]]] = {}  # commit -> (tree, parents)
     store = repo.store
 
     def check(oid: bytes, kind: int, body: bytes, where: str) -> None:
         try:
-            validate(kind, body)
+            if kind == TREE:
+                check_tree_fast(body)
+                tree_links[oid] = tree_refs(body)
+            elif kind == COMMIT:
+                decode_commit(body)
+                commit_links[oid] = commit_refs(body)
+            elif kind != BLOB:
+                raise ObjectFormatError(f"unknown kind {kind}")
         except ObjectFormatError as e:
-            rep.problems.append(f"{where} object {oid.hex()}: malformed {KIND_NAMES[kind]}: {e}")
+            rep.problems.append(
+                f"{where} object {oid.hex()}: malformed {KIND_NAMES.get(kind)}: {e}"
+            )
             return
         kinds[oid] = kind
 
@@ -65,35 +106,30 @@ def fsck(repo: Repository) -> FsckReport:
             rep.problems.append(f"loose object {oid.hex()}: hash mismatch (corrupt)")
             continue
         try:
-            from muse.core.store import _parse_loose
-
             kind, body = _parse_loose(raw)
         except ObjectFormatError as e:
             rep.problems.append(f"loose object {oid.hex()}: {e}")
             continue
         check(oid, kind, body, "loose")
-    # packed: re-hash what each pack returns
+    # packed: every object re-hashed, read in pack order (each block decompressed once)
     packs = store.packs
     if packs is not None:
-        from muse.core.store import _pack_files
-
         for pf in _pack_files(packs):
-            name = os.path.basename(str(getattr(pf, "path", "pack")))
-            for oid in pf.ids():
-                rep.packed += 1
-                try:
-                    got = pf.get(oid)
-                except Exception as e:  # noqa: BLE001 - any pack read failure is a problem
-                    rep.problems.append(f"{name}: object {oid.hex()}: unreadable: {e}")
-                    continue
-                if got is None:
-                    rep.problems.append(f"{name}: object {oid.hex()} listed but missing")
-                    continue
-                kind, body = got
-                if object_id(kind, body) != oid:
-                    rep.problems.append(f"{name}: object {oid.hex()}: hash mismatch")
-                    continue
-                check(oid, kind, body, name)
+            name = os.path.basename(str(pf.path))
+            listed = pf.count
+            seen_here = 0
+            try:
+                for kind, oid, body in pf.iter_objects():
+                    seen_here += 1
+                    if object_id(kind, body) != oid:
+                        rep.problems.append(f"{name}: object {oid.hex()}: hash mismatch")
+                        continue
+                    check(oid, kind, body, name)
+            except Exception as e:  # noqa: BLE001 - any pack read failure is a problem
+                rep.problems.append(f"{name}: unreadable: {e}")
+            rep.packed += seen_here
+            if seen_here != listed:
+                rep.problems.append(f"{name}: index lists {listed} objects, read {seen_here}")
     rep.objects = len(kinds)
 
     # connectivity from every ref and HEAD
@@ -109,9 +145,7 @@ def fsck(repo: Repository) -> FsckReport:
     except (RefError, OSError) as e:
         rep.problems.append(f"HEAD: {e}")
     seen: set[bytes] = set()
-    stack: list[tuple[bytes, int, str]] = []
-    for name, oid in tips:
-        stack.append((oid, COMMIT, name))
+    stack: list[tuple[bytes, int, str]] = [(oid, COMMIT, name) for name, oid in tips]
     while stack:
         oid, want, src = stack.pop()
         if oid in seen:
@@ -120,30 +154,28 @@ def fsck(repo: Repository) -> FsckReport:
         found_kind = kinds.get(oid)
         if found_kind is None:
             if store.has(oid):
-                continue  # present but unreadable/malformed: reported above
+                continue  # present but malformed: reported above
             rep.problems.append(f"missing {KIND_NAMES[want]} {oid.hex()} (from {src})")
             continue
-        kind = found_kind
-        if kind != want:
+        if found_kind != want:
             rep.problems.append(
-                f"{oid.hex()} is a {KIND_NAMES[kind]}, expected a {KIND_NAMES[want]} (from {src})"
+                f"{oid.hex()} is a {KIND_NAMES[found_kind]}, expected a {KIND_NAMES[want]} "
+                f"(from {src})"
             )
             continue
-        if kind == BLOB:
+        if found_kind == BLOB:
             continue
-        got = store.get(oid)
-        assert got is not None
-        body = got[1]
         short = oid.hex()[:12]
-        if kind == COMMIT:
-            tree, parents = commit_refs(body)
+        if found_kind == COMMIT:
+            tree, parents = commit_links[oid]
             stack.append((tree, TREE, f"commit {short}"))
             stack.extend((p, COMMIT, f"commit {short}") for p in parents)
         else:
-            modes, ids = tree_refs(body)
+            modes, ids = tree_links[oid]
+            where = f"tree {short}"
             for i, m in enumerate(modes):
-                stack.append(
-                    (ids[32 * i : 32 * i + 32], TREE if m == MODE_TREE else BLOB, f"tree {short}")
-                )
+                sub = ids[32 * i : 32 * i + 32]
+                if sub not in seen:
+                    stack.append((sub, TREE if m == MODE_TREE else BLOB, where))
     rep.reachable = len(seen)
     return rep
