@@ -63,7 +63,9 @@ class Env:
     git_env: dict[str, str]
     gitd: gitside.GitDaemon | None
     storage: str
+    cleanup_hub: bool = False
     counter: int = 0
+    created: list[str] = field(default_factory=list)  # hub repositories made by this run
     notes: list[str] = field(default_factory=list)
 
     templates: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
@@ -162,6 +164,7 @@ def muse_run(env: Env, verb: str, size: str, path: str, forced: bool, rd: str) -
     c = tier.commits
     pa = _path_args(path, forced)
     slug, url = env.hub.new_repo(f"{verb}-{size}")
+    env.created.append(slug)
     if verb == "push":
         src = os.path.join(rd, "src")
         tip = env.seed_muse(src, tier, c)
@@ -351,6 +354,10 @@ def run_size(
     finally:
         # WORKLOAD.md: keep a size's directories until the size is done, then delete them.
         shutil.rmtree(size_dir, ignore_errors=True)
+        if env.cleanup_hub:  # a staging hub keeps what it is given: remove our repositories
+            for slug in env.created:
+                env.hub.delete_repo(slug)
+        env.created.clear()
         env.drop_templates()
         if env.gitd is not None:
             for name in os.listdir(env.gitd.base_dir):
@@ -380,25 +387,28 @@ def paths_for(size: str, forced: str | None) -> tuple[list[str], bool]:
 
 
 def header_md(env: Env, args: argparse.Namespace, info: dict[str, str]) -> str:
-    hub = (
-        f"existing hub {env.hub.url}"
-        if args.url
-        else f"`musehub serve` on loopback, storage {env.storage}"
-    )
-    if not args.url:
-        hub += (
-            " (SeaweedFS S3 on loopback)" if env.storage == "s3" else " (SQLite + local directory)"
-        )
+    if args.url:
+        where = f"existing hub {env.hub.url}"
+        storage = "the hub's own"
+    elif env.storage == "s3":
+        where = "`musehub serve` on loopback, SQLite + S3 storage (SeaweedFS on loopback)"
+        storage = "s3 (SeaweedFS)"
+    else:
+        where = "`musehub serve` on loopback, embedded defaults (SQLite + local directory)"
+        storage = "local"
+    git = "; git: `git daemon` on loopback, alternating with ours" if env.gitd else ""
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    shown = ["***" if i > 0 and argv[i - 1] == "--token" else a for i, a in enumerate(argv)]
     return "\n".join(
         [
-            f"## MuseWire benchmark — storage: {env.storage} — {info['date']}",
+            f"## MuseWire benchmark — storage: {storage} — {info['date']}",
             "",
             f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, "
             f"kernel {info['kernel']}, Python {info['python']}, {info['git']}",
-            f"- hub: {hub}; git: `git daemon` on loopback",
+            f"- hub: {where}{git}",
             f"- runs per row: {args.runs}; times are p50/p95 wall clock of the whole command; "
             "MB/s = content bytes moved / p50; every run on fresh repositories",
-            "- command: `python3 tests/bench_wire.py " + " ".join(sys.argv[1:]) + "`",
+            "- command: `python3 tests/bench_wire.py " + " ".join(shown) + "`",
         ]
     )
 
@@ -427,6 +437,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
     args = p.parse_args(argv)
+    args.argv = argv
     if args.url and not args.token:
         p.error("--url needs --token")
     if args.runs < 1:
@@ -465,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             started.append(gitd)
         menv = museside.muse_env(home)
         _login(menv, hub)
-        env = Env(hub, root, menv, genv, gitd, args.storage)
+        env = Env(hub, root, menv, genv, gitd, args.storage, cleanup_hub=bool(args.url))
         md.append(header_md(env, args, info))
         print(md[-1] + "\n", flush=True)
         for size in sizes:
