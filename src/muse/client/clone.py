@@ -107,7 +107,7 @@ def _clone_into(
         transfer = Transfer()
         if wants:
             transfer = download(repo, s, wants, [], path, pack_limits(rr), progress)
-            check_connected(repo, wants)
+            check_connected(repo, transfer.packs, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests
     for b, oid in heads.items():

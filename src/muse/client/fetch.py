@@ -9,7 +9,6 @@ pack; a retry simply runs again.
 
 from __future__ import annotations
 
-import http.client
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from muse.cli.errors import HUB_REFUSED, NETWORK
 from muse.client.progress import Progress
 from muse.client.session import RemoteRefs, Session
-from muse.client.transport import ExpiredURL, Response, WireError, network_error
+from muse.client.transport import ExpiredURL, Response, WireError, http_client, network_error
 from muse.core.refnames import HEADS, REMOTES, TAGS
 from muse.core.repo import Repository
 
@@ -31,6 +30,7 @@ class Transfer:
     path: str = "none"
     wire_seconds: float = 0.0
     requests: int = 0
+    packs: list[Any] = field(default_factory=list)  # the PackFiles received
 
 
 @dataclass
@@ -111,7 +111,7 @@ def download(
                 progress.start("Receiving bundle", got.objects)
                 for b in bundles:
                     bresp = session.get_bundle(str(b["url"]))
-                    _receive(repo, bresp, limits, progress)
+                    got.packs.append(_receive(repo, bresp, limits, progress))
                     got.bytes += bresp.bytes_read
             else:
                 got.path = "stream"
@@ -122,6 +122,7 @@ def download(
                     resp.close()
                 else:
                     pf = _receive(repo, resp, limits, progress)
+                    got.packs.append(pf)
                     got.objects = got.objects or int(getattr(pf, "count", 0))
                 got.bytes = resp.bytes_read
             progress.finish_line()
@@ -142,7 +143,7 @@ def download(
             if not e.retryable:
                 raise
             last = e
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, http_client.HTTPException) as e:
             last = e
         finally:
             progress.finish_line()
@@ -158,8 +159,25 @@ def download(
     raise network_error(last, session.url.repo_url, tr.context)
 
 
-def check_connected(repo: Repository, tips: list[bytes]) -> None:
-    """Every tip is present with everything it references (before any ref may move to it)."""
+def check_connected(repo: Repository, packs: list[Any], tips: list[bytes]) -> None:
+    """Every tip is present with everything it references (before any ref may move to it).
+
+    Work is proportional to what arrived: only the new trees and commits are read, and what
+    they name is looked up in the new packs or the store.
+    """
+    from muse.wire.pack import PackError
+    from muse.wire.verify import check_connectivity
+
+    try:
+        for pf in packs:
+            check_connectivity(pf, repo.store, [])
+    except PackError as e:
+        raise WireError(
+            f"the hub sent an incomplete history ({e}); nothing was changed (try again; if it "
+            "persists the hub repository is damaged)",
+            HUB_REFUSED,
+            "missing_objects",
+        ) from None
     missing = [t for t in tips if not repo.store.has(t)]
     if missing:
         raise WireError(
@@ -216,7 +234,7 @@ def fetch(
         transfer = Transfer()
         if wants:
             transfer = download(repo, s, wants, local_haves(repo), path, pack_limits(rr), progress)
-            check_connected(repo, wants)
+            check_connected(repo, transfer.packs, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests
         updated: dict[str, tuple[bytes | None, bytes]] = {}

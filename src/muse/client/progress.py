@@ -38,7 +38,7 @@ class Progress:
         self.total_objects = total_objects
         self.bytes = 0
         self._start = time.monotonic()
-        self.update()
+        self.update(force=True)
 
     def add_bytes(self, n: int) -> None:
         self.bytes += n

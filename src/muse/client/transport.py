@@ -14,23 +14,49 @@ on this machine (loopback).
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from muse.cli.errors import HUB_REFUSED, NETWORK, NO_ACCESS, NOT_FOUND, REJECTED, UserError
+
+
+def _import_http_client() -> Any:
+    """http.client without loading ssl (about a third of its import time).
+
+    http.client imports ssl only to define HTTPSConnection; hubs on loopback or plain http
+    never need it, and https connections below wrap their socket with ssl themselves.
+    """
+    if "http.client" in sys.modules or "ssl" in sys.modules:
+        import http.client as hc
+
+        return hc
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import http.client as hc
+    finally:
+        del sys.modules["ssl"]
+    return hc
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    import http.client
+
+    http_client = http.client
+else:
+    http_client = _import_http_client()
 
 USER_AGENT = "muse/0.1"
 PROTOCOL = 1
 CHUNK = 1 << 20
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_STALE = (http_client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class WireError(UserError):
@@ -135,7 +161,7 @@ def is_loopback(host: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- connections
-class _NoDelayHTTP(http.client.HTTPConnection):
+class _NoDelayHTTP(http_client.HTTPConnection):
     """HTTPConnection with TCP_NODELAY and large send blocks (file bodies, chunked bodies)."""
 
     def connect(self) -> None:
@@ -143,13 +169,20 @@ class _NoDelayHTTP(http.client.HTTPConnection):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _https_class() -> type[http.client.HTTPConnection]:
-    class _NoDelayHTTPS(http.client.HTTPSConnection):
-        def connect(self) -> None:
-            super().connect()
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class _NoDelayHTTPS(_NoDelayHTTP):
+    """TLS over the no-delay connection (ssl is imported only when a hub uses https)."""
 
-    return _NoDelayHTTPS
+    default_port = 443
+
+    def connect(self) -> None:
+        super().connect()
+        import ssl
+
+        ctx = ssl.create_default_context()
+        cafile = os.environ.get("MUSE_CA_BUNDLE")
+        if cafile:
+            ctx.load_verify_locations(cafile)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.host)
 
 
 Body = bytes | Iterable[bytes] | tuple[BinaryIO, int] | None
@@ -162,7 +195,7 @@ class Response:
     def __init__(self, transport: Transport, key: tuple[str, str, int], raw: Any) -> None:
         self._transport = transport
         self._key = key
-        self.raw: http.client.HTTPResponse = raw
+        self.raw: http_client.HTTPResponse = raw
         self.status: int = raw.status
         self.bytes_read = 0
 
@@ -207,7 +240,7 @@ class Response:
                     self.raw.read()
                 else:
                     self._transport._drop(self._key)
-            except (OSError, http.client.HTTPException):
+            except (OSError, http_client.HTTPException):
                 self._transport._drop(self._key)
         if self.raw.will_close:
             self._transport._drop(self._key)
@@ -235,18 +268,18 @@ class Transport:
     context: ErrorContext = field(default_factory=ErrorContext)
     requests: int = 0
     _last_url: str = ""
-    _conns: dict[tuple[str, str, int], http.client.HTTPConnection] = field(default_factory=dict)
+    _conns: dict[tuple[str, str, int], http_client.HTTPConnection] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.token and self.hub_origin:
             check_token_allowed(self.hub_origin)
 
     # ----------------------------------------------------------------------- plumbing
-    def _conn(self, key: tuple[str, str, int]) -> http.client.HTTPConnection:
+    def _conn(self, key: tuple[str, str, int]) -> http_client.HTTPConnection:
         c = self._conns.get(key)
         if c is None:
             scheme, host, port = key
-            cls = _NoDelayHTTP if scheme == "http" else _https_class()
+            cls = _NoDelayHTTP if scheme == "http" else _NoDelayHTTPS
             c = cls(host, port, timeout=self.timeout, blocksize=CHUNK)
             self._conns[key] = c
         return c
@@ -320,7 +353,7 @@ class Transport:
             try:
                 self._send(conn, method, target, hdrs, body() if body else None)
                 raw = conn.getresponse()
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http_client.HTTPException) as e:
                 self._drop(key)
                 last = e
                 if reused and stale_retry and isinstance(e, _STALE):
@@ -348,7 +381,7 @@ class Transport:
 
     def _send(
         self,
-        conn: http.client.HTTPConnection,
+        conn: http_client.HTTPConnection,
         method: str,
         target: str,
         headers: dict[str, str],
@@ -373,7 +406,7 @@ class Transport:
         retry_after = resp.header("Retry-After")
         try:
             data = resp.read(1 << 20)
-        except (OSError, http.client.HTTPException):
+        except (OSError, http_client.HTTPException):
             data = b""
         resp.close()
         code, message = "", ""
