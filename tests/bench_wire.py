@@ -64,6 +64,7 @@ class Env:
     gitd: gitside.GitDaemon | None
     storage: str
     cleanup_hub: bool = False
+    profile_dir: str | None = None
     counter: int = 0
     created: list[str] = field(default_factory=list)  # hub repositories made by this run
     notes: list[str] = field(default_factory=list)
@@ -115,7 +116,12 @@ def _muse(env: Env, *args: str, cwd: str | None = None) -> None:
 
 
 def _timed_muse(env: Env, *args: str, cwd: str | None = None) -> Sample:
-    t = proc.timed(museside.muse(*args), cwd=cwd, env=env.muse_env)
+    cmd = museside.muse(*args)
+    if env.profile_dir:
+        env.counter += 1
+        out = os.path.join(env.profile_dir, f"{env.counter:04d}-{args[0]}.txt")
+        cmd = ["py-spy", "record", "-r", "1000", "-f", "raw", "-o", out, "--", *cmd]
+    t = proc.timed(cmd, cwd=cwd, env=env.muse_env)
     summary = museside.parse_json_summary(t.stdout)
     wire = summary.get("wire_seconds")
     restore = summary.get("restore_seconds")
@@ -435,6 +441,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="append to --markdown-out instead of replacing it",
     )
+    p.add_argument(
+        "--hub-log", help="keep the hub's info log here (server time per request, push phases)"
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run every timed muse command under py-spy (raw stacks in DIR; times inflated)",
+    )
     p.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
     args = p.parse_args(argv)
     args.argv = argv
@@ -465,7 +479,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.storage == "s3":
                 s3 = SeaweedFS(os.path.join(root, "seaweedfs"))
                 started.append(s3)
-            hub = LocalHub(os.path.join(root, "hub"), args.storage, s3.endpoint if s3 else None)
+            hub = LocalHub(
+                os.path.join(root, "hub"),
+                args.storage,
+                s3.endpoint if s3 else None,
+                log_level="info" if args.hub_log else "warning",
+            )
             started.append(hub)
         genv = gitside.git_env(home)
         gitd = None
@@ -477,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         menv = museside.muse_env(home)
         _login(menv, hub)
         env = Env(hub, root, menv, genv, gitd, args.storage, cleanup_hub=bool(args.url))
+        if args.profile:
+            os.makedirs(args.profile, exist_ok=True)
+            env.profile_dir = os.path.abspath(args.profile)
         md.append(header_md(env, args, info))
         print(md[-1] + "\n", flush=True)
         for size in sizes:
@@ -498,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
                 s.stop()
             except Exception:  # noqa: BLE001
                 pass
+            if args.hub_log and isinstance(s, LocalHub):
+                shutil.copyfile(s.log_path, args.hub_log)
         shutil.rmtree(root, ignore_errors=True)
     if args.json_path:
         with open(args.json_path, "w") as f:
@@ -516,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.markdown_out, mode) as f:
             head = "\n" if mode == "a" else report.PREAMBLE + "\n"
             f.write(head + "\n\n".join(md) + "\n")
-    return 0 if all(r.valid for r in all_rows) and all_rows else 1
+    ok = all(r.valid and not r.git_errors for r in all_rows)
+    return 0 if ok and all_rows else 1
 
 
 def _login(menv: dict[str, str], hub: Hub) -> None:

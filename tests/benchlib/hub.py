@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -157,7 +156,11 @@ class LocalHub(Hub):
     """`musehub serve` started here on a loopback port with a fresh data directory."""
 
     def __init__(
-        self, data_dir: str, storage: str = "local", s3_endpoint: str | None = None
+        self,
+        data_dir: str,
+        storage: str = "local",
+        s3_endpoint: str | None = None,
+        log_level: str = "warning",
     ) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
@@ -171,7 +174,7 @@ class LocalHub(Hub):
             MUSEHUB_PUBLIC_URL=url,
             MUSEHUB_SECRET_KEY=uuid.uuid4().hex,
             MUSEHUB_STORAGE=storage,
-            MUSEHUB_LOG_LEVEL="warning",
+            MUSEHUB_LOG_LEVEL=log_level,
             # A bench hub measures transfers, not throttling: many runs share one token.
             MUSEHUB_RATE_LIMIT_PER_MINUTE="0",
         )
@@ -186,7 +189,9 @@ class LocalHub(Hub):
             )
         self._admin("user", "add", BENCH_USER)
         token = self._admin("token", "create", BENCH_USER, "--scope", "admin")
-        self._log = tempfile.TemporaryFile(dir=data_dir)
+        # info level logs each request's server time and each push's phases (--hub-log).
+        self.log_path = os.path.join(data_dir, "hub.log")
+        self._log = open(self.log_path, "w+b")
         self.proc = subprocess.Popen(
             [*proc.MUSEHUB, "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=self.env,
