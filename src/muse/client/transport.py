@@ -359,6 +359,13 @@ class Transport:
                 if reused and stale_retry and isinstance(e, _STALE):
                     stale_retry = False  # the hub closed an idle keep-alive connection
                     continue
+                if type(e).__name__ == "SSLCertVerificationError":
+                    raise WireError(
+                        f"cannot trust {origin_of(url)}: {getattr(e, 'verify_message', e)} "
+                        "(set MUSE_CA_BUNDLE to its CA certificate file if it is yours)",
+                        NETWORK,
+                        "tls",
+                    ) from None
                 attempt += 1
                 if attempt < attempts:
                     self.sleep_before(attempt - 1)
