@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from muse.cli.errors import HUB_REFUSED, NO_ACCESS, NOT_FOUND, REJECTED
+from muse.cli.errors import HUB_REFUSED, NO_ACCESS, NOT_FOUND, REJECTED, UserError
 from muse.client.transport import HubURL, Transport, WireError, is_loopback, map_error, origin_of
 
 
@@ -31,7 +31,7 @@ def test_urls() -> None:
     assert origin_of("http://localhost") == "http://localhost:80"
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("10.0.0.1") and not is_loopback("example.com")
-    with pytest.raises(Exception):
+    with pytest.raises(UserError):
         HubURL.parse("http://host/only-owner")
 
 
