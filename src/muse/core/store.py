@@ -63,12 +63,22 @@ class ObjectStore:
         return os.path.join(self.objects_dir, h[:2], h[2:])
 
     def get(self, oid: bytes) -> tuple[int, bytes] | None:
-        """(kind, body) of an object, or None if this store does not have it."""
-        packs = self.packs
-        if packs is not None:
-            found = packs.get(oid)
+        """(kind, body) of an object, or None if this store does not have it.
+
+        Once packs are open they are asked first (bulk reads); until then a loose object is
+        tried first, so a command that only needs a few loose objects (status reading HEAD)
+        never imports the pack machinery.
+        """
+        if self._packs is None:
+            found = self._get_loose(oid)
             if found is not None:
                 return found
+            packs = self.packs
+            return None if packs is None else packs.get(oid)
+        found = self._packs.get(oid)
+        return found if found is not None else self._get_loose(oid)
+
+    def _get_loose(self, oid: bytes) -> tuple[int, bytes] | None:
         try:
             with open(self.loose_path(oid), "rb") as f:
                 raw = f.read()
@@ -77,10 +87,12 @@ class ObjectStore:
         return _parse_loose(raw)
 
     def has(self, oid: bytes) -> bool:
+        if self._packs is None and os.path.exists(self.loose_path(oid)):
+            return True
         packs = self.packs
         if packs is not None and packs.has(oid):
             return True
-        return os.path.exists(self.loose_path(oid))
+        return self._packs is not None and os.path.exists(self.loose_path(oid))
 
     def get_kind(self, oid: bytes, kind: int) -> bytes:
         """The body of an object that must exist with this kind (KeyError / ObjectFormatError)."""
