@@ -262,7 +262,7 @@ class Protocol:
         return StreamingResponse(
             iter_file(answer.file) if answer.file else stream_pack(answer.reader, answer.objects),
             media_type=PACK_TYPE,
-            headers={"Muse-Objects": str(len(answer.objects))},
+            headers={"Muse-Objects": str(answer.n)},
         )
 
 

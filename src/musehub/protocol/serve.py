@@ -53,6 +53,11 @@ class StreamAnswer:
     reader: PackReader
     objects: list[tuple[int, bytes]]
     file: Path | None = None  # a stored pack that is exactly the answer
+    count: int | None = None  # objects in ``file`` when ``objects`` was not computed
+
+    @property
+    def n(self) -> int:
+        return self.count if self.count is not None else len(self.objects)
 
 
 @dataclass
@@ -141,17 +146,20 @@ class Server:
                 raise HubError(400, "unknown_want", f"the repository has no object {w.hex()}")
         clone = not haves and bool(wants)
         manifest_key = bundle_key(repo_id, f"clone-{wants_hash(wants)}", ".json")
-        if clone and path != "stream":
-            cached = self._read_manifest(manifest_key)
-            if cached is not None and (path == "presign" or not self._small_manifest(cached)):
-                return self._presigned(cached)
-        objects = objects_to_send(reader, wants, haves)
-        if path == "stream" or (path == "auto" and self._small(reader, objects)):
-            if clone and len(infos) == 1 and infos[0].objects == len(objects):
-                # The one stored pack is exactly the clone: send its bytes as they are.
-                return StreamAnswer(reader, objects, self.store.cached_path(infos[0].name))
-            return StreamAnswer(reader, objects)
         if clone:
+            cached = self._read_manifest(manifest_key)
+            if cached is not None:
+                if path == "presign" or (path == "auto" and not self._small_manifest(cached)):
+                    return self._presigned(cached)
+                single = self._single_stored_pack(repo_id, infos, cached)
+                if single is not None:
+                    return StreamAnswer(reader, [], single, cached["objects"])
+        objects = objects_to_send(reader, wants, haves)
+        stream = path == "stream" or (path == "auto" and self._small(reader, objects))
+        direct = clone and self._exact(infos, objects)
+        manifest: dict[str, Any] | None = None
+        if clone and (direct or not stream):
+            # Remember the answer (cheap when it is the stored packs, else built once).
             manifest = self._clone_manifest(repo_id, user_id, reader, infos, objects)
             with self.store.db.session() as s:
                 dbops.add_upload(
@@ -164,8 +172,33 @@ class Server:
                     UPLOAD_BUNDLE,
                 )
             self.save_manifest(manifest_key, manifest)
+        if stream:
+            if direct and len(infos) == 1:
+                # The one stored pack is exactly the clone: send its bytes as they are.
+                return StreamAnswer(reader, objects, self.store.cached_path(infos[0].name))
+            return StreamAnswer(reader, objects)
+        if manifest is not None:
             return self._presigned(manifest)
         return self._temporary_bundle(repo_id, user_id, reader, objects)
+
+    @staticmethod
+    def _exact(infos: list[PackInfo], objects: list[tuple[int, bytes]]) -> bool:
+        """Do the stored packs hold exactly the objects (none unreachable, none twice)?
+
+        The packs hold a superset of what is reachable, so equal counts mean equal sets.
+        """
+        return 0 < len(infos) <= MAX_DIRECT_PACKS and sum(i.objects for i in infos) == len(objects)
+
+    def _single_stored_pack(
+        self, repo_id: int, infos: list[PackInfo], manifest: dict[str, Any]
+    ) -> Path | None:
+        if len(manifest["bundles"]) != 1:
+            return None
+        key = manifest["bundles"][0]["key"]
+        for i in infos:
+            if pack_key(repo_id, i.name) == key:
+                return self.store.cached_path(i.name)
+        return None
 
     # -------------------------------------------------------------------- path choice
     def _small(self, reader: PackReader, objects: list[tuple[int, bytes]]) -> bool:
@@ -209,8 +242,7 @@ class Server:
         objects: list[tuple[int, bytes]],
     ) -> dict[str, Any]:
         blobs = sum(1 for kind, _ in objects if kind == BLOB)
-        stored = sum(i.objects for i in infos)
-        if stored == len(objects) and 0 < len(infos) <= MAX_DIRECT_PACKS:
+        if self._exact(infos, objects):
             # Every stored object is reachable and none is stored twice: the packs are the clone.
             bundles = [{"key": pack_key(repo_id, i.name), "size": i.bytes} for i in infos]
             total = sum(i.bytes for i in infos)
