@@ -27,7 +27,10 @@ class CuttingProxy:
         cuts: int,
         direction: str = "down",
         trigger: Any = None,
+        lose_answer_to: bytes | None = None,
     ) -> None:
+        self.lose_answer_to = lose_answer_to  # drop the response to the first such request
+        self.lost = 0
         self.trigger = trigger  # called once instead of cutting, when `after` bytes passed
         self.target = target_port
         self.after = after
@@ -58,16 +61,32 @@ class CuttingProxy:
                 continue
             limit_down = self.after if cut and self.direction == "down" else None
             limit_up = self.after if cut and self.direction == "up" else None
-            threading.Thread(target=self._pipe, args=(u, c, limit_down), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(c, u, limit_up), daemon=True).start()
+            state = {"drop": False}
+            args_down = (u, c, limit_down, state, False)
+            threading.Thread(target=self._pipe, args=args_down, daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(c, u, limit_up, state, True), daemon=True
+            ).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+    def _pipe(
+        self,
+        src: socket.socket,
+        dst: socket.socket,
+        limit: int | None,
+        state: dict[str, bool],
+        up: bool,
+    ) -> None:
         sent = 0
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if up and self.lose_answer_to and not self.lost and self.lose_answer_to in data:
+                    self.lost += 1
+                    state["drop"] = True
+                if not up and state["drop"]:
+                    break  # the request was processed; its answer never reaches the client
                 if limit is not None and sent + len(data) >= limit:
                     if self.trigger is not None:
                         trigger, self.trigger = self.trigger, None
@@ -139,6 +158,30 @@ def test_push_retries_after_a_cut_upload(muse: Muse, tmp_path: Path, hub: Any) -
         proxy.close()
     dst = tmp_path / "dst"
     muse.run("clone", hub.repo_url("alice", "up"), str(dst))
+    assert tree_of(dst) == tree_of(src)
+
+
+def test_retried_push_whose_update_landed_reports_success(
+    muse: Muse, tmp_path: Path, hub: Any
+) -> None:
+    _hub_repo(muse, hub, "lost")
+    token = hub.create_token("alice")
+    src = tmp_path / "src"
+    _big_repo(muse, src, files=4, size=10_000)
+    for path, request in (("stream", b"push/stream"), ("presign", b"push/commit")):
+        write_files(src, {f"{path}.txt": path})
+        muse.run("commit", "-m", path, cwd=src)
+        proxy = CuttingProxy(hub.port, 0, 0, lose_answer_to=request)
+        try:
+            muse.run("remote", "add", path, proxy.url("alice", "lost"), cwd=src)
+            out = muse.json(
+                "push", "--path", path, path, "main", cwd=src, env={"MUSE_TOKEN": token}
+            )
+            assert proxy.lost == 1 and out["updated"] == ["refs/heads/main"]
+        finally:
+            proxy.close()
+    dst = tmp_path / "dst"
+    muse.run("clone", hub.repo_url("alice", "lost"), str(dst))
     assert tree_of(dst) == tree_of(src)
 
 
