@@ -83,8 +83,15 @@ def main() -> int:
     else:
         nfiles = sum(len(f) for _, _, f in os.walk(src))
     times: dict[str, list[float]] = {
-        k: [] for k in ("commit muse", "commit git", "status muse", "status git",
-                        "checkout muse", "checkout git")
+        k: []
+        for k in (
+            "commit muse",
+            "commit git",
+            "status muse",
+            "status git",
+            "checkout muse",
+            "checkout git",
+        )
     }
     for r in range(a.runs):
         m = os.path.join(base, f"m{r}")
