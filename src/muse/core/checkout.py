@@ -61,8 +61,8 @@ def validate_tree(repo: Repository, tree_oid: bytes) -> set[bytes]:
     seen: set[bytes] = set()
 
     def visit(oid: bytes, where: str) -> None:
-        if oid in seen:
-            return
+        if oid in seen or oid == EMPTY_TREE_ID:
+            return  # (the empty tree need not be stored: it writes nothing)
         found = store.get(oid)
         if found is None:
             raise UnsafePath(f"tree {oid.hex()} ({where or 'root'}) is missing")
