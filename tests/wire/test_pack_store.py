@@ -161,3 +161,25 @@ def test_verify_detects_a_damaged_pack_at_rest(tmp_path: Path) -> None:
     open(pf.path, "wb").write(bytes(raw))
     with pytest.raises(PackError):
         packs.PackFile(pf.path).verify()
+
+
+def test_concurrent_readers_and_writers(tmp_path: Path, history) -> None:  # type: ignore[no-untyped-def]
+    """The hub reads one PackFile from many threads and encodes packs in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    objs = [(k, b) for k, _, b in history.objects]
+    pf = packs.write_pack_file(str(tmp_path), objs)
+    expected = {oid: (k, b) for k, oid, b in history.objects}
+
+    def read_all(seed: int) -> bool:
+        items = list(expected.items())
+        random.Random(seed).shuffle(items)
+        return all(pf.get(oid) == v for oid, v in items)
+
+    def encode(seed: int) -> bool:
+        data = pack_bytes(objs)
+        return len(list(P.read_pack(io.BytesIO(data)))) == len(objs)
+
+    with ThreadPoolExecutor(8) as ex:
+        assert all(ex.map(read_all, range(8)))
+        assert all(ex.map(encode, range(4)))

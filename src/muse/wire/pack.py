@@ -100,6 +100,7 @@ class _Writable(Protocol):
 # Imported lazily so that `muse status` and friends never pay for loading zstandard.
 
 _zstd_mod: Any = None
+_local = threading.local()
 
 
 def _zstd() -> Any:
@@ -136,7 +137,10 @@ def decompress_block(data: bytes | bytearray | memoryview, ulen: int) -> bytes:
         raise PackError("bad_pack", f"corrupt zstd block: {e}") from None
     if size != ulen:
         raise PackError("bad_pack", "zstd block does not declare its size as the header says")
-    dobj = z.ZstdDecompressor(max_window_size=1 << 27).decompressobj()
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:  # one per thread (contexts are not thread-safe), reused across blocks
+        dctx = _local.dctx = z.ZstdDecompressor(max_window_size=1 << 27)
+    dobj = dctx.decompressobj()
     try:
         out = dobj.decompress(data)
     except z.ZstdError as e:
@@ -282,8 +286,10 @@ def _probe_gains(data: bytes) -> bool:
         sample = b"".join(data[i * step : i * step + _PROBE_SLICE] for i in range(_PROBE_SLICES))
     if len(sample) < 64:
         return False
-    z = _zstd()
-    packed = z.ZstdCompressor(level=1, write_content_size=False).compress(sample)
+    probe = getattr(_local, "probe", None)
+    if probe is None:  # zstd contexts are not thread-safe: one per thread, reused
+        probe = _local.probe = _zstd().ZstdCompressor(level=1, write_content_size=False)
+    packed = probe.compress(sample)
     return len(packed) <= len(sample) * (1 - MIN_GAIN)
 
 
