@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 import time
 import urllib.parse
@@ -352,3 +353,39 @@ def test_mangled_pushes_never_500(repo: HubClient) -> None:
             assert r.headers["content-type"].startswith("application/json")
             assert _refs(repo) == {}
     assert statuses - {200} <= {400, 409, 413}
+
+
+def test_stalled_body_is_cut_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A client that stops sending mid-body (without closing) gets a 400 after the idle timeout."""
+    from fixtures import start_hub
+
+    hub = start_hub(tmp_path, env={"MUSEHUB_BODY_IDLE_TIMEOUT_S": "1.5"})
+    try:
+        tok = hub.create_user("slow")
+        hub.create_repo("slow", "s")
+        h = History()
+        c1 = h.commit({"a": os.urandom(50_000)})
+        body = push_body([update(MAIN, None, c1)], h.pack_of(h.reachable(c1)))
+        u = urllib.parse.urlsplit(hub.url)
+        with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+            s.sendall(
+                (
+                    f"POST /slow/s/push/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}"
+                    f"\r\nContent-Type: application/x-muse-push\r\nContent-Length: {len(body)}"
+                    "\r\n\r\n"
+                ).encode()
+                + body[:1000]
+            )
+            t = time.monotonic()
+            answer = b""
+            while not re.search(rb"\r\n\r\n.*\}", answer, re.S):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            assert time.monotonic() - t < 15
+        assert answer.split(b" ", 2)[1] == b"400", answer[:300]
+        assert b"bad_pack" in answer or b"bad_request" in answer
+        assert HubClient(hub.url, "slow", "s", tok).refs().json()["refs"] == {}
+    finally:
+        hub.stop()

@@ -10,7 +10,12 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 
+import anyio
 import anyio.from_thread
+
+#: A client that sends no body bytes for this long is cut off (a stalled push must not hold
+#: a worker thread forever).
+IDLE_TIMEOUT_S = 60.0
 
 
 class BodyTooLarge(Exception):
@@ -24,8 +29,15 @@ class BodyTruncated(Exception):
 class AsyncBodyReader(io.RawIOBase):
     """Raw, blocking reader over an async byte iterator; use only from a worker thread."""
 
-    def __init__(self, chunks: AsyncIterator[bytes], limit: int | None, batch: int = 1 << 20):
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        limit: int | None,
+        batch: int = 1 << 20,
+        idle_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
         self._chunks = chunks
+        self._idle_s = idle_s
         self._limit = limit
         self._batch = batch
         self._buf = memoryview(b"")
@@ -40,9 +52,12 @@ class AsyncBodyReader(io.RawIOBase):
         size = 0
         while size < self._batch:
             try:
-                chunk = await self._chunks.__anext__()
+                with anyio.fail_after(self._idle_s):
+                    chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
                 break
+            except TimeoutError:
+                raise BodyTruncated(f"no body bytes for {self._idle_s:g} s") from None
             except Exception as e:  # starlette.requests.ClientDisconnect and friends
                 raise BodyTruncated(str(e) or type(e).__name__) from None
             if chunk:

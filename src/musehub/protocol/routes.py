@@ -9,6 +9,7 @@ HubError / StorageUnavailable become JSON errors there too (musehub.app).
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
@@ -23,7 +24,7 @@ from muse.core.objects import from_hex
 from musehub.auth import authenticate, resolve_repo
 from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
-from musehub.protocol.body import AsyncBodyReader, BodyTooLarge, BodyTruncated
+from musehub.protocol.body import IDLE_TIMEOUT_S, AsyncBodyReader, BodyTooLarge, BodyTruncated
 from musehub.protocol.receive import Receiver, parse_updates, read_push_header
 from musehub.protocol.repostore import (
     UPLOAD_COMMITTING,
@@ -69,6 +70,8 @@ class Protocol:
         self.store = RepoStore(state.settings, state.db, state.storage)
         self.server = Server(self.store)
         self._last_sweep = 0.0
+        # Not a Settings field: an operator knob (and what lets the tests wait seconds, not 60).
+        self.idle_s = float(os.environ.get("MUSEHUB_BODY_IDLE_TIMEOUT_S", IDLE_TIMEOUT_S))
         self._sweep_lock = threading.Lock()
 
     # ------------------------------------------------------------------------ helpers
@@ -141,7 +144,7 @@ class Protocol:
                     raise HubError(413, "payload_too_large", f"body larger than {limit} bytes")
             except ValueError:
                 raise HubError(400, "bad_request", "invalid Content-Length") from None
-        body = AsyncBodyReader(request.stream().__aiter__(), limit)
+        body = AsyncBodyReader(request.stream().__aiter__(), limit, idle_s=self.idle_s)
         receiver = Receiver(self.store, repo.id, _user_id(principal))
 
         def work() -> dict[str, Any]:

@@ -257,7 +257,7 @@ class Server:
             tmp.close()
             try:
                 total = write_pack_to(tmp.name, reader, objects)
-                self.store.storage.put_file(key, tmp.name)
+                self.store.put_immutable(key, Path(tmp.name))
             finally:
                 os.unlink(tmp.name)
             bundles = [{"key": key, "size": total}]
@@ -303,7 +303,7 @@ class Server:
         tmp.close()
         try:
             size = write_pack_to(tmp.name, reader, objects)
-            self.store.storage.put_file(key, tmp.name)
+            self.store.put_immutable(key, Path(tmp.name))
         finally:
             os.unlink(tmp.name)
         return PresignAnswer(
