@@ -125,6 +125,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,  # musehub.access logs every request with its size and time
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=30,  # SIGTERM: let transfers finish, then stop anyway
+        backlog=2048,
         proxy_headers=True,
         server_header=False,
     )

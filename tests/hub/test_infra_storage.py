@@ -200,3 +200,24 @@ def test_s3_public_endpoint_signs_for_clients() -> None:
     assert st.presign_get("a/b", 60).startswith("https://objects.example/b/a/b?")
     assert st.presign_put("a/b", 60)[0].startswith("https://objects.example/b/a/b?")
     assert st.client.meta.endpoint_url == "http://10.0.0.5:8333"
+
+
+@pytest.mark.parametrize(
+    "key", ["../secret_key", "..%2Fsecret_key", ".tmp/x", "a/../../musehub.db"]
+)
+def test_local_route_refuses_unsafe_keys_even_when_signed(hub: Hub, key: str) -> None:
+    """A correctly signed URL for a key outside the store still grants nothing."""
+    import urllib.parse as up
+
+    from musehub.storage.signing import signature
+
+    secret = (hub.data_dir / "secret_key").read_text().strip()
+    decoded = up.unquote(key)
+    exp = int(time.time()) + 60
+    for method in ("GET", "PUT"):
+        sig = signature(secret, method, decoded, exp)
+        url = f"{hub.url}/_storage/{key}?m={method}&exp={exp}&sig={sig}"
+        status, body = call(method, url, b"x" if method == "PUT" else None)
+        assert status in (403, 404), (method, key, status)
+        assert b"secret" not in body or b"error" in body
+    assert (hub.data_dir / "secret_key").read_text().strip() == secret
