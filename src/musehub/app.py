@@ -47,7 +47,7 @@ from musehub.config import Settings, load_settings
 from musehub.db import Database
 from musehub.errors import HubError, error_response, exception_handlers
 from musehub.ratelimit import RateLimiter, RateLimitMiddleware
-from musehub.storage import InvalidKey, Storage, StorageUnavailable, open_storage
+from musehub.storage import InvalidKey, Storage, open_storage
 from musehub.storage.signing import verify
 
 log = logging.getLogger("musehub")
@@ -226,7 +226,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     route_list += _protocol_routes(state)
 
     handlers: dict[Any, Any] = exception_handlers()
-    handlers[StorageUnavailable] = _storage_unavailable
     app = Starlette(
         routes=route_list,
         middleware=[
@@ -238,11 +237,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.hub = state
     app.state.openapi = _openapi_document()
     return app
-
-
-async def _storage_unavailable(request: Request, exc: Exception) -> Response:
-    log.error("storage unavailable: %s", exc)
-    return error_response(503, "unavailable", "object storage unavailable", {"Retry-After": "5"})
 
 
 def factory() -> Starlette:

@@ -85,6 +85,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
 
 
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    import logging
+
+    logging.getLogger("musehub").error("storage unavailable: %s", exc)
+    return error_response(503, "unavailable", "object storage unavailable", {"Retry-After": "5"})
+
+
 async def _client_disconnect(request: Request, exc: Exception) -> Response:
     # Nobody is listening any more; the status only shows in the access log.
     return error_response(400, "bad_request", "client disconnected")
@@ -92,10 +99,13 @@ async def _client_disconnect(request: Request, exc: Exception) -> Response:
 
 def exception_handlers() -> dict[Any, ExceptionHandler]:
     """The handlers to pass to ``Starlette(exception_handlers=...)``."""
+    from musehub.storage import StorageUnavailable
+
     return {
         HubError: _hub_error,
         HTTPException: _http_error,
         ClientDisconnect: _client_disconnect,
+        StorageUnavailable: _storage_unavailable,
     }
 
 

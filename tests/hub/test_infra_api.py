@@ -6,6 +6,7 @@ import http.client
 import itertools
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fixtures import Hub, start_hub
@@ -259,38 +260,23 @@ def test_rate_limiter_window() -> None:
     assert RateLimiter(0).hit("a") == 0
 
 
-def test_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureFixture) -> None:
-    """In-process ASGI call: a crashing route gives a JSON 500 and a logged traceback."""
+def asgi_get(app: Any, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One in-process GET through an ASGI app: (status, headers, body)."""
     import asyncio
 
-    from starlette.applications import Starlette
-    from starlette.middleware import Middleware
-    from starlette.routing import Route
+    sent: list[dict[str, Any]] = []
 
-    from musehub.app import AccessLogMiddleware
-    from musehub.errors import exception_handlers
-
-    async def boom(request: object) -> None:
-        raise ZeroDivisionError("boom")
-
-    app = Starlette(
-        routes=[Route("/boom", boom)],
-        middleware=[Middleware(AccessLogMiddleware)],
-        exception_handlers=exception_handlers(),
-    )
-    sent: list[dict[str, object]] = []
-
-    async def receive() -> dict[str, object]:
+    async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
     scope = {
         "type": "http",
         "method": "GET",
-        "path": "/boom",
-        "raw_path": b"/boom",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "headers": [],
         "http_version": "1.1",
@@ -299,22 +285,52 @@ def test_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureFixt
         "client": ("127.0.0.1", 2),
         "root_path": "",
     }
+    asyncio.run(app(scope, receive, send))
+    headers = dict(sent[0]["headers"])
+    return sent[0]["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _app_raising(exc: Exception) -> Any:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from musehub.app import AccessLogMiddleware
+    from musehub.errors import exception_handlers
+
+    async def boom(request: object) -> None:
+        raise exc
+
+    return Starlette(
+        routes=[Route("/boom", boom)],
+        middleware=[Middleware(AccessLogMiddleware)],
+        exception_handlers=exception_handlers(),
+    )
+
+
+def test_unexpected_exception_is_a_logged_json_500(caplog: pytest.LogCaptureFixture) -> None:
+    """A crashing route gives a JSON 500 and a logged traceback."""
     import logging
 
     hub_log = logging.getLogger("musehub")  # may not propagate (configure_logging)
     hub_log.addHandler(caplog.handler)
     try:
         with caplog.at_level("INFO", logger="musehub"):
-            asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+            status, headers, body = asgi_get(_app_raising(ZeroDivisionError("boom")), "/boom")
     finally:
         hub_log.removeHandler(caplog.handler)
-    start = sent[0]
-    assert start["status"] == 500
-    headers = dict(start["headers"])  # type: ignore[call-overload]
+    assert status == 500
     assert headers[b"content-type"] == b"application/json"
     assert headers[b"muse-protocol"] == b"1"
-    body = b"".join(m.get("body", b"") for m in sent[1:])  # type: ignore[misc]
     assert json.loads(body) == {"error": "internal_error", "message": "internal server error"}
     assert any("unhandled error in GET /boom" in r.getMessage() for r in caplog.records)
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
     assert any("GET /boom 500" in r.getMessage() for r in caplog.records)
+
+
+def test_storage_down_is_503() -> None:
+    from musehub.storage import StorageUnavailable
+
+    status, headers, body = asgi_get(_app_raising(StorageUnavailable("gone")), "/boom")
+    assert status == 503 and headers[b"retry-after"] == b"5"
+    assert json.loads(body)["error"] == "unavailable"
