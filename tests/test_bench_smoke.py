@@ -53,3 +53,30 @@ def test_bench_wire_runs_and_validates(size: str, tmp_path: object) -> None:
         assert not r["errors"] and not r["git_errors"], r
     for verb in ("push", "fetch", "clone", "pull"):
         assert f"| {verb} | {size.upper()} |" in cp.stdout
+
+
+def test_gate_verdicts_and_follow_on_lines() -> None:
+    """The verdict logic itself: pass under the gate, FAIL over it, a follow-on line only for a
+    miss by more than 20%, and a wrong result is a FAIL whatever its time."""
+    sys.path.insert(0, os.path.dirname(BENCH))
+    from benchlib import report
+
+    def row(verb: str, size: str, path: str, secs: list[float], errors: list[str]) -> object:
+        r = report.Row(verb, size, path, 4096, 1, runs=len(secs) + len(errors))
+        r.times, r.errors = secs, errors
+        return r
+
+    rows = [
+        row("push", "m", "stream", [1.0, 2.0, 9.0], []),  # p50 2.0 < 5: pass
+        row("fetch", "m", "stream", [2.2, 2.3, 2.1], []),  # p50 2.2: FAIL, within 20%
+        row("clone", "m", "stream", [7.0], []),  # 7.0 > 5 * 1.2: FAIL + follow-on
+        row("pull", "m", "stream", [0.1], ["wrong result: tips differ"]),
+    ]
+    verdicts = report.gate_verdicts(rows)  # type: ignore[arg-type]
+    assert "| push M stream < 5 s | 2.000 | pass |" in verdicts
+    assert "| fetch M stream < 2 s | 2.200 | FAIL |" in verdicts
+    assert "follow-on: clone M stream missed its gate by 40%" in verdicts
+    assert "follow-on: fetch" not in verdicts
+    assert "| pull M stream < 2 s | 0.100 | FAIL (wrong result) |" in verdicts
+    assert "| push L presign < 15 s | – | not run |" in verdicts
+    assert report.percentile([1.0, 2.0, 3.0], 0.95) == pytest.approx(2.9)
