@@ -172,3 +172,23 @@ def test_head_constant_matches_alembic() -> None:
     from musehub.db.migrate import HEAD
 
     assert HEAD == head_revision()
+
+
+def test_repo_ids_are_never_reused(db_url: str) -> None:
+    db = Database(db_url)
+    db.upgrade()
+    with db.session() as s:
+        u = User(username="z")
+        s.add(u)
+        s.flush()
+        r = Repo(owner_id=u.id, slug="a")
+        s.add(r)
+        s.flush()
+        first = r.id
+        s.delete(r)
+    with db.session() as s:
+        r = Repo(owner_id=u.id, slug="a")
+        s.add(r)
+        s.flush()
+        assert r.id > first
+    db.dispose()

@@ -67,7 +67,12 @@ class Token(Base):
 
 class Repo(Base):
     __tablename__ = "repos"
-    __table_args__ = (UniqueConstraint("owner_id", "slug", name="uq_repos_owner_slug"),)
+    # Ids are never reused (SQLite would otherwise hand a deleted repository's id to the next
+    # one): storage keys and caches are named by repository id.
+    __table_args__ = (
+        UniqueConstraint("owner_id", "slug", name="uq_repos_owner_slug"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("default_branch", sa.String(255), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.UniqueConstraint("owner_id", "slug", name="uq_repos_owner_slug"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_repos_owner_id", "repos", ["owner_id"])
     op.create_table(
