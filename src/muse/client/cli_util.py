@@ -1,6 +1,6 @@
 """What the network commands share: common options, the --json summary, error translation.
 
-Kept free of heavy imports: ``add_*`` run for ``--help`` and must not pull in http.client.
+Kept free of heavy imports: ``add_*`` run for ``--help`` and must not pull in the transport.
 """
 
 from __future__ import annotations

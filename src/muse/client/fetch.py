@@ -16,7 +16,7 @@ from typing import Any
 from muse.cli.errors import HUB_REFUSED, NETWORK
 from muse.client.progress import Progress
 from muse.client.session import RemoteRefs, Session
-from muse.client.transport import ExpiredURL, Response, WireError, http_client, network_error
+from muse.client.transport import ExpiredURL, Response, WireError, network_error
 from muse.core.refnames import HEADS, REMOTES, TAGS
 from muse.core.repo import Repository
 
@@ -143,7 +143,7 @@ def download(
             if not e.retryable:
                 raise
             last = e
-        except (OSError, http_client.HTTPException) as e:
+        except OSError as e:
             last = e
         finally:
             progress.finish_line()

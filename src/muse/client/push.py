@@ -22,7 +22,7 @@ from typing import Any
 from muse.cli.errors import HUB_REFUSED, NOT_FOUND, REJECTED, USAGE, UserError
 from muse.client.progress import Progress
 from muse.client.session import Session, update_json
-from muse.client.transport import CHUNK, ExpiredURL, WireError, http_client, network_error
+from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
 from muse.core.objects import BLOB, COMMIT, commit_refs
 from muse.core.refnames import HEADS
 from muse.core.repo import Repository
@@ -358,7 +358,7 @@ def _presign_push(
     assert last is not None
     if isinstance(last, WireError) and not isinstance(last, ExpiredURL):
         raise last
-    if isinstance(last, OSError | http_client.HTTPException):
+    if isinstance(last, OSError):
         raise network_error(last, s.url.repo_url, tr.context)
     raise WireError(
         f"storage kept refusing the upload URLs from {s.url.hub} ({last}); check the hub's "

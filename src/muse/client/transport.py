@@ -1,6 +1,6 @@
 """HTTP for MuseWire: one keep-alive connection per host, streaming bodies, retries, exit codes.
 
-Built on ``http.client`` (stdlib, nothing heavy to import): every socket gets TCP_NODELAY so a
+Built on :mod:`muse.client.http11` (only ``socket`` to import): every socket gets TCP_NODELAY so a
 small request never waits on a delayed ACK, a verb's requests reuse one connection, request
 bodies are streamed (chunked from a generator, or from a file with a Content-Length) and
 response bodies are handed to the caller as a stream (fed straight into ``receive_pack``).
@@ -17,46 +17,23 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from muse.cli.errors import HUB_REFUSED, NETWORK, NO_ACCESS, NOT_FOUND, REJECTED, UserError
+from muse.client import http11
 
-
-def _import_http_client() -> Any:
-    """http.client without loading ssl (about a third of its import time).
-
-    http.client imports ssl only to define HTTPSConnection; hubs on loopback or plain http
-    never need it, and https connections below wrap their socket with ssl themselves.
-    """
-    if "http.client" in sys.modules or "ssl" in sys.modules:
-        import http.client as hc
-
-        return hc
-    sys.modules["ssl"] = None  # type: ignore[assignment]
-    try:
-        import http.client as hc
-    finally:
-        del sys.modules["ssl"]
-    return hc
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    import http.client
-
-    http_client = http.client
-else:
-    http_client = _import_http_client()
+NET_ERRORS: tuple[type[BaseException], ...] = (OSError,)
+"""What a broken connection raises here (http11 reports protocol errors as OSError too)."""
 
 USER_AGENT = "muse/0.1"
 PROTOCOL = 1
 CHUNK = 1 << 20
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_STALE = (http_client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_STALE = (ConnectionResetError, BrokenPipeError)
 
 
 class WireError(UserError):
@@ -161,30 +138,6 @@ def is_loopback(host: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- connections
-class _NoDelayHTTP(http_client.HTTPConnection):
-    """HTTPConnection with TCP_NODELAY and large send blocks (file bodies, chunked bodies)."""
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _NoDelayHTTPS(_NoDelayHTTP):
-    """TLS over the no-delay connection (ssl is imported only when a hub uses https)."""
-
-    default_port = 443
-
-    def connect(self) -> None:
-        super().connect()
-        import ssl
-
-        ctx = ssl.create_default_context()
-        cafile = os.environ.get("MUSE_CA_BUNDLE")
-        if cafile:
-            ctx.load_verify_locations(cafile)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.host)
-
-
 Body = bytes | Iterable[bytes] | tuple[BinaryIO, int] | None
 BodyFactory = Callable[[], Body]
 
@@ -195,7 +148,7 @@ class Response:
     def __init__(self, transport: Transport, key: tuple[str, str, int], raw: Any) -> None:
         self._transport = transport
         self._key = key
-        self.raw: http_client.HTTPResponse = raw
+        self.raw: http11.Response = raw
         self.status: int = raw.status
         self.bytes_read = 0
 
@@ -240,7 +193,7 @@ class Response:
                     self.raw.read()
                 else:
                     self._transport._drop(self._key)
-            except (OSError, http_client.HTTPException):
+            except OSError:
                 self._transport._drop(self._key)
         if self.raw.will_close:
             self._transport._drop(self._key)
@@ -268,19 +221,18 @@ class Transport:
     context: ErrorContext = field(default_factory=ErrorContext)
     requests: int = 0
     _last_url: str = ""
-    _conns: dict[tuple[str, str, int], http_client.HTTPConnection] = field(default_factory=dict)
+    _conns: dict[tuple[str, str, int], http11.Connection] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.token and self.hub_origin:
             check_token_allowed(self.hub_origin)
 
     # ----------------------------------------------------------------------- plumbing
-    def _conn(self, key: tuple[str, str, int]) -> http_client.HTTPConnection:
+    def _conn(self, key: tuple[str, str, int]) -> http11.Connection:
         c = self._conns.get(key)
         if c is None:
             scheme, host, port = key
-            cls = _NoDelayHTTP if scheme == "http" else _NoDelayHTTPS
-            c = cls(host, port, timeout=self.timeout, blocksize=CHUNK)
+            c = http11.Connection(host, port, tls=scheme == "https", timeout=self.timeout)
             self._conns[key] = c
         return c
 
@@ -351,9 +303,8 @@ class Transport:
             conn = self._conn(key)
             reused = conn.sock is not None
             try:
-                self._send(conn, method, target, hdrs, body() if body else None)
-                raw = conn.getresponse()
-            except (OSError, http_client.HTTPException) as e:
+                raw = self._send(conn, method, target, hdrs, body() if body else None)
+            except OSError as e:
                 self._drop(key)
                 last = e
                 if reused and stale_retry and isinstance(e, _STALE):
@@ -388,32 +339,22 @@ class Transport:
 
     def _send(
         self,
-        conn: http_client.HTTPConnection,
+        conn: http11.Connection,
         method: str,
         target: str,
         headers: dict[str, str],
         body: Body,
-    ) -> None:
-        if body is None or isinstance(body, bytes | bytearray):
-            conn.request(method, target, body=body, headers=headers)
-        elif isinstance(body, tuple):
-            f, length = body
-            conn.request(method, target, body=f, headers={**headers, "Content-Length": str(length)})
-        else:
-            conn.request(
-                method,
-                target,
-                body=_coalesce(body),
-                headers={**headers, "Transfer-Encoding": "chunked"},
-                encode_chunked=True,
-            )
+    ) -> http11.Response:
+        if body is None or isinstance(body, bytes | bytearray | tuple):
+            return conn.request(method, target, headers, body)
+        return conn.request(method, target, headers, _coalesce(body))
 
     def _error(self, resp: Response, presigned: bool, method: str) -> WireError:
         status = resp.status
         retry_after = resp.header("Retry-After")
         try:
             data = resp.read(1 << 20)
-        except (OSError, http_client.HTTPException):
+        except OSError:
             data = b""
         resp.close()
         code, message = "", ""
