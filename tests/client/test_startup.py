@@ -47,4 +47,5 @@ def test_verbs_import_no_hub_code(muse: Muse, tmp_path: Path, hub: Any) -> None:
         mods = _imported(muse, *args, cwd=src)
         bad = sorted(m for m in mods if m.split(".")[0] in FORBIDDEN)
         assert not bad, (args, bad)
+        assert "http.client" not in mods and "email" not in mods, args
     assert "zstandard" not in _imported(muse, "remote", "-v", cwd=src)
