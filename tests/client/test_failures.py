@@ -28,7 +28,10 @@ class CuttingProxy:
         direction: str = "down",
         trigger: Any = None,
         lose_answer_to: bytes | None = None,
+        refuse: bytes | None = None,
     ) -> None:
+        self.refuse = refuse  # answer 403 bad_signature to the next request holding this
+        self.refusals = 0
         self.lose_answer_to = lose_answer_to  # drop the response to the first such request
         self.lost = 0
         self.trigger = trigger  # called once instead of cutting, when `after` bytes passed
@@ -81,6 +84,15 @@ class CuttingProxy:
             while True:
                 data = src.recv(65536)
                 if not data:
+                    break
+                if up and self.refuse and self.refuse in data:
+                    self.refuse = None
+                    self.refusals += 1
+                    body = b'{"error": "bad_signature", "message": "presigned URL expired"}'
+                    src.sendall(  # to the client, instead of forwarding
+                        b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(body), body)
+                    )
                     break
                 if up and self.lose_answer_to and not self.lost and self.lose_answer_to in data:
                     self.lost += 1
@@ -183,6 +195,29 @@ def test_retried_push_whose_update_landed_reports_success(
     dst = tmp_path / "dst"
     muse.run("clone", hub.repo_url("alice", "lost"), str(dst))
     assert tree_of(dst) == tree_of(src)
+
+
+def test_expired_presigned_urls_are_renewed(
+    muse: Muse, tmp_path: Path, start_hub: Any, free_port: Any
+) -> None:
+    port = free_port()
+    proxy = CuttingProxy(port, 0, 0, refuse=b"/_storage/")
+    public = {"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
+    hub = start_hub(tmp_path, port=port, env=public)
+    try:
+        url = _hub_repo(muse, hub, "exp")
+        src = tmp_path / "src"
+        _big_repo(muse, src, files=8, size=50_000)
+        muse.run("remote", "add", "origin", url, cwd=src)
+        out = muse.json("push", "--path", "presign", cwd=src)
+        assert proxy.refusals == 1 and out["path"] == "presign"
+        proxy.refuse = b"/_storage/"
+        dst = tmp_path / "dst"
+        out = muse.json("clone", "--path", "presign", url, str(dst))
+        assert proxy.refusals == 2 and out["path"] == "presign"
+        assert tree_of(dst) == tree_of(src)
+    finally:
+        proxy.close()
 
 
 def test_hub_killed_during_push_and_fetch(muse: Muse, tmp_path: Path, hub: Any) -> None:
