@@ -214,3 +214,26 @@ def test_many_pushes_are_repacked(hub) -> None:  # type: ignore[no-untyped-def]
     assert len(r.json()["bundles"]) <= 8
     r, objs = repo.fetch([tip], [list(h.files)[10]])
     assert set(objs) == h.reachable(tip) - h.reachable(list(h.files)[10])
+
+
+def test_pull_of_the_last_push_hands_out_its_pack(hub) -> None:  # type: ignore[no-untyped-def]
+    """What a pull lacks is often exactly the newest pushed pack: sent as is, nothing built."""
+    repo = _new_repo(hub)
+    h = History()
+    a = _grow(h, None, 4, 3, "a")
+    b = _grow(h, a[-1], 4, 3, "b")
+    assert (
+        repo.push_stream([update(MAIN, None, a[-1])], h.pack_of(h.reachable(a[-1]))).status == 200
+    )
+    new = h.reachable(b[-1]) - h.reachable(a[-1])
+    assert repo.push_stream([update(MAIN, a[-1], b[-1])], h.pack_of(new)).status == 200
+    r, objs = repo.fetch([b[-1]], [a[-1]], "presign")
+    assert set(objs) == new
+    (bundle,) = r.json()["bundles"]
+    assert "/packs/" in bundle["url"]
+    r, objs = repo.fetch([b[-1]], [a[-1]], "stream")
+    assert set(objs) == new and int(r.headers["muse-objects"]) == len(new)
+    # A pull from the middle of that push is not a stored pack: a bundle is built for it.
+    r, objs = repo.fetch([b[-1]], [b[1]], "presign")
+    assert set(objs) == h.reachable(b[-1]) - h.reachable(b[1])
+    assert "/bundles/" in r.json()["bundles"][0]["url"]

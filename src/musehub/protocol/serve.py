@@ -156,38 +156,62 @@ class Server:
                     return StreamAnswer(reader, [], single, cached["objects"])
         objects = objects_to_send(reader, wants, haves)
         stream = path == "stream" or (path == "auto" and self._small(reader, objects))
-        direct = clone and self._exact(infos, objects)
-        manifest: dict[str, Any] | None = None
-        if clone and (direct or not stream):
-            # Remember the answer (cheap when it is the stored packs, else built once).
-            manifest = self._clone_manifest(repo_id, user_id, reader, infos, objects)
-            with self.store.db.session() as s:
-                dbops.add_upload(
-                    s,
-                    secrets.token_hex(16),
-                    repo_id,
-                    user_id,
-                    manifest_key,
-                    manifest["expires"],
-                    UPLOAD_BUNDLE,
-                )
-            self.save_manifest(manifest_key, manifest)
+        direct = self._direct_packs(reader, infos, objects)
         if stream:
-            if direct and len(infos) == 1:
-                # The one stored pack is exactly the clone: send its bytes as they are.
-                return StreamAnswer(reader, objects, self.store.cached_path(infos[0].name))
+            if direct is not None and len(direct) == 1:
+                # One stored pack is exactly the answer: send its bytes as they are.
+                return StreamAnswer(reader, objects, self.store.cached_path(direct[0].name))
             return StreamAnswer(reader, objects)
-        if manifest is not None:
+        if clone or direct is not None:
+            manifest = self._manifest(repo_id, user_id, reader, direct, objects)
+            if clone:  # remembered per tips set (cheap for stored packs, else built once)
+                with self.store.db.session() as s:
+                    dbops.add_upload(
+                        s,
+                        secrets.token_hex(16),
+                        repo_id,
+                        user_id,
+                        manifest_key,
+                        manifest["expires"],
+                        UPLOAD_BUNDLE,
+                    )
+                self.save_manifest(manifest_key, manifest)
             return self._presigned(manifest)
         return self._temporary_bundle(repo_id, user_id, reader, objects)
 
     @staticmethod
-    def _exact(infos: list[PackInfo], objects: list[tuple[int, bytes]]) -> bool:
-        """Do the stored packs hold exactly the objects (none unreachable, none twice)?
+    def _direct_packs(
+        reader: PackReader, infos: list[PackInfo], objects: list[tuple[int, bytes]]
+    ) -> list[PackInfo] | None:
+        """The stored packs whose union is exactly ``objects``, if there are such (few).
 
-        The packs hold a superset of what is reachable, so equal counts mean equal sets.
+        Pushes arrive as packs of what the hub lacked, so a clone is usually the union of all
+        stored packs and a pull of the last pushes the union of the newest ones: those packs
+        are then handed out as they are, with nothing built. Costs one set lookup per stored
+        object, from the indexes alone.
         """
-        return 0 < len(infos) <= MAX_DIRECT_PACKS and sum(i.objects for i in infos) == len(objects)
+        need = {oid for _, oid in objects}
+        chosen: list[PackInfo] = []
+        covered = 0
+        for info, pf in zip(reversed(infos), reader.packs, strict=True):
+            if info.objects > len(need) - covered:
+                continue
+            if all(oid in need for oid in pf.ids()):
+                chosen.append(info)
+                covered += info.objects
+                if len(chosen) > MAX_DIRECT_PACKS:
+                    return None
+        if not chosen or covered != len(need):
+            return None
+        if len(chosen) > 1:  # packs may overlap: count the union, not the sizes
+            union: set[bytes] = set()
+            for info, pf in zip(reversed(infos), reader.packs, strict=True):
+                if info in chosen:
+                    union.update(pf.ids())
+            if len(union) != len(need):
+                return None
+        chosen.reverse()  # push order
+        return chosen
 
     def _single_stored_pack(
         self, repo_id: int, infos: list[PackInfo], manifest: dict[str, Any]
@@ -233,19 +257,19 @@ class Server:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def _clone_manifest(
+    def _manifest(
         self,
         repo_id: int,
         user_id: int,
         reader: PackReader,
-        infos: list[PackInfo],
+        direct: list[PackInfo] | None,
         objects: list[tuple[int, bytes]],
     ) -> dict[str, Any]:
+        """Where the answer's bundles are: the stored packs themselves, or one built bundle."""
         blobs = sum(1 for kind, _ in objects if kind == BLOB)
-        if self._exact(infos, objects):
-            # Every stored object is reachable and none is stored twice: the packs are the clone.
-            bundles = [{"key": pack_key(repo_id, i.name), "size": i.bytes} for i in infos]
-            total = sum(i.bytes for i in infos)
+        if direct is not None:
+            bundles = [{"key": pack_key(repo_id, i.name), "size": i.bytes} for i in direct]
+            total = sum(i.bytes for i in direct)
             expires = time.time() + REPACK_GRACE_S
         else:
             name = f"clone-{secrets.token_hex(16)}"
