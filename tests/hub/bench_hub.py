@@ -292,8 +292,8 @@ def xl_history() -> tuple[list[tuple[int, bytes]], list[bytes]]:
     return objs, commits
 
 
-def xl_pack(tmp: Path) -> tuple[Path, list[bytes], Path]:
-    """The XL history as one pack, and the pack of its last commit alone (for a small push)."""
+def xl_pack(tmp: Path) -> tuple[Path, list[bytes], tuple[Path, Path]]:
+    """The XL history as one pack, and as two packs (commits 0..2499, 2500..4999)."""
     t = time.perf_counter()
     objs, commits = xl_history()
     d = tmp / "xl"
@@ -303,7 +303,11 @@ def xl_pack(tmp: Path) -> tuple[Path, list[bytes], Path]:
         f"built XL history + pack in {time.perf_counter() - t:.1f}s: {pf.count} objects, "
         f"{os.path.getsize(pf.path) / MB:.1f} MB"
     )
-    return Path(pf.path), commits, d
+    halves = []
+    for name, part in (("h1", objs[: 2500 * 8]), ("h2", objs[2500 * 8 :])):
+        (d / name).mkdir()
+        halves.append(Path(write_pack_file(str(d / name), part).path))
+    return Path(pf.path), commits, (halves[0], halves[1])
 
 
 def big_pack(tmp: Path, total_mb: int) -> tuple[Path, bytes]:
@@ -357,11 +361,11 @@ def main() -> None:
         }
     hub = Hub(tmp, env)
     try:
-        pack, commits, _ = xl_pack(tmp)
+        pack, commits, halves = xl_pack(tmp)
         size = pack.stat().st_size
         hub.admin("user", "add", "bench")
         tok = hub.admin("token", "create", "bench")
-        for r in ("xl-stream", "xl-presign", "big-stream", "big-presign"):
+        for r in ("xl-stream", "xl-presign", "xl-pull", "big-stream", "big-presign"):
             hub.admin("repo", "create", f"bench/{r}")
         hub.start()
         print(f"hub pid {hub.pids()} RSS at start {sum(rss_mb(p) for p in hub.pids()):.0f} MB")
@@ -402,9 +406,22 @@ def main() -> None:
         t = time.perf_counter()
         n, nbytes = fetch(hub, "bench/xl-stream", tok, [commits[-1]], [commits[2499]], "auto")
         print(
-            f"XL half-history fetch (pull): {time.perf_counter() - t:.2f}s  {n} objects  "
-            f"{nbytes / MB:.1f} MB"
+            f"XL half-history fetch, one stored pack (bundle built): "
+            f"{time.perf_counter() - t:.2f}s  {n} objects  {nbytes / MB:.1f} MB"
         )
+        st, data = push_stream(hub, "bench/xl-pull", tok, upd(commits[2499]), halves[0])
+        assert st == 200, data[:300]
+        st, data = push_stream(
+            hub, "bench/xl-pull", tok, upd(commits[-1], commits[2499]), halves[1]
+        )
+        assert st == 200, data[:300]
+        for path in ("auto", "stream"):
+            t = time.perf_counter()
+            n, nbytes = fetch(hub, "bench/xl-pull", tok, [commits[-1]], [commits[2499]], path)
+            print(
+                f"XL pull of the last push ({path}, stored pack handed out): "
+                f"{time.perf_counter() - t:.2f}s  {n} objects  {nbytes / MB:.1f} MB"
+            )
 
         if not args.skip_1g:
             t = time.perf_counter()
