@@ -42,6 +42,9 @@ log = logging.getLogger("musehub.protocol")
 PUSH_TYPE = "application/x-muse-push"
 PACK_TYPE = "application/x-muse-pack"
 UPLOAD_TTL_S = 15 * 60
+#: A PUT may start just before its URL expires and take a while (a 10 GB bundle on a slow
+#: link): the upload may still be committed, and is swept, only this long after the URL expired.
+COMMIT_GRACE_S = 3600
 SWEEP_EVERY_S = 0.0  # one indexed query; the lock keeps sweeps from piling up
 
 
@@ -177,7 +180,13 @@ class Protocol:
             self.sweep()
             with self.db.session() as s:
                 dbops.add_upload(
-                    s, upload_id, repo.id, _user_id(principal), key, expires, UPLOAD_PENDING
+                    s,
+                    upload_id,
+                    repo.id,
+                    _user_id(principal),
+                    key,
+                    expires + COMMIT_GRACE_S,
+                    UPLOAD_PENDING,
                 )
             url, headers = self.state.storage.presign_put(key, UPLOAD_TTL_S)
             return url, dict(headers or {})
