@@ -254,3 +254,38 @@ def test_never_writes_through_a_symlinked_directory(tmp_path, repo):
     assert (victim / "f").read_bytes() == b"1"
     assert not os.path.islink(os.path.join(r, "d"))
     assert open(os.path.join(r, "d/f"), "rb").read() == b"2"
+
+
+def test_mode_and_link_changes(repo):
+    r = repo.root
+    write(r, "tool", b"x")
+    os.symlink("a", os.path.join(r, "ln"))
+    t1 = repo.read_commit(commit_all(repo)).tree
+    os.chmod(os.path.join(r, "tool"), 0o755)
+    os.unlink(os.path.join(r, "ln"))
+    os.symlink("b", os.path.join(r, "ln"))
+    t2 = repo.read_commit(commit_all(repo)).tree
+    checkout_tree(repo, t1)
+    assert not os.stat(os.path.join(r, "tool")).st_mode & 0o100
+    assert os.readlink(os.path.join(r, "ln")) == "a"
+    checkout_tree(repo, t2)
+    assert os.stat(os.path.join(r, "tool")).st_mode & 0o100
+    assert os.readlink(os.path.join(r, "ln")) == "b"
+    assert status(repo).clean
+
+
+def test_many_files_use_the_threaded_writer(tmp_path, repo):
+    r = repo.root
+    for i in range(700):
+        write(r, f"d{i % 7}/f{i}", str(i).encode(), 0o755 if i % 50 == 0 else None)
+    tree = repo.read_commit(commit_all(repo)).tree
+    other = Repository.init(str(tmp_path / "other"))
+    for oid in repo.store.iter_ids():
+        kind, body = repo.store.get(oid)  # type: ignore[misc]
+        other.store.put(kind, body)
+    st = checkout_tree(other, tree)
+    assert st.written == 700
+    assert files_on_disk(other.root) == files_on_disk(r)
+    assert os.stat(os.path.join(other.root, "d0/f0")).st_mode & 0o100
+    other.refs.update("refs/heads/main", repo.head_commit(), None)
+    assert status(other).clean
