@@ -80,7 +80,7 @@ class Protocol:
     # ------------------------------------------------------------------------ helpers
     def _repo(self, request: Request, need: str) -> tuple[Any, Any]:
         principal = authenticate(request)
-        with self.db.session() as s:
+        with self.db.session(readonly=True) as s:  # no write lock: only reads
             repo = resolve_repo(
                 s, principal, request.path_params["owner"], request.path_params["slug"], need
             )
@@ -114,13 +114,13 @@ class Protocol:
 
     # ---------------------------------------------------------------------- endpoints
     async def refs(self, request: Request) -> Response:
-        _, repo = await run_in_threadpool(self._repo, request, "read")
 
-        def read() -> dict[str, bytes]:
+        def read() -> tuple[Any, dict[str, bytes]]:
+            _, repo = self._repo(request, "read")
             with self.db.session(readonly=True) as s:
-                return dbops.read_refs(s, repo.id)
+                return repo, dbops.read_refs(s, repo.id)
 
-        refs = await run_in_threadpool(read)
+        repo, refs = await run_in_threadpool(read)
         lim = _limits(self.settings)
         return JSONResponse(
             {
