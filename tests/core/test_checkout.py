@@ -289,3 +289,22 @@ def test_many_files_use_the_threaded_writer(tmp_path, repo):
     assert os.stat(os.path.join(other.root, "d0/f0")).st_mode & 0o100
     other.refs.update("refs/heads/main", repo.head_commit(), None)
     assert status(other).clean
+
+
+def test_tracked_symlink_replaced_by_directory_is_not_followed(tmp_path, repo):
+    """Commit 1 tracks d -> victim (a symlink); commit 2 turns d into a directory with a file."""
+    r = repo.root
+    victim = tmp_path / "victim2"
+    victim.mkdir()
+    os.symlink(str(victim), os.path.join(r, "d"))
+    write(r, "keep", b"k")
+    t1 = repo.read_commit(commit_all(repo)).tree
+    os.unlink(os.path.join(r, "d"))
+    write(r, "d/f", b"inside")
+    t2 = repo.read_commit(commit_all(repo)).tree
+    checkout_tree(repo, t1)
+    assert os.path.islink(os.path.join(r, "d"))
+    checkout_tree(repo, t2)
+    assert not os.path.islink(os.path.join(r, "d"))
+    assert open(os.path.join(r, "d/f"), "rb").read() == b"inside"
+    assert list(victim.iterdir()) == []
