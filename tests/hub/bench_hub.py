@@ -67,7 +67,7 @@ class Hub:
         return out.stdout.strip()
 
     def start(self) -> None:
-        log = open(self.root / "hub.log", "wb")
+        log = open(self.root / "hub.log", "ab")
         self.proc = subprocess.Popen(
             [*self.cmd, "serve", "--port", str(self.port), "--workers", "1"],
             env=self.env,
@@ -423,7 +423,11 @@ def main() -> None:
                 f"{time.perf_counter() - t:.2f}s  {n} objects  {nbytes / MB:.1f} MB"
             )
 
+        print(f"hub RSS after the XL runs: {sum(rss_mb(p) for p in hub.pids()):.0f} MB")
         if not args.skip_1g:
+            hub.stop()  # a fresh process: what ingesting 1 GB itself costs
+            hub.start()
+            print(f"hub restarted, RSS {sum(rss_mb(p) for p in hub.pids()):.0f} MB")
             t = time.perf_counter()
             big, bc = big_pack(tmp, args.big_mb)
             bsize = big.stat().st_size

@@ -87,6 +87,27 @@ class AsyncBodyReader(io.RawIOBase):
         self._buf = self._buf[n:]
         return n
 
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to n bytes (all that is left for n < 0) with one copy, not RawIOBase's two."""
+        if n is None or n < 0:
+            return self.readall()
+        while not self._buf:
+            if self._eof or n == 0:
+                return b""
+            self._fill()
+        out = bytes(self._buf[:n])
+        self._buf = self._buf[n:]
+        return out
+
+    def readall(self) -> bytes:
+        parts = [bytes(self._buf)]
+        self._buf = memoryview(b"")
+        while not self._eof:
+            self._fill()
+            parts.append(bytes(self._buf))
+            self._buf = memoryview(b"")
+        return b"".join(parts)
+
     def read_exact(self, n: int) -> bytes:
         """n bytes, or fewer only at the end of the body."""
         out = bytearray()

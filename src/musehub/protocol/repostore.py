@@ -104,7 +104,7 @@ class RepoStore:
         self.tmp_dir = base / "tmp"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self._open: dict[str, PackFile] = {}
+        self._present: set[str] = set()  # names known to be in the cache
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
         self._repacking: set[int] = set()
@@ -133,25 +133,23 @@ class RepoStore:
         os.replace(pack_path, dest)
 
     def pack(self, repo_id: int, name: str) -> PackFile:
-        """The open PackFile of a stored pack, downloading it into the cache on first use."""
-        with self._lock:
-            pf = self._open.get(name)
-            if pf is not None:
-                return pf
-            lock = self._fetching.setdefault(name, threading.Lock())
-        with lock:
+        """A PackFile of a stored pack, downloading it into the cache on first use.
+
+        A new PackFile per request (its index is a few MB at most, read in milliseconds): its
+        decompressed-block cache then lives as long as the request, so a process serving many
+        repositories does not keep a few MiB of blocks per pack it ever touched.
+        """
+        path = self.cached_path(name)
+        if name not in self._present:
             with self._lock:
-                pf = self._open.get(name)
-            if pf is not None:
-                return pf
-            path = self.cached_path(name)
-            if not path.exists():
-                self._download(repo_id, name, path)
-            pf = PackFile(str(path))
-            with self._lock:
-                self._open[name] = pf
-                self._fetching.pop(name, None)
-            return pf
+                lock = self._fetching.setdefault(name, threading.Lock())
+            with lock:
+                if not path.exists():
+                    self._download(repo_id, name, path)
+                with self._lock:
+                    self._present.add(name)
+                    self._fetching.pop(name, None)
+        return PackFile(str(path))
 
     def _download(self, repo_id: int, name: str, path: Path) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=self.tmp_dir))
