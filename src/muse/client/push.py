@@ -229,7 +229,9 @@ def push(
         wants = [u.new for u in updates]
         objs = objects_to_send(store, wants, haves)
         chosen = path
-        if chosen == "auto":
+        if not objs:
+            chosen = "stream"  # only refs move: one small request whatever was asked
+        elif chosen == "auto":
             chosen = choose_path(
                 repo, objs, int(rr.limit("stream_max_blobs")), int(rr.limit("stream_max_bytes"))
             )
