@@ -351,7 +351,14 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     env = {}
-    if args.storage == "s3":
+    weed = None
+    if args.storage == "s3" and not args.s3_endpoint:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from fixtures.services import SeaweedFS
+
+        weed = SeaweedFS(str(tmp / "weed"))
+        env = weed.settings_env("bench")
+    elif args.storage == "s3":
         env = {
             "MUSEHUB_STORAGE": "s3",
             "MUSEHUB_S3_ENDPOINT": args.s3_endpoint,
@@ -449,6 +456,8 @@ def main() -> None:
             )
     finally:
         hub.stop()
+        if weed is not None:
+            weed.stop()
         log = tmp / "hub.log"
         for line in (log.read_text(errors="replace") if log.exists() else "").splitlines():
             if "push to repo" in line:
