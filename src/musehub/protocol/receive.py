@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sqlalchemy.exc import IntegrityError
+
 from muse.core.objects import BLOB, COMMIT, TREE, commit_refs, from_hex
 from muse.core.packs import PackFile, receive_pack
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
@@ -245,6 +247,9 @@ class Receiver:
             keep = stored  # only once the transaction committed
         except dbops.StaleRef as e:
             raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
+        except IntegrityError:
+            # The only foreign key a push writes is its repository: deleted meanwhile.
+            raise HubError(404, "repo_not_found", "the repository was deleted") from None
         finally:
             if upload is not None and not keep:
                 # Refused, or a retry / lost race whose objects are stored already.
