@@ -442,3 +442,28 @@ def test_block_reader_reports_checksum_and_size() -> None:
     blocks = list(r)
     assert r.checksum == data[-32:] and r.size == len(data) and r.objects == 64
     assert sum(b.count for b in blocks) == 64
+
+
+def test_writer_does_not_copy_a_huge_object() -> None:
+    class Null:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+    huge = random.Random(12).randbytes(64 << 20)
+    tracemalloc.start()
+    try:
+        w = PackWriter(Null())
+        w.add(O.BLOB, huge)
+        w.finish()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+
+
+def test_large_compressible_single_objects_round_trip() -> None:
+    tree = O.encode_tree([(f"n{i:07d}", O.MODE_FILE, bytes(32)) for i in range(150_000)])
+    objs = [(O.BLOB, b"abc" * (2 << 20)), (O.TREE, tree), (O.BLOB, b"tail")]
+    data = encode(objs)
+    assert len(data) < 2 << 20
+    assert set(decode(data)) == as_set(objs)

@@ -225,36 +225,52 @@ class PackWriter:
 
     def _flush_meta(self) -> None:
         if self._meta_recs:
-            data = b"".join(self._meta)
-            recs = self._meta_recs
+            parts, recs, size = self._meta, self._meta_recs, self._meta_size
             self._meta, self._meta_recs, self._meta_size = [], [], 0
-            self._write_block(data, recs, self.compress, ZSTD_LEVEL_META)
+            if len(recs) != 1:
+                parts = [b"".join(parts)]
+            self._write_block(parts, size, recs, self.compress, ZSTD_LEVEL_META)
 
     def _flush_blobs(self) -> None:
         if self._blob_recs:
-            data = b"".join(self._blob)
-            recs = self._blob_recs
+            parts, recs, size = self._blob, self._blob_recs, self._blob_size
             self._blob, self._blob_recs, self._blob_size = [], [], 0
-            self._write_block(data, recs, self.compress and _probe_gains(data), ZSTD_LEVEL)
+            sample = parts[1] if len(recs) == 1 else b"".join(parts)
+            if len(recs) != 1:
+                parts = [sample]
+            self._write_block(parts, size, recs, self.compress and _probe_gains(sample), ZSTD_LEVEL)
 
     def _write_block(
-        self, data: bytes, recs: list[tuple[int, bytes, int, int]], compress: bool, level: int
+        self,
+        parts: list[bytes],
+        size: int,
+        recs: list[tuple[int, bytes, int, int]],
+        compress: bool,
+        level: int,
     ) -> None:
+        """Emit one block. A single (possibly huge) record is never copied into one buffer."""
         offset = self.bytes_written
         codec = CODEC_RAW
+        packed = b""
         if compress:
             zc = self._zc.get(level)
             if zc is None:
                 zc = self._zc[level] = _compressor(level)
-            packed = zc.compress(data)
-            if len(packed) <= len(data) * (1 - MIN_GAIN):
+            if len(parts) == 1:
+                packed = zc.compress(parts[0])
+            else:
+                cobj = zc.compressobj(size=size)
+                packed = b"".join([*(cobj.compress(p) for p in parts), cobj.flush()])
+            if len(packed) <= size * (1 - MIN_GAIN):
                 codec = CODEC_ZSTD
         if codec == CODEC_ZSTD:
-            self._emit(BLOCK_HEADER.pack(CODEC_ZSTD, len(recs), len(data), len(packed)))
+            self._emit(BLOCK_HEADER.pack(CODEC_ZSTD, len(recs), size, len(packed)))
             self._emit(packed)
         else:
-            self._emit(BLOCK_HEADER.pack(CODEC_RAW, len(recs), len(data), len(data)))
-            self._emit(data)
+            del packed
+            self._emit(BLOCK_HEADER.pack(CODEC_RAW, len(recs), size, size))
+            for p in parts:
+                self._emit(p)
         if self.on_block is not None:
             self.on_block(offset, codec, recs)
 
