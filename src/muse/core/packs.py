@@ -330,9 +330,14 @@ class PackFile:
         """
         seen = 0
         with open(self.path, "rb") as f:
-            reader = BlockReader(f, limits)
+            reader = BlockReader(f, limits, stream_large=True)
             for block in reader:
-                for _kind, oid, _body, rec in iter_records(block, limits):
+                records: Iterable[tuple[int, bytes, Any, int]]
+                if block.record is not None:
+                    records = [(block.record[0], block.record[1], None, 0)]
+                else:
+                    records = iter_records(block, limits)
+                for _kind, oid, _body, rec in records:
                     i = self._find(oid)
                     if i < 0:
                         raise PackError("bad_pack", f"{oid.hex()} is missing from the index")
@@ -388,11 +393,15 @@ def receive_pack(stream: BinaryIO, dest_dir: str, limits: PackLimits | None = No
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".pack")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            reader = BlockReader(stream, limits, tee=f.write)
+            reader = BlockReader(stream, limits, tee=f.write, stream_large=True)
             entries: list[Entry] = []
             append = entries.append
             for block in reader:
                 off, codec = block.offset, block.codec
+                if block.record is not None:  # a big file, verified piece by piece
+                    kind, oid, length = block.record
+                    append(_entry(oid, kind, off, 0, length, codec))
+                    continue
                 for kind, oid, body, rec in iter_records(block, limits):
                     append(_entry(oid, kind, off, rec, len(body), codec))
         assert reader.checksum is not None

@@ -61,6 +61,8 @@ MIN_GAIN = 0.10
 _PROBE_SLICE = 16 << 10
 _PROBE_SLICES = 4
 _CHUNK = 1 << 20
+#: Raw single-object blocks above this size are verified as a stream by receivers.
+STREAM_MIN = 16 << 20
 _THREAD_MIN = 256 << 10
 
 KINDS = frozenset({BLOB, TREE, COMMIT})
@@ -324,12 +326,17 @@ def write_pack(
 
 @dataclass(frozen=True)
 class Block:
-    """One decoded block: where it starts in the pack, its codec, its records' bytes."""
+    """One decoded block: where it starts in the pack, its codec, its records' bytes.
+
+    ``record`` is set instead of ``data`` for a large raw single-object block that the reader
+    streamed (``stream_large``): (kind, oid, length), its id already verified.
+    """
 
     offset: int
     codec: int
     count: int
     data: bytes | bytearray
+    record: tuple[int, bytes, int] | None = None
 
 
 class _Source:
@@ -485,10 +492,15 @@ class BlockReader:
         stream: BinaryIO,
         limits: PackLimits | None = None,
         tee: Callable[[bytes | bytearray], Any] | None = None,
+        stream_large: bool = False,
     ) -> None:
         self.stream = stream
         self.limits = limits or PackLimits()
         self.tee = tee
+        #: Verify a raw block holding one object over STREAM_MIN bytes piece by piece instead
+        #: of materialising it (for receivers that only store: memory stays flat for a 1 GB
+        #: file); such a block is yielded with ``record`` set and empty ``data``.
+        self.stream_large = stream_large
         self.checksum: bytes | None = None
         self.objects = 0
         self.size = 0
@@ -514,6 +526,12 @@ class BlockReader:
             rest = src.read(BLOCK_HEADER_LEN - 1, "block header")
             codec, count, ulen, clen = BLOCK_HEADER.unpack(bytes([tag]) + rest)
             _check_block_header(codec, count, ulen, clen, lim, objects, decompressed, offset)
+            if self.stream_large and codec == CODEC_RAW and count == 1 and ulen > STREAM_MIN:
+                record = _stream_record(src, ulen, lim, offset)
+                decompressed += ulen
+                objects += 1
+                yield Block(offset, codec, 1, b"", record)
+                continue
             payload = src.read(clen, "block")
             data = decompress_block(payload, ulen) if codec == CODEC_ZSTD else payload
             decompressed += ulen
@@ -533,6 +551,28 @@ class BlockReader:
         self.size = src.pos
 
 
+def _stream_record(
+    src: _Source, ulen: int, limits: PackLimits, offset: int
+) -> tuple[int, bytes, int]:
+    """Read and verify a raw block's only record in 1 MiB pieces (nothing kept)."""
+    kind, oid, length = RECORD_HEADER.unpack(src.read(RECORD_HEADER_LEN, "record header"))
+    if kind not in KINDS:
+        raise PackError("bad_pack", f"unknown object kind {kind} in block at {offset}")
+    if length != ulen - RECORD_HEADER_LEN:
+        raise PackError("bad_pack", f"block at offset {offset} does not hold exactly its object")
+    if limits.max_object_bytes is not None and length > limits.max_object_bytes:
+        raise PackError("too_large", f"object larger than {limits.max_object_bytes} bytes")
+    h = hashlib.sha256(_TYPED[kind] + b"%d\0" % length)
+    left = length
+    while left:
+        piece = src.read(min(left, _CHUNK), "object")
+        h.update(piece)
+        left -= len(piece)
+    if h.digest() != oid:
+        raise PackError("bad_pack", f"object {oid.hex()} does not hash to its id")
+    return kind, oid, length
+
+
 def read_blocks(
     stream: BinaryIO,
     limits: PackLimits | None = None,
@@ -549,6 +589,8 @@ def iter_records(
 
     With ``verify`` every id is re-hashed from its body; a mismatch is a PackError.
     """
+    if block.record is not None:
+        raise ValueError("a streamed block has no record bytes (use block.record)")
     max_obj = limits.max_object_bytes if limits is not None else None
     data = memoryview(block.data)
     end = len(data)
