@@ -179,9 +179,13 @@ class Receiver:
         self,
         stream: BinaryIO,
         updates: list[RefUpdate],
-        after_commit: Iterable[str] = (),
+        done_uploads: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """Decode ``stream`` (the pack) in quarantine, verify, store and move the refs."""
+        """Decode ``stream`` (the pack) in quarantine, verify, store and move the refs.
+
+        ``done_uploads``: uploads rows (a presigned bundle) that the ref transaction marks
+        done together with everything else.
+        """
         limits = pack_limits(self.store.settings)
         qdir = self.store.quarantine_dir()
         try:
@@ -197,7 +201,7 @@ class Receiver:
                 raise HubError(413, "payload_too_large", str(e)) from None
             except BodyTruncated as e:
                 raise HubError(400, "bad_pack", f"body ended early: {e}") from None
-            return self._apply(pack, qdir, updates, list(after_commit))
+            return self._apply(pack, qdir, updates, list(done_uploads))
         finally:
             shutil.rmtree(qdir, ignore_errors=True)
 

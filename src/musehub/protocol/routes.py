@@ -244,7 +244,7 @@ class Protocol:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
             with storage.open_read(key) as stream:
                 result = Receiver(self.store, repo_id, user_id).receive(
-                    stream, updates, after_commit=[upload_id]
+                    stream, updates, done_uploads=[upload_id]
                 )
             ok = True
             return result
