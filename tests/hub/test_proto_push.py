@@ -14,6 +14,7 @@ import urllib.parse
 
 import pytest
 from proto_util import History, HubClient, pack_bytes, push_body, request, update
+from sqlalchemy import create_engine, text
 
 from muse.core import objects as O
 
@@ -145,13 +146,33 @@ def test_multi_ref_push_is_all_or_none(repo: HubClient) -> None:
     assert _refs(repo) == {MAIN: c2.hex(), "refs/heads/feature": c2.hex()}
 
 
-def _assert_untouched(repo: HubClient, expected: dict[str, str], hidden: bytes) -> None:
+def _stored(hub, repo: HubClient) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(packs rows, pack files in storage) of a repository (local storage)."""
+    slug = repo.base.rsplit("/", 1)[1]
+    engine = create_engine(hub.database_url)
+    try:
+        with engine.connect() as conn:
+            repo_id, rows = conn.execute(
+                text(
+                    "SELECT repos.id, count(packs.id) FROM repos LEFT JOIN packs"
+                    " ON packs.repo_id = repos.id WHERE repos.slug = :s GROUP BY repos.id"
+                ),
+                {"s": slug},
+            ).one()
+    finally:
+        engine.dispose()
+    files = list(hub.data_dir.glob(f"objects/repos/{repo_id}/packs/*.pack"))
+    return rows, len(files)
+
+
+def _assert_untouched(hub, repo: HubClient, expected: dict[str, str], hidden: bytes) -> None:  # type: ignore[no-untyped-def]
     assert _refs(repo) == expected
     f, _ = repo.fetch([hidden])
     assert f.status == 400 and f.error == "unknown_want", f.body
+    assert _stored(hub, repo) == (1, 1)  # only the first push's pack, row and file
 
 
-def test_quarantine_refuses_bad_pushes(repo: HubClient) -> None:
+def test_quarantine_refuses_bad_pushes(hub, repo: HubClient) -> None:  # type: ignore[no-untyped-def]
     h = History()
     c1 = h.commit({"a": b"1", "d/x": b"x"})
     assert repo.push_stream([update(MAIN, None, c1)], h.pack_of(h.reachable(c1))).status == 200
@@ -163,7 +184,7 @@ def test_quarantine_refuses_bad_pushes(repo: HubClient) -> None:
     # Missing object: the new blob is not sent.
     r = repo.push_stream([update(MAIN, c1, c2)], h.pack_of(new - {blob}))
     assert r.status == 400 and r.error == "missing_objects", r.body
-    _assert_untouched(repo, state, c2)
+    _assert_untouched(hub, repo, state, c2)
 
     # Hash mismatch: one byte of a raw blob record flipped.
     good = h.pack_of(new)
@@ -172,17 +193,17 @@ def test_quarantine_refuses_bad_pushes(repo: HubClient) -> None:
     bad = good[:at] + b"N" + good[at + 1 :]
     r = repo.push_stream([update(MAIN, c1, c2)], bad)
     assert r.status == 400 and r.error == "bad_pack", r.body
-    _assert_untouched(repo, state, c2)
+    _assert_untouched(hub, repo, state, c2)
 
     # Truncated body (the client ends early).
     r = repo.push_stream([update(MAIN, c1, c2)], good[: len(good) // 2])
     assert r.status == 400 and r.error == "bad_pack", r.body
-    _assert_untouched(repo, state, c2)
+    _assert_untouched(hub, repo, state, c2)
 
     # Trailing garbage after the pack.
     r = repo.push_stream([update(MAIN, c1, c2)], good + b"junk")
     assert r.status == 400 and r.error == "bad_pack", r.body
-    _assert_untouched(repo, state, c2)
+    _assert_untouched(hub, repo, state, c2)
 
     # Bad structure: a "tree" that is not a canonical tree, hashed correctly.
     junk_tree = b"\x00\x00\x00\x01\x01" + b"\x11" * 32 + b"../evil\x00"
@@ -194,14 +215,14 @@ def test_quarantine_refuses_bad_pushes(repo: HubClient) -> None:
         [update(MAIN, c1, cid)], pack_bytes([(O.TREE, junk_tree), (O.COMMIT, cbody)])
     )
     assert r.status == 400 and r.error in ("bad_pack", "missing_objects"), r.body
-    _assert_untouched(repo, state, cid)
+    _assert_untouched(hub, repo, state, cid)
 
     # A branch pointing at a blob.
     r = repo.push_stream(
         [update("refs/heads/blob", None, blob)], pack_bytes([(O.BLOB, b"new file")])
     )
     assert r.status == 400, r.body
-    _assert_untouched(repo, state, blob)
+    _assert_untouched(hub, repo, state, blob)
 
     # And the real push still works afterwards.
     r = repo.push_stream([update(MAIN, c1, c2)], good)
