@@ -8,7 +8,10 @@ proportional to what changed, not to the size of the repository:
   reachable from a have. A one-commit fetch reads a handful of commits, whatever the history.
 * Each new commit's tree is diffed against its parents' trees, descending only into entries
   whose id changed, so unchanged subtrees (most of a big tree) are never read. An object
-  present in a parent's tree is either sent with that parent or already on the other side.
+  present in a parent's tree is either sent with that parent or already on the other side;
+  a directory that is new at its path is compared with the enclosing directory's parents,
+  so a moved directory costs one tree. The result is never less than what the other side
+  needs and, in rare merge and clock-skew cases (as with git), slightly more.
 * Trees are visited level by level and path by path, which is both the order packs store
   them in (consecutive versions of a directory side by side, where zstd makes them nearly
   free) and the order that reads each stored block once.
