@@ -2,14 +2,19 @@
 
 Fetch, pull and clone are one request: the hub walks from the wants back to the haves
 (``objects_to_send``, work proportional to what changed) and sends the result either as the
-response body (stream path, built on the fly with flat memory) or as presigned bundles.
+response body (stream path, flat memory) or as presigned bundles (presign path).
 
-A clone (no haves) must not rebuild its pack per request. Its answer depends only on the set
-of wants (objects are immutable), so it is cached in storage under a hash of the sorted wants
-(``repos/<id>/bundles/clone-<hash>.json`` naming the bundles). When the repository's stored
-packs hold exactly the reachable objects (the usual case: nothing was ever force-pushed away)
-and are few, the bundles are the stored packs themselves and nothing is built at all;
-otherwise one consolidated bundle is built once and reused by every later clone of those tips.
+Nothing is rebuilt that is already stored. Pushes arrive as packs of exactly what the hub
+lacked, so the answer to a clone is usually the union of the stored packs, and the answer to
+a pull of the latest pushes the union of the newest ones: when the answer is exactly a few
+stored packs (checked against their indexes, one set lookup per stored object), those packs
+are the bundles, or, for the stream path, the one pack's file is sent byte for byte.
+Otherwise (history rewritten by a forced push, a pull from the middle of a push) a pack is
+built: streamed on the fly, or written once as a bundle.
+
+A clone's answer depends only on its set of wants (objects are immutable), so it is also
+remembered in storage under a hash of the sorted wants (``repos/<id>/bundles/clone-<hash>
+.json`` naming the bundles): a later clone of the same tips skips even the walk.
 """
 
 from __future__ import annotations
