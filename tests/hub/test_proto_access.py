@@ -163,3 +163,35 @@ def test_abandoned_upload_is_cleaned(hub) -> None:  # type: ignore[no-untyped-de
     )
     assert (r.status, r.error) == (410, "upload_expired")
     assert client.refs().json()["refs"] == {}
+
+
+def test_crashed_push_leftovers_are_swept(hub) -> None:  # type: ignore[no-untyped-def]
+    """A pack stored by a push that died before its ref transaction is deleted after expiry."""
+    hub.create_repo("alice", "crash")
+    client = HubClient(hub.url, "alice", "crash", hub.alice)
+    engine = create_engine(hub.database_url)
+    with engine.begin() as conn:
+        repo_id, user_id = conn.execute(
+            text(
+                "SELECT repos.id, repos.owner_id FROM repos JOIN users ON users.id = repos.owner_id"
+                " WHERE users.username = 'alice' AND repos.slug = 'crash'"
+            )
+        ).one()
+        key = f"repos/{repo_id}/packs/pack-{'ab' * 32}-deadbeef.pack"
+        conn.execute(
+            text(
+                "INSERT INTO uploads (id, repo_id, user_id, key, state, created_at, expires_at)"
+                " VALUES (:id, :r, :u, :k, 'receiving', :t, :t)"
+            ),
+            {"id": "c" * 32, "r": repo_id, "u": user_id, "k": key, "t": int(time.time()) - 1},
+        )
+    engine.dispose()
+    leftover = hub.data_dir / "objects" / key
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"half a push")
+    leftover.with_suffix(".idx").write_bytes(b"its index")
+    assert client.post_json("push/presign", {"size": 10, "objects": 1}).status == 200
+    deadline = time.time() + 10
+    while leftover.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not leftover.exists() and not leftover.with_suffix(".idx").exists()
