@@ -10,23 +10,31 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
 
 from muse.cli.errors import NOT_FOUND, UserError
 from muse.client.fetch import Transfer, check_connected, download, pack_limits
 from muse.client.progress import Progress
 from muse.client.session import Session
-from muse.client.transport import HubURL
+from muse.client.transport import HubURL, Record
 from muse.core.refnames import HEADS
 
 
-@dataclass
-class CloneResult:
-    directory: str
-    branch: str | None
-    transfer: Transfer
-    restore_seconds: float = 0.0
-    files: int = 0
+class CloneResult(Record):
+    _fields = ("directory", "branch", "transfer", "restore_seconds", "files")
+
+    def __init__(
+        self,
+        directory: str,
+        branch: str | None,
+        transfer: Transfer,
+        restore_seconds: float = 0.0,
+        files: int = 0,
+    ) -> None:
+        self.directory = directory
+        self.branch = branch
+        self.transfer = transfer
+        self.restore_seconds = restore_seconds
+        self.files = files
 
 
 def default_directory(url: str) -> str:

@@ -10,34 +10,50 @@ pack; a retry simply runs again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from muse.cli.errors import HUB_REFUSED, NETWORK
 from muse.client.progress import Progress
 from muse.client.session import RemoteRefs, Session
-from muse.client.transport import ExpiredURL, Response, WireError, network_error
+from muse.client.transport import ExpiredURL, Record, Response, WireError, network_error
 from muse.core.refnames import HEADS, REMOTES, TAGS
 from muse.core.repo import Repository
 
 
-@dataclass
-class Transfer:
+class Transfer(Record):
     """What moved over the wire, for the --json summary."""
 
-    objects: int = 0
-    bytes: int = 0
-    path: str = "none"
-    wire_seconds: float = 0.0
-    requests: int = 0
-    packs: list[Any] = field(default_factory=list)  # the PackFiles received
+    _fields = ("objects", "bytes", "path", "wire_seconds", "requests", "packs")
+
+    def __init__(
+        self,
+        objects: int = 0,
+        bytes: int = 0,
+        path: str = "none",
+        wire_seconds: float = 0.0,
+        requests: int = 0,
+        packs: list[Any] | None = None,
+    ) -> None:
+        self.objects = objects
+        self.bytes = bytes
+        self.path = path
+        self.wire_seconds = wire_seconds
+        self.requests = requests
+        self.packs: list[Any] = [] if packs is None else packs  # the PackFiles received
 
 
-@dataclass
-class FetchResult:
-    transfer: Transfer
-    remote_refs: RemoteRefs
-    updated: dict[str, tuple[bytes | None, bytes]] = field(default_factory=dict)
+class FetchResult(Record):
+    _fields = ("transfer", "remote_refs", "updated")
+
+    def __init__(
+        self,
+        transfer: Transfer,
+        remote_refs: RemoteRefs,
+        updated: dict[str, tuple[bytes | None, bytes]] | None = None,
+    ) -> None:
+        self.transfer = transfer
+        self.remote_refs = remote_refs
+        self.updated: dict[str, tuple[bytes | None, bytes]] = {} if updated is None else updated
 
 
 class _Counted:

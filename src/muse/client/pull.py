@@ -9,23 +9,34 @@ would be overwritten.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from muse.cli.errors import CONFLICT, GENERAL, USAGE, UserError
 from muse.client.fetch import FetchResult, fetch
 from muse.client.progress import Progress
+from muse.client.transport import Record
 from muse.core.repo import Repository
 
 
-@dataclass
-class PullResult:
-    fetched: FetchResult
-    kind: str  # up-to-date | fast-forward | merged | conflict
-    restore_seconds: float
-    files: int
-    conflicts: list[str]
-    remote: str
-    branch: str
+class PullResult(Record):
+    _fields = ("fetched", "kind", "restore_seconds", "files", "conflicts", "remote", "branch")
+
+    def __init__(
+        self,
+        fetched: FetchResult,
+        kind: str,  # up-to-date | fast-forward | merged | conflict
+        restore_seconds: float,
+        files: int,
+        conflicts: list[str],
+        remote: str,
+        branch: str,
+    ) -> None:
+        self.fetched = fetched
+        self.kind = kind
+        self.restore_seconds = restore_seconds
+        self.files = files
+        self.conflicts = conflicts
+        self.remote = remote
+        self.branch = branch
 
 
 def pull(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from muse.cli.errors import HUB_REFUSED
@@ -17,6 +16,7 @@ from muse.client import credentials
 from muse.client.transport import (
     ErrorContext,
     HubURL,
+    Record,
     Response,
     Transport,
     WireError,
@@ -31,11 +31,18 @@ DEFAULT_LIMITS = {
 }
 
 
-@dataclass
-class RemoteRefs:
-    refs: dict[str, bytes]
-    default_branch: str | None
-    limits: dict[str, Any] = field(default_factory=dict)
+class RemoteRefs(Record):
+    _fields = ("refs", "default_branch", "limits")
+
+    def __init__(
+        self,
+        refs: dict[str, bytes],
+        default_branch: str | None,
+        limits: dict[str, Any] | None = None,
+    ) -> None:
+        self.refs = refs
+        self.default_branch = default_branch
+        self.limits: dict[str, Any] = {} if limits is None else limits
 
     def limit(self, name: str) -> Any:
         v = self.limits.get(name)

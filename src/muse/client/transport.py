@@ -19,7 +19,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -66,17 +65,56 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
+class Record:
+    """What ``@dataclass`` gives a plain record (repr and equality over ``_fields``), written out:
+    creating a dataclass execs generated code, ~0.5 ms a class at every command's start-up."""
+
+    _fields: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self._fields)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass without frozen
+
+
 # ------------------------------------------------------------------------------- URLs
-@dataclass(frozen=True)
-class HubURL:
+class HubURL(Record):
     """``http://host:port[/prefix]/owner/slug``: where the hub is and which repository."""
+
+    _fields = ("scheme", "host", "port", "prefix", "owner", "slug")
+
+    def __init__(
+        self, scheme: str, host: str, port: int, prefix: str, owner: str, slug: str
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "scheme", scheme)
+        _set(self, "host", host)
+        _set(self, "port", port)
+        _set(self, "prefix", prefix)  # path before /owner/slug ("" for a hub at the root)
+        _set(self, "owner", owner)
+        _set(self, "slug", slug)
 
     scheme: str
     host: str
     port: int
-    prefix: str  # path before /owner/slug ("" for a hub at the root)
+    prefix: str
     owner: str
     slug: str
+
+    def __setattr__(self, name: str, value: Any) -> None:  # frozen
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(self._values())
 
     @classmethod
     def parse(cls, url: str) -> HubURL:
@@ -199,31 +237,42 @@ class Response:
             self._transport._drop(self._key)
 
 
-@dataclass
-class ErrorContext:
+class ErrorContext(Record):
     """What the user was doing, so errors can say what to do next."""
 
-    hub: str = ""
-    repo: str = ""
-    write: bool = False
-    token: bool = False
+    _fields = ("hub", "repo", "write", "token")
+
+    def __init__(self, hub: str = "", repo: str = "", write: bool = False, token: bool = False):
+        self.hub = hub
+        self.repo = repo
+        self.write = write
+        self.token = token
 
 
-@dataclass
-class Transport:
+class Transport(Record):
     """One client's HTTP: keep-alive connections per (scheme, host, port), retry policy."""
 
-    token: str | None = None
-    hub_origin: str = ""
-    timeout: float = field(default_factory=lambda: _env_float("MUSE_HTTP_TIMEOUT", 120.0))
-    retries: int = field(default_factory=lambda: _env_int("MUSE_HTTP_RETRIES", 4))
-    backoff: float = field(default_factory=lambda: _env_float("MUSE_HTTP_BACKOFF", 0.25))
-    context: ErrorContext = field(default_factory=ErrorContext)
-    requests: int = 0
-    _last_url: str = ""
-    _conns: dict[tuple[str, str, int], http11.Connection] = field(default_factory=dict)
+    _fields = ("token", "hub_origin", "timeout", "retries", "backoff", "context", "requests")
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        hub_origin: str = "",
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        context: ErrorContext | None = None,
+        requests: int = 0,
+    ) -> None:
+        self.token = token
+        self.hub_origin = hub_origin
+        self.timeout = _env_float("MUSE_HTTP_TIMEOUT", 120.0) if timeout is None else timeout
+        self.retries = _env_int("MUSE_HTTP_RETRIES", 4) if retries is None else retries
+        self.backoff = _env_float("MUSE_HTTP_BACKOFF", 0.25) if backoff is None else backoff
+        self.context = ErrorContext() if context is None else context
+        self.requests = requests
+        self._last_url = ""
+        self._conns: dict[tuple[str, str, int], http11.Connection] = {}
         if self.token and self.hub_origin:
             check_token_allowed(self.hub_origin)
 
