@@ -28,7 +28,7 @@ import struct
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 from muse.core.objects import COMMIT, MODE_TREE, TREE, commit_refs, object_id
@@ -291,6 +291,10 @@ class PackFile:
         for i in range(self.count):
             yield ids[32 * i : 32 * i + 32], ents[_ENTRY_LEN * i + _ENTRY_LEN - 2]
 
+    def count_kind(self, kind: int) -> int:
+        """How many objects of this kind the pack holds (from the index, in C)."""
+        return self._entries[_ENTRY_LEN - 2 :: _ENTRY_LEN].count(kind)
+
     def kind_map(self) -> dict[bytes, int]:
         """{id: kind} for the whole pack (what the connectivity check wants)."""
         return dict(self.kinds())
@@ -382,14 +386,26 @@ def _unlink(path: str) -> None:
         pass
 
 
-def receive_pack(stream: BinaryIO, dest_dir: str, limits: PackLimits | None = None) -> PackFile:
+def receive_pack(
+    stream: BinaryIO,
+    dest_dir: str,
+    limits: PackLimits | None = None,
+    inspect: Callable[[int, bytes, memoryview], Any] | None = None,
+    inspect_kinds: Iterable[int] = (TREE, COMMIT),
+) -> PackFile:
     """Store a pack arriving on ``stream`` in ``dest_dir``, verifying it in the same pass.
 
     Every byte read is written to a temporary file while blocks are decoded and every object
     re-hashed; only when the trailer checksum matched are the pack and its index renamed to
     ``pack-<checksum hex>.pack/.idx``. On any failure (PackError, or the stream's own error)
     nothing is left behind.
+
+    ``inspect(kind, oid, body)`` is called for every object of ``inspect_kinds`` right after
+    its id was re-hashed (``body`` is a view valid only during the call), so a receiver can
+    check structure and collect references in the same pass instead of re-reading the pack;
+    what it raises aborts the receive. Nothing it saw may be trusted before this returns.
     """
+    want = frozenset(inspect_kinds) if inspect is not None else frozenset()
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".pack")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
@@ -404,6 +420,8 @@ def receive_pack(stream: BinaryIO, dest_dir: str, limits: PackLimits | None = No
                     continue
                 for kind, oid, body, rec in iter_records(block, limits):
                     append(_entry(oid, kind, off, rec, len(body), codec))
+                    if kind in want:
+                        inspect(kind, oid, body)  # type: ignore[misc]
         assert reader.checksum is not None
         return _finish(dest_dir, tmp, reader.checksum, entries)
     except BaseException:

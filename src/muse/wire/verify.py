@@ -20,7 +20,7 @@ from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError
 from muse.wire.negotiate import ObjectReader, common_ends
 from muse.wire.pack import PackError
 
-__all__ = ["check_connectivity", "verify_structure"]
+__all__ = ["Connectivity", "check_connectivity", "verify_structure"]
 
 _MODE_KIND = {O.MODE_FILE: BLOB, O.MODE_EXEC: BLOB, O.MODE_LINK: BLOB, MODE_TREE: TREE}
 _VALID_MODES = bytes(sorted(O.MODES))
@@ -98,6 +98,125 @@ def _kind_lookup(new_objects: Any) -> Any:
     return new_objects.kind
 
 
+def _kind_sets(new_objects: Any) -> dict[int, set[bytes]] | None:
+    """{kind: ids} of the new objects when cheap (a PackFile's index, a mapping)."""
+    by_kind: dict[int, set[bytes]] = {BLOB: set(), TREE: set(), COMMIT: set()}
+    kinds = getattr(new_objects, "kinds", None)
+    if isinstance(new_objects, Mapping):
+        items: Iterable[tuple[bytes, int]] = new_objects.items()
+    elif kinds is not None:
+        items = kinds()
+    else:
+        return None
+    for oid, kind in items:
+        s = by_kind.get(kind)
+        if s is None:
+            return None
+        s.add(oid)
+    return by_kind
+
+
+class Connectivity:
+    """What new trees and commits reference, collected one object at a time.
+
+    :func:`check_connectivity` feeds it from a pack at rest; a receiver may instead feed it
+    each tree and commit while the pack is being decoded (after the object's id was
+    re-hashed), so the pack is not read a second time, then call :meth:`check`.
+    """
+
+    def __init__(self) -> None:
+        self.blob_refs: set[bytes] = set()
+        self.tree_refs: set[bytes] = set()
+        self.want: dict[bytes, int] = {}  # referenced by commits: id -> expected kind
+        self._prev: tuple[bytes, bytes] | None = None
+
+    def add(self, kind: int, body: bytes | memoryview) -> None:
+        """Collect the references of one tree or commit (other kinds are ignored)."""
+        try:
+            if kind == TREE:
+                self._add_tree(body)
+            elif kind == COMMIT:
+                tree, parents = O.commit_refs(body)
+                want = self.want
+                want[tree] = TREE
+                for p in parents:
+                    want[p] = COMMIT
+        except ObjectFormatError as e:
+            raise PackError("bad_pack", str(e)) from None
+
+    def _add_tree(self, body: bytes | memoryview) -> None:
+        modes, ids = O.tree_refs(body)
+        lo, hi = 0, len(modes)
+        prev = self._prev
+        if prev is not None:
+            # Entries equal to the previous tree's (usually the previous version of the same
+            # directory) were collected with it: only the window is new.
+            pre, suf = common_ends(ids, prev[1], modes, prev[0])
+            lo, hi = pre, hi - suf
+        self._prev = (modes, ids)
+        if lo >= hi:
+            return
+        if modes.find(MODE_TREE, lo, hi) < 0:
+            self.blob_refs.update(ids[32 * i : 32 * i + 32] for i in range(lo, hi))
+            return
+        by_kind = {BLOB: self.blob_refs, TREE: self.tree_refs}
+        for i in range(lo, hi):
+            m = modes[i]
+            if m not in _MODE_KIND:
+                raise ObjectFormatError(f"invalid mode {m} in tree")
+            by_kind[_MODE_KIND[m]].add(ids[32 * i : 32 * i + 32])
+
+    def check(self, new_objects: Any, existing: ObjectReader, tips: Iterable[bytes]) -> None:
+        """Refuse unless every tip and every collected reference is present with its kind.
+
+        ``new_objects`` is what was collected from (a PackFile or a mapping {oid: kind}).
+        """
+        blob_refs, tree_refs = self.blob_refs, self.tree_refs
+        want = dict(self.want)
+        for tip in tips:
+            want[tip] = COMMIT
+        both = blob_refs & tree_refs
+        if both:
+            oid = next(iter(both))
+            raise PackError(
+                "missing_objects", f"{oid.hex()} is referenced both as a tree and a blob"
+            )
+        for refs, expect in ((tree_refs, TREE), (blob_refs, BLOB)):
+            for oid in refs.intersection(want):
+                if want[oid] != expect:
+                    raise PackError("missing_objects", f"{oid.hex()} is referenced with two kinds")
+        sets = _kind_sets(new_objects)
+        if sets is not None:
+            # Set operations in C: only references the new objects do not satisfy are looked
+            # at one by one (none at all for a first push).
+            todo: list[tuple[Iterable[bytes], int]] = [
+                (tree_refs - sets[TREE], TREE),
+                (blob_refs - sets[BLOB], BLOB),
+                ([oid for oid, k in want.items() if oid not in sets[k]], 0),
+            ]
+        else:
+            todo = [(tree_refs, TREE), (blob_refs, BLOB), (list(want), 0)]
+        kind_of = _kind_lookup(new_objects)
+        existing_kind = getattr(existing, "kind", None)
+        for pending, fixed in todo:
+            for oid in pending:
+                expect = fixed or want[oid]
+                kind = kind_of(oid)
+                if kind is None:
+                    if not existing.has(oid):
+                        raise PackError(
+                            "missing_objects", f"{O.KIND_NAMES[expect]} {oid.hex()} is missing"
+                        )
+                    if existing_kind is not None:
+                        kind = existing_kind(oid)
+                if kind is not None and kind != expect:
+                    raise PackError(
+                        "missing_objects",
+                        f"{oid.hex()} is a {O.KIND_NAMES.get(kind, '?')}, "
+                        f"referenced as a {O.KIND_NAMES[expect]}",
+                    )
+
+
 def check_connectivity(new_objects: Any, existing: ObjectReader, tips: Iterable[bytes]) -> None:
     """Refuse unless every tip and everything the new trees and commits name is present.
 
@@ -106,62 +225,7 @@ def check_connectivity(new_objects: Any, existing: ObjectReader, tips: Iterable[
     reference implies (a subtree entry names a tree, a commit's parents are commits) where the
     kind is known cheaply. Raises PackError("missing_objects") naming one missing id.
     """
-    kind_of = _kind_lookup(new_objects)
-    existing_kind = getattr(existing, "kind", None)
-    want: dict[bytes, int] = {}  # referenced id -> expected kind (0 = any)
-    for tip in tips:
-        want[tip] = COMMIT
-    by_kind: dict[int, set[bytes]] = {BLOB: set(), TREE: set()}
-    blob_refs, tree_refs = by_kind[BLOB], by_kind[TREE]
-    prev: tuple[bytes, bytes] | None = None
+    c = Connectivity()
     for kind, body in _new_trees_and_commits(new_objects, existing):
-        try:
-            if kind == TREE:
-                modes, ids = O.tree_refs(body)
-                lo, hi = 0, len(modes)
-                if prev is not None:
-                    # Entries equal to the previous tree's (usually the previous version of
-                    # the same directory) were collected with it: only the window is new.
-                    pre, suf = common_ends(ids, prev[1], modes, prev[0])
-                    lo, hi = pre, hi - suf
-                prev = (modes, ids)
-                if lo >= hi:
-                    continue
-                if modes.find(MODE_TREE, lo, hi) < 0:
-                    blob_refs.update(ids[32 * i : 32 * i + 32] for i in range(lo, hi))
-                else:
-                    for i in range(lo, hi):
-                        m = modes[i]
-                        if m not in _MODE_KIND:
-                            raise ObjectFormatError(f"invalid mode {m} in tree")
-                        by_kind[_MODE_KIND[m]].add(ids[32 * i : 32 * i + 32])
-            else:
-                tree, parents = O.commit_refs(body)
-                want[tree] = TREE
-                for p in parents:
-                    want[p] = COMMIT
-        except ObjectFormatError as e:
-            raise PackError("bad_pack", str(e)) from None
-    both = blob_refs & tree_refs
-    if both:
-        oid = next(iter(both))
-        raise PackError("missing_objects", f"{oid.hex()} is referenced both as a tree and a blob")
-    for oid in tree_refs:
-        if want.setdefault(oid, TREE) != TREE:
-            raise PackError("missing_objects", f"{oid.hex()} is referenced with two kinds")
-    for oid in blob_refs:
-        if want.setdefault(oid, BLOB) != BLOB:
-            raise PackError("missing_objects", f"{oid.hex()} is referenced with two kinds")
-    for oid, expect in want.items():
-        kind = kind_of(oid)
-        if kind is None:
-            if not existing.has(oid):
-                raise PackError("missing_objects", f"{O.KIND_NAMES[expect]} {oid.hex()} is missing")
-            if existing_kind is not None:
-                kind = existing_kind(oid)
-        if kind is not None and kind != expect:
-            raise PackError(
-                "missing_objects",
-                f"{oid.hex()} is a {O.KIND_NAMES.get(kind, '?')}, "
-                f"referenced as a {O.KIND_NAMES[expect]}",
-            )
+        c.add(kind, body)
+    c.check(new_objects, existing, tips)

@@ -25,11 +25,11 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.exc import IntegrityError
 
-from muse.core.objects import BLOB, COMMIT, TREE, commit_refs, from_hex
+from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
 from muse.core.packs import PackFile, receive_pack
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.wire.pack import PackError, PackLimits
-from muse.wire.verify import check_connectivity, verify_structure
+from muse.wire.verify import Connectivity, verify_structure
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
@@ -162,7 +162,7 @@ def is_ancestor(reader: Any, old: bytes, new: bytes) -> bool:
 
 
 def _count_blobs(pack: PackFile) -> int:
-    return sum(1 for _, kind in pack.kinds() if kind == BLOB)
+    return pack.count_kind(BLOB)
 
 
 class Receiver:
@@ -188,10 +188,19 @@ class Receiver:
         """
         limits = pack_limits(self.store.settings)
         qdir = self.store.quarantine_dir()
+        conn = Connectivity()
+
+        def inspect(kind: int, _oid: bytes, view: memoryview) -> None:
+            # Structure and references of each tree and commit, in the decoding pass (its
+            # id was just re-hashed): the pack is never read a second time.
+            body = bytes(view)
+            verify_structure(kind, body)
+            conn.add(kind, body)
+
         try:
             try:
                 t0 = time.perf_counter()
-                pack = receive_pack(stream, str(qdir), limits)
+                pack = receive_pack(stream, str(qdir), limits, inspect)
                 self.times["receive"] = time.perf_counter() - t0
                 if stream.read(1):
                     raise HubError(400, "bad_pack", "data after the end of the pack")
@@ -201,12 +210,12 @@ class Receiver:
                 raise HubError(413, "payload_too_large", str(e)) from None
             except BodyTruncated as e:
                 raise HubError(400, "bad_pack", f"body ended early: {e}") from None
-            return self._apply(pack, qdir, updates, list(done_uploads))
+            return self._apply(pack, conn, updates, list(done_uploads))
         finally:
             shutil.rmtree(qdir, ignore_errors=True)
 
     def _apply(
-        self, pack: PackFile, qdir: Path, updates: list[RefUpdate], done_uploads: list[str]
+        self, pack: PackFile, conn: Connectivity, updates: list[RefUpdate], done_uploads: list[str]
     ) -> dict[str, Any]:
         store = self.store
         pack_path = Path(pack.path)
@@ -231,7 +240,7 @@ class Receiver:
             upload = _Upload(store, self.repo_id, name, pack_path)
         keep = False
         try:
-            info = self._check(pack, updates)
+            info = self._check(pack, conn, updates)
             if upload is not None:
                 upload.wait()
                 self.times["store"] = upload.seconds
@@ -294,7 +303,9 @@ class Receiver:
         except Exception:  # noqa: BLE001 - housekeeping; the next push tries again
             log.exception("repack of repo %d failed", self.repo_id)
 
-    def _check(self, pack: PackFile, updates: list[RefUpdate]) -> PackInfo | None:
+    def _check(
+        self, pack: PackFile, conn: Connectivity, updates: list[RefUpdate]
+    ) -> PackInfo | None:
         """Structure, connectivity, kinds, staleness and fast-forward; raises HubError.
 
         Returns what the packs row would say (None when every ref already holds its new
@@ -303,12 +314,10 @@ class Receiver:
         store = self.store
         t0 = time.perf_counter()
         try:
-            for kind, _, body in pack.iter_objects((TREE, COMMIT)):
-                verify_structure(kind, body)
             existing, infos = store.reader(self.repo_id)
             self.pack_count = len(infos)
             tips = [u.new for u in updates if u.new is not None]
-            check_connectivity(pack, existing, tips)
+            conn.check(pack, existing, tips)  # structure was verified while receiving
         except PackError as e:
             raise pack_error(e) from None
         self.times["verify"] = time.perf_counter() - t0
