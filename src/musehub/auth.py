@@ -159,10 +159,13 @@ def bearer_token(request: Request) -> str | None:
 _UNSET = object()
 
 
-def authenticate(request: Request) -> Principal | None:
+def authenticate(request: Request, session: Session | None = None) -> Principal | None:
     """The caller of ``request`` (None if anonymous); raises HubError 401 for a bad token.
 
-    Synchronous: it queries the database. The result is cached in ``request.state``.
+    Synchronous: it queries the database (in ``session`` when given, so that a route needs one
+    transaction for the caller and its own reads). The result is cached in ``request.state``.
+    A stale last_used is refreshed afterwards by :func:`refresh_last_used`, which the caller
+    runs once its session is closed; without a session this function does it itself.
     """
     cached = getattr(request.state, "principal", _UNSET)
     if cached is not _UNSET:
@@ -170,16 +173,29 @@ def authenticate(request: Request) -> Principal | None:
     token = bearer_token(request)
     principal: Principal | None = None
     if token is not None:
-        db = request.app.state.hub.db
-        # Read-only: on SQLite this takes no write lock; last_used is refreshed separately,
-        # at most once a minute per token.
-        with db.session(readonly=True) as s:
-            principal, stale = _lookup(s, token)
+        if session is not None:
+            principal, stale = _lookup(session, token)
+        else:
+            # Read-only: on SQLite this takes no write lock; last_used is refreshed separately,
+            # at most once a minute per token.
+            with request.app.state.hub.db.session(readonly=True) as s:
+                principal, stale = _lookup(s, token)
         if stale:
-            with db.session() as s:
-                touch_token(s, principal.token_id)
+            request.state.touch_token = principal.token_id
+            if session is None:
+                refresh_last_used(request)
     request.state.principal = principal
     return principal
+
+
+def refresh_last_used(request: Request) -> None:
+    """Record the use of a token whose last_used was stale (a write, at most once a minute)."""
+    token_id = getattr(request.state, "touch_token", None)
+    if token_id is None:
+        return
+    request.state.touch_token = None
+    with request.app.state.hub.db.session() as s:
+        touch_token(s, token_id)
 
 
 def require_principal(request: Request) -> Principal:

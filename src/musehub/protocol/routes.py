@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from muse.core.objects import from_hex
-from musehub.auth import authenticate, resolve_repo
+from musehub.auth import authenticate, refresh_last_used, resolve_repo
 from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
 from musehub.protocol.body import IDLE_TIMEOUT_S, AsyncBodyReader, BodyTooLarge, BodyTruncated
@@ -79,13 +79,25 @@ class Protocol:
 
     # ------------------------------------------------------------------------ helpers
     def _repo(self, request: Request, need: str) -> tuple[Any, Any]:
-        principal = authenticate(request)
-        with self.db.session(readonly=True) as s:  # no write lock: only reads
-            repo = resolve_repo(
-                s, principal, request.path_params["owner"], request.path_params["slug"], need
-            )
-            s.expunge(repo)
+        principal, repo, _ = self._repo_and_refs(request, need, False)
         return principal, repo
+
+    def _repo_and_refs(
+        self, request: Request, need: str, with_refs: bool
+    ) -> tuple[Any, Any, dict[str, bytes] | None]:
+        """The caller, the repository (and its refs): one read-only transaction, no write lock
+        (a stale token's last_used is written after it, at most once a minute)."""
+        try:
+            with self.db.session(readonly=True) as s:
+                principal = authenticate(request, s)
+                repo = resolve_repo(
+                    s, principal, request.path_params["owner"], request.path_params["slug"], need
+                )
+                refs = dbops.read_refs(s, repo.id) if with_refs else None
+                s.expunge(repo)
+        finally:
+            refresh_last_used(request)
+        return principal, repo, refs
 
     def startup(self) -> None:
         """Housekeeping once per process: quarantines left by a crash, expired uploads."""
@@ -116,9 +128,9 @@ class Protocol:
     async def refs(self, request: Request) -> Response:
 
         def read() -> tuple[Any, dict[str, bytes]]:
-            _, repo = self._repo(request, "read")
-            with self.db.session(readonly=True) as s:
-                return repo, dbops.read_refs(s, repo.id)
+            _, repo, refs = self._repo_and_refs(request, "read", True)
+            assert refs is not None
+            return repo, refs
 
         repo, refs = await run_in_threadpool(read)
         lim = _limits(self.settings)
