@@ -226,6 +226,7 @@ class Receiver:
             checksum = pack_path.stem.removeprefix("pack-")
             name = f"pack-{checksum}-{secrets.token_hex(4)}"
             work_id = secrets.token_hex(16)
+            t0 = time.perf_counter()
             with store.db.session() as s:
                 dbops.add_upload(
                     s,
@@ -236,6 +237,7 @@ class Receiver:
                     time.time() + WORK_TTL_S,
                     UPLOAD_RECEIVING,
                 )
+            self.times["prepare"] = time.perf_counter() - t0
             done_uploads = [*done_uploads, work_id]
             upload = _Upload(store, self.repo_id, name, pack_path)
         keep = False
@@ -248,6 +250,7 @@ class Receiver:
                     info = PackInfo(upload.name, info.objects, info.blobs, info.bytes)
             else:
                 info = None
+            t0 = time.perf_counter()
             with store.db.session() as s:
                 changed = False
                 for u in updates:
@@ -258,6 +261,7 @@ class Receiver:
                 for upload_id in done_uploads:
                     dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
             keep = stored  # only once the transaction committed
+            self.times["transaction"] = time.perf_counter() - t0
         except dbops.StaleRef as e:
             raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
         except IntegrityError:
@@ -321,6 +325,7 @@ class Receiver:
         except PackError as e:
             raise pack_error(e) from None
         self.times["verify"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         overlay = PackReader([pack, *existing.packs])
         for u in updates:
             if u.new is not None and u.ref.startswith(HEADS):
@@ -346,6 +351,7 @@ class Receiver:
                     raise HubError(
                         409, "non_fast_forward", f"{u.ref}: {u.new.hex()} does not contain it"
                     )
+        self.times["refs"] = time.perf_counter() - t0
         if pack.count == 0 or all(current.get(u.ref) == u.new for u in updates):
             return None
         return PackInfo("", pack.count, _count_blobs(pack), os.path.getsize(pack.path))
