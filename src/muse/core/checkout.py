@@ -13,10 +13,11 @@ Order of work, so that a hostile or conflicting tree changes nothing:
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import stat as _stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from muse.core.index import STORED, Entry, Index, load_index, make_entry
@@ -32,7 +33,15 @@ from muse.core.objects import (
 )
 from muse.core.paths import UnsafePath, check_dir_names, check_link_target
 from muse.core.repo import Repository
-from muse.core.worktree import Change, _blob_id, _read_file, diff_trees, tree_reader
+from muse.core.worktree import (
+    Change,
+    TreeGetter,
+    TreeMap,
+    _blob_id,
+    _read_file,
+    diff_trees,
+    tree_reader,
+)
 
 _WFLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -57,12 +66,27 @@ def validate_tree(repo: Repository, tree_oid: bytes) -> set[bytes]:
 
     Raises UnsafePath for anything unsafe, missing or malformed.
     """
-    store = repo.store
-    seen: set[bytes] = set()
+    return set(_validated_trees(repo, tree_oid))
 
-    def visit(oid: bytes, where: str) -> None:
-        if oid in seen or oid == EMPTY_TREE_ID:
-            return  # (the empty tree need not be stored: it writes nothing)
+
+def _validated_trees(repo: Repository, tree_oid: bytes) -> dict[bytes, TreeMap]:
+    """Validate the whole tree (as validate_tree); returns every tree decoded, by id.
+
+    Each tree is decoded (with full validation) once; the checkout then walks and diffs
+    these maps instead of decoding the trees a second time. Blob presence is checked for
+    all blobs together at the end (a set per pack), not one lookup through every layer
+    per file.
+    """
+    store = repo.store
+    maps: dict[bytes, TreeMap] = {}
+    blobs: dict[bytes, str] = {}  # blob id -> first path that needs it (for the message)
+    stack: list[tuple[bytes, str]] = []
+    if tree_oid != EMPTY_TREE_ID:
+        stack.append((tree_oid, ""))
+    while stack:
+        oid, where = stack.pop()
+        if oid in maps or oid == EMPTY_TREE_ID:
+            continue  # (the empty tree need not be stored: it writes nothing)
         found = store.get(oid)
         if found is None:
             raise UnsafePath(f"tree {oid.hex()} ({where or 'root'}) is missing")
@@ -72,23 +96,79 @@ def validate_tree(repo: Repository, tree_oid: bytes) -> set[bytes]:
             entries = decode_tree(found[1])
         except ObjectFormatError as err:
             raise UnsafePath(f"malformed tree at {where or 'root'}: {err}") from None
-        check_dir_names([e.name for e in entries], where)
-        seen.add(oid)
+        names = [e.name for e in entries]
+        check_dir_names(names, where)
+        tmap: TreeMap = {}
+        prefix = f"{where}/" if where else ""
+        subtrees: list[tuple[bytes, str]] = []
         for e in entries:
-            path = f"{where}/{e.name}" if where else e.name
-            if e.mode == MODE_TREE:
-                visit(e.id, path)
-            elif e.mode == MODE_LINK:
+            mode = e.mode
+            tmap[e.name] = (mode, e.id)
+            if mode == MODE_TREE:
+                subtrees.append((e.id, prefix + e.name))
+            elif mode == MODE_LINK:
+                path = prefix + e.name
                 body = store.get(e.id)
                 if body is None or body[0] != BLOB:
                     raise UnsafePath(f"symlink {path}: blob {e.id.hex()[:12]} missing")
                 check_link_target(body[1], path)
-            elif not store.has(e.id):
-                raise UnsafePath(f"{path}: blob {e.id.hex()[:12]} is missing")
+            elif e.id not in blobs:
+                blobs[e.id] = prefix + e.name
+        maps[oid] = tmap
+        stack.extend(reversed(subtrees))  # depth first, in name order
+    if blobs:
+        missing = _missing(repo, blobs.keys())
+        if missing:
+            first = min(blobs[o] for o in missing)
+            oid = next(o for o in missing if blobs[o] == first)
+            raise UnsafePath(f"{first}: blob {oid.hex()[:12]} is missing")
+    return maps
 
-    if tree_oid != EMPTY_TREE_ID:
-        visit(tree_oid, "")
-    return seen
+
+def _missing(repo: Repository, oids: Iterable[bytes]) -> set[bytes]:
+    """The ids of oids that the store has neither in a pack nor loose."""
+    store = repo.store
+    left = set(oids)
+    packs = store.packs
+    if packs is not None:
+        for pf in packs.packs:
+            if not left:
+                break
+            has = pf.has
+            left = {o for o in left if not has(o)}
+    return {o for o in left if not store.has(o)}
+
+
+def _map_reader(repo: Repository, maps: dict[bytes, TreeMap]) -> TreeGetter:
+    """A tree getter that answers from already decoded trees, else from the store."""
+    fallback = tree_reader(repo)
+
+    def get(oid: bytes | None) -> TreeMap:
+        if oid is None:
+            return {}
+        t = maps.get(oid)
+        return t if t is not None else fallback(oid)
+
+    return get
+
+
+def _walk(maps: dict[bytes, TreeMap], tree_oid: bytes) -> list[Change]:
+    """(path, None, (mode, id)) for every file under a validated tree (into an empty tree)."""
+    out: list[Change] = []
+
+    def visit(oid: bytes, prefix: str) -> None:
+        t = maps.get(oid)
+        if not t:
+            return  # the empty tree
+        for name in sorted(t):
+            ent = t[name]
+            if ent[0] == MODE_TREE:
+                visit(ent[1], f"{prefix}{name}/")
+            else:
+                out.append((prefix + name, None, ent))
+
+    visit(tree_oid, "")
+    return out
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -131,15 +211,26 @@ def checkout_tree(
     Call it before moving HEAD/the branch: it compares against the tree the working tree was
     last synced to (recorded in the index), not against HEAD.
     """
-    validate_tree(repo, tree_oid)
+    gc_was = gc.isenabled()
+    gc.disable()  # many small tuples, no cycles: collections would only cost time
+    try:
+        return _checkout(repo, tree_oid, force, index)
+    finally:
+        if gc_was:
+            gc.enable()
+
+
+def _checkout(repo: Repository, tree_oid: bytes, force: bool, index: Index | None) -> CheckoutStats:
+    maps = _validated_trees(repo, tree_oid)
     idx = index or load_index(repo.muse_dir)
     base = idx.base if idx.exists else repo.head_tree()
     root = repo.root
-    get = tree_reader(repo)
     if force:
         changes = _forced_changes(repo, idx, base, tree_oid)
+    elif base in (None, EMPTY_TREE_ID):
+        changes = _walk(maps, tree_oid)
     else:
-        changes = list(diff_trees(get, base, tree_oid))
+        changes = list(diff_trees(_map_reader(repo, maps), base, tree_oid))
     stats = CheckoutStats()
 
     only_muse = base in (None, EMPTY_TREE_ID) and all(n == ".muse" for n in os.listdir(root))
