@@ -227,7 +227,11 @@ def push(
         tracking = [oid for oid in tracking_refs(repo, remote).values() if store.has(oid)]
         haves = list(dict.fromkeys(remote_have + tracking))
         wants = [u.new for u in updates]
-        objs = objects_to_send(store, wants, haves)
+        reuse = None if haves else closure_pack_path(repo, wants)
+        if reuse is not None:
+            objs = reuse[1]  # the hub has nothing and one local pack is exactly the history
+        else:
+            objs = objects_to_send(store, wants, haves)
         chosen = path
         if not objs:
             chosen = "stream"  # only refs move: one small request whatever was asked
@@ -237,13 +241,14 @@ def push(
             )
         body = [update_json(u.ref, u.old, u.new, u.force) for u in updates]
         try:
-            answer = _send(repo, s, objs, body, chosen, progress, result)
+            pack_path = reuse[0] if reuse is not None else reusable_pack(repo, objs)
+            answer = _send(repo, s, objs, body, chosen, progress, result, pack_path)
         except WireError as e:
             if e.code != "missing_objects" or not tracking:
                 raise
             # our remote-tracking refs named objects the hub no longer has: send more
             objs = objects_to_send(store, wants, remote_have)
-            answer = _send(repo, s, objs, body, chosen, progress, result)
+            answer = _send(repo, s, objs, body, chosen, progress, result, reusable_pack(repo, objs))
         result.path = chosen
         result.objects = len(objs)
         if isinstance(answer.get("objects"), int) and chosen == "stream":
@@ -252,6 +257,29 @@ def push(
     for u in updates:
         repo.refs.update(tracking_ref(remote, u.ref[len(HEADS) :]), u.new)
     return result
+
+
+def closure_pack_path(
+    repo: Repository, wants: list[bytes]
+) -> tuple[str, list[tuple[int, bytes]]] | None:
+    """A local pack holding exactly what is reachable from ``wants``, and its (kind, id)s.
+
+    For a push to a hub that has none of our objects: proving it from the pack (one pass over
+    its trees and commits, see negotiate.closure_pack) is about twice as cheap as the history
+    walk, and the pack is then sent as it is. None when no pack qualifies.
+    """
+    from muse.wire.negotiate import closure_pack
+
+    packs = repo.store.packs
+    if packs is None or not wants:
+        return None
+    holders = [pf for pf in packs.packs if all(pf.kind(w) == COMMIT for w in wants)]
+    if len(holders) != 1:
+        return None
+    pf = holders[0]
+    if not closure_pack(pf, wants):
+        return None
+    return str(pf.path), list((k, oid) for oid, k in pf.kinds())
 
 
 def reusable_pack(repo: Repository, objs: list[tuple[int, bytes]]) -> str | None:
@@ -289,8 +317,8 @@ def _send(
     path: str,
     progress: Progress,
     result: PushResult,
+    reuse: str | None,
 ) -> dict[str, Any]:
-    reuse = reusable_pack(repo, objs)
     if path == "stream":
         counter = [0]
         if reuse is not None:

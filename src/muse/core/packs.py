@@ -291,6 +291,16 @@ class PackFile:
         for i in range(self.count):
             yield ids[32 * i : 32 * i + 32], ents[_ENTRY_LEN * i + _ENTRY_LEN - 2]
 
+    def ids_by_kind(self) -> dict[int, set[bytes]]:
+        """{kind: set of ids} of the whole pack, from the index alone."""
+        out: dict[int, set[bytes]] = {}
+        ids, kinds = self._ids, self._entries[_ENTRY_LEN - 2 :: _ENTRY_LEN]
+        for k in set(kinds):
+            out[k] = set()
+        for i, k in enumerate(kinds):
+            out[k].add(ids[32 * i : 32 * i + 32])
+        return out
+
     def count_kind(self, kind: int) -> int:
         """How many objects of this kind the pack holds (from the index, in C)."""
         return self._entries[_ENTRY_LEN - 2 :: _ENTRY_LEN].count(kind)
@@ -308,14 +318,16 @@ class PackFile:
         and commits never reads the blob blocks at all. Objects are not re-hashed (see
         :meth:`verify`).
         """
-        want = None if kinds is None else frozenset(kinds)
-        order = []
         ids, ents = self._ids, self._entries
         unpack = _ENTRY.unpack_from
-        for i in range(self.count):
+        chosen: Iterable[int] = range(self.count)
+        if kinds is not None:
+            want = frozenset(kinds)
+            chosen = [i for i, k in enumerate(ents[_ENTRY_LEN - 2 :: _ENTRY_LEN]) if k in want]
+        order = []
+        for i in chosen:
             block_off, rec_off, length, kind, _codec = unpack(ents, _ENTRY_LEN * i)
-            if want is None or kind in want:
-                order.append((block_off, rec_off, length, kind, i))
+            order.append((block_off, rec_off, length, kind, i))
         order.sort()
         cur_off = -1
         data = b""

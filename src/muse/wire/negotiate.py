@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError, commit_refs
 from muse.wire.pack import PackError
@@ -30,6 +30,7 @@ from muse.wire.pack import PackError
 __all__ = [
     "ObjectReader",
     "blob_stats",
+    "closure_pack",
     "commit_info",
     "common_ends",
     "has_id",
@@ -370,3 +371,43 @@ def blob_stats(reader: ObjectReader, objects: Iterable[tuple[int, bytes]]) -> tu
             n = len(found[1]) if found is not None else 0
         total += n
     return count, total
+
+
+def closure_pack(pack: Any, wants: list[bytes]) -> bool:
+    """Whether ``pack`` (a PackFile) holds exactly the objects reachable from ``wants``.
+
+    What a first push to an empty repository sends is that closure; when one local pack is
+    exactly it (a history written by HistoryWriter, or cloned), the pack can be sent as it is
+    without walking the history. Proven from the pack alone in one pass in pack order, each
+    tree compared with the previous one (only changed entries are looked at):
+
+    * nothing missing: the wants are commits of the pack and every id referenced by its
+      trees and commits is in the pack with the kind the reference implies;
+    * nothing more: every object of the pack other than a want is referenced by an object of
+      the pack. References form a DAG, so following referrers upwards from any object ends
+      at an unreferenced object, a want: everything is reachable from the wants.
+
+    Never sends anything the user did not push (no objects of other branches). False on
+    any doubt (a malformed object included): the caller then walks as usual.
+    """
+    from muse.wire.verify import Connectivity
+
+    sets = pack.ids_by_kind()
+    commits = sets.get(COMMIT, set())
+    if not wants or not all(w in commits for w in wants) or set(sets) - {BLOB, TREE, COMMIT}:
+        return False
+    conn = Connectivity()
+    try:
+        for kind, _oid, body in pack.iter_objects((TREE, COMMIT)):
+            conn.add(kind, body)
+    except PackError:
+        return False
+    tree_refs = set(conn.tree_refs)
+    parents = set(wants)
+    for oid, kind in conn.want.items():
+        (tree_refs if kind == TREE else parents).add(oid)
+    return (
+        conn.blob_refs == sets.get(BLOB, set())
+        and tree_refs == sets.get(TREE, set())
+        and parents == commits
+    )
