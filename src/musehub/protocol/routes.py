@@ -63,6 +63,10 @@ def _user_id(principal: Any) -> int | None:
     return getattr(user, "id", None)
 
 
+#: A stored pack up to this size that answers a fetch is sent from memory (one write).
+SMALL_BODY = 4 << 20
+
+
 class Protocol:
     """The endpoints of one hub process, sharing one RepoStore (and its pack cache)."""
 
@@ -278,15 +282,32 @@ class Protocol:
         path = field(doc, "path", str, "auto")
         if path not in ("auto", "stream", "presign"):
             raise HubError(400, "bad_request", "path must be auto, stream or presign")
-        answer = await run_in_threadpool(
-            self.server.fetch, repo.id, _user_id(principal) or repo.owner_id, wants, haves, path
-        )
+        user_id = _user_id(principal) or repo.owner_id
+
+        def work() -> tuple[Any, bytes | None, int | None]:
+            answer = self.server.fetch(repo.id, user_id, wants, haves, path)
+            if isinstance(answer, PresignAnswer) or not answer.file:
+                return answer, None, None
+            # A stored pack that is exactly the answer: a small one is read here, in the same
+            # worker hop, and sent as one body; a large one streams with its length declared.
+            size = os.path.getsize(answer.file)
+            if size <= SMALL_BODY:
+                with open(answer.file, "rb") as f:
+                    return answer, f.read(), size
+            return answer, None, size
+
+        answer, body, size = await run_in_threadpool(work)
         if isinstance(answer, PresignAnswer):
             return JSONResponse(answer.json())
+        headers = {"Muse-Objects": str(answer.n)}
+        if body is not None:
+            return Response(body, media_type=PACK_TYPE, headers=headers)
+        if size is not None:
+            headers["Content-Length"] = str(size)
         return StreamingResponse(
             iter_file(answer.file) if answer.file else stream_pack(answer.reader, answer.objects),
             media_type=PACK_TYPE,
-            headers={"Muse-Objects": str(answer.n)},
+            headers=headers,
         )
 
 
