@@ -63,7 +63,9 @@ _PROBE_SLICES = 4
 _CHUNK = 1 << 20
 #: Raw single-object blocks above this size are verified as a stream by receivers.
 STREAM_MIN = 16 << 20
-_THREAD_MIN = 256 << 10
+#: Hashing and teeing move to a helper thread once a pack is this large (below, starting a
+#: thread costs more than it saves).
+_THREAD_MIN = 4 << 20
 
 KINDS = frozenset({BLOB, TREE, COMMIT})
 _TYPED = {BLOB: b"blob ", TREE: b"tree ", COMMIT: b"commit "}
@@ -360,7 +362,7 @@ class _Source:
     def _consume(self, data: bytes | bytearray, hashed: bool) -> None:
         if self._error is not None:
             raise self._error
-        if self._queue is None and len(data) >= _THREAD_MIN:
+        if self._queue is None and self.pos >= _THREAD_MIN:
             self._queue = queue.Queue(maxsize=4)
             self._thread = threading.Thread(target=self._work, name="pack-hash", daemon=True)
             self._thread.start()

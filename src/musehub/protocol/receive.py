@@ -212,7 +212,10 @@ class Receiver:
                 raise HubError(400, "bad_pack", f"body ended early: {e}") from None
             return self._apply(pack, conn, updates, list(done_uploads))
         finally:
-            shutil.rmtree(qdir, ignore_errors=True)
+            try:
+                os.rmdir(qdir)  # accepted: the pack moved to the cache, nothing is left
+            except OSError:
+                shutil.rmtree(qdir, ignore_errors=True)
 
     def _apply(
         self, pack: PackFile, conn: Connectivity, updates: list[RefUpdate], done_uploads: list[str]
@@ -364,6 +367,11 @@ class _Upload:
         self.name = name
         self.seconds = 0.0
         self._error: BaseException | None = None
+        self._t: threading.Thread | None = None
+        if getattr(store.storage, "temp_file", None) is not None:
+            # Local storage: two hard links, faster than starting a thread.
+            self._run(store, repo_id, path)
+            return
         self._t = threading.Thread(target=self._run, args=(store, repo_id, path), daemon=True)
         self._t.start()
 
@@ -376,10 +384,11 @@ class _Upload:
         self.seconds = time.perf_counter() - t0
 
     def join(self) -> None:
-        self._t.join()
+        if self._t is not None:
+            self._t.join()
 
     def wait(self) -> None:
-        self._t.join()
+        self.join()
         if self._error is not None:
             raise self._error
 
