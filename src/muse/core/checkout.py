@@ -17,7 +17,7 @@ import gc
 import os
 import shutil
 import stat as _stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from muse.core.index import STORED, Entry, Index, load_index, make_entry
@@ -33,6 +33,7 @@ from muse.core.objects import (
 )
 from muse.core.paths import UnsafePath, check_dir_names, check_link_target
 from muse.core.repo import Repository
+from muse.core.store import ObjectStore
 from muse.core.worktree import (
     Change,
     TreeGetter,
@@ -295,15 +296,32 @@ class _Writer:
         self.fresh = fresh
 
     def run(self, jobs: Sequence[Change]) -> tuple[int, dict[str, Entry]]:
-        store_get = self.store.get
+        store_get = _blob_reader(self.store)
         root = self.root
         fresh = self.fresh
         entries: dict[str, Entry] = {}
         written = 0
         for rel, old, new in jobs:
-            assert new is not None
+            assert new is not None  # (jobs hold no removals)
             mode, oid = new
             full = f"{root}/{rel}"
+            fd = -1
+            if not fresh and (old is not None or mode == MODE_LINK):
+                pass  # something may be there: look first
+            elif not fresh:
+                # A new path: usually nothing is there (the precheck just looked), so try
+                # to create it at once and look only if something appeared in the way.
+                found = store_get(oid)
+                if found is None or found[0] != BLOB:
+                    raise UnsafePath(f"{rel}: blob {oid.hex()[:12]} is missing or not a blob")
+                try:
+                    fd = os.open(full, _WFLAGS, 0o777 if mode == MODE_EXEC else 0o666)
+                except FileExistsError:
+                    pass
+                else:
+                    entries[rel] = self._write(fd, oid, mode, found[1])
+                    written += 1
+                    continue
             if not fresh:
                 st = _lstat(full)
                 if st is not None:
@@ -323,27 +341,48 @@ class _Writer:
             if mode == MODE_LINK:
                 os.symlink(os.fsdecode(data), full)
                 st = os.lstat(full)
+                entries[rel] = (
+                    oid,
+                    mode | STORED,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_ino,
+                )
             else:
                 fd = os.open(full, _WFLAGS, 0o777 if mode == MODE_EXEC else 0o666)
-                try:
-                    n = os.write(fd, data)
-                    if n < len(data):
-                        mv = memoryview(data)[n:]
-                        while mv:
-                            mv = mv[os.write(fd, mv) :]
-                    st = os.fstat(fd)
-                finally:
-                    os.close(fd)
-            entries[rel] = (
-                oid,
-                mode | STORED,
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                st.st_ino,
-            )
+                entries[rel] = self._write(fd, oid, mode, data)
             written += 1
         return written, entries
+
+    @staticmethod
+    def _write(fd: int, oid: bytes, mode: int, data: bytes) -> Entry:
+        """Write data to the new file fd, close it; its index entry from fstat (no lstat)."""
+        try:
+            n = os.write(fd, data)
+            if n < len(data):
+                mv = memoryview(data)[n:]
+                while mv:
+                    mv = mv[os.write(fd, mv) :]
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return (oid, mode | STORED, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _blob_reader(store: ObjectStore) -> Callable[[bytes], tuple[int, bytes] | None]:
+    """store.get, minus two layers of calls when everything is in one pack (a clone)."""
+    packs = store.packs
+    if packs is None or len(packs.packs) != 1:
+        return store.get
+    pf_get = packs.packs[0].get
+    get = store.get
+
+    def read(oid: bytes) -> tuple[int, bytes] | None:
+        found = pf_get(oid)
+        return found if found is not None else get(oid)
+
+    return read
 
 
 def _forced_changes(
