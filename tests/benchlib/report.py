@@ -242,7 +242,8 @@ def behind_git(rows: list[Row]) -> str:
 
 PREAMBLE = """# MuseWire benchmarks
 
-Produced by `tests/bench_wire.py` (do not edit by hand): the four verbs on the workload of
+Produced by `tests/bench_wire.py` (tables not edited by hand; the notes at the end are
+the analysis written after the run): the four verbs on the workload of
 WORKLOAD.md (tiers XS–XL, 4 KiB incompressible files, a growing history), each run on fresh
 repositories, `muse` timed as a whole process against `musehub serve` on loopback, and git
 through `git daemon` on loopback alternating with ours in the same run. The machines are
