@@ -1,14 +1,19 @@
 """A request body as a blocking file object, so the pack decoder can run in a worker thread.
 
-The ASGI body arrives as async chunks; ``receive_pack`` wants ``read()``. Each refill crosses
-from the worker thread to the event loop once and gathers up to ``batch`` bytes there, so a
-1 GB push costs about a thousand crossings, and memory holds at most one batch.
+The ASGI body arrives as async chunks; ``receive_pack`` wants ``read()``. A task on the event
+loop keeps reading the body into a short queue (at most ``ahead`` chunks) while the worker
+thread decodes what arrived before, so the network and the decoding overlap instead of taking
+turns (the server stops reading the socket while nobody consumes the body). Each refill
+crosses from the worker thread to the event loop once and takes what is queued, up to
+``batch`` bytes, so a 1 GB push costs about a thousand crossings.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -16,6 +21,9 @@ import anyio.from_thread
 #: A client that sends no body bytes for this long is cut off (a stalled push must not hold
 #: a worker thread forever).
 IDLE_TIMEOUT_S = 60.0
+
+
+_EOF = object()
 
 
 class BodyTooLarge(Exception):
@@ -35,37 +43,69 @@ class AsyncBodyReader(io.RawIOBase):
         limit: int | None,
         batch: int = 1 << 20,
         idle_s: float = IDLE_TIMEOUT_S,
+        ahead: int = 32,
     ) -> None:
         self._chunks = chunks
         self._idle_s = idle_s
         self._limit = limit
         self._batch = batch
+        self._ahead = ahead
         self._buf = memoryview(b"")
         self._eof = False
         self.total = 0
+        self._queue: asyncio.Queue[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._end: Any = None  # _EOF or the exception that ended the body, once seen
 
     def readable(self) -> bool:
         return True
 
-    async def _gather(self) -> bytes | None:
-        parts: list[bytes] = []
-        size = 0
-        while size < self._batch:
+    async def _pump(self) -> None:
+        """Read the body into the queue ahead of the worker (runs on the event loop)."""
+        q = self._queue
+        assert q is not None
+        while True:
             try:
                 with anyio.fail_after(self._idle_s):
                     chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
-                break
+                await q.put(_EOF)
+                return
             except TimeoutError:
-                raise BodyTruncated(f"no body bytes for {self._idle_s:g} s") from None
+                await q.put(BodyTruncated(f"no body bytes for {self._idle_s:g} s"))
+                return
             except Exception as e:  # starlette.requests.ClientDisconnect and friends
-                raise BodyTruncated(str(e) or type(e).__name__) from None
+                await q.put(BodyTruncated(str(e) or type(e).__name__))
+                return
             if chunk:
-                parts.append(chunk)
-                size += len(chunk)
-        if not parts:
+                await q.put(chunk)
+
+    def stop(self) -> None:
+        """Stop reading ahead (call on the event loop once the body is no longer wanted)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def _gather(self) -> bytes | None:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self._ahead)
+            self._task = asyncio.get_running_loop().create_task(self._pump())
+        q = self._queue
+        parts: list[bytes] = []
+        size = 0
+        while size < self._batch and self._end is None:
+            if parts and q.empty():
+                break  # decode what arrived; the pump keeps reading meanwhile
+            item = await q.get()
+            if isinstance(item, bytes):
+                parts.append(item)
+                size += len(item)
+            else:
+                self._end = item
+        if parts:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        if self._end is _EOF:
             return None
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        raise self._end
 
     def _fill(self) -> None:
         data = anyio.from_thread.run(self._gather)

@@ -175,7 +175,10 @@ class Protocol:
                 raise HubError(400, "bad_request", f"body ended early: {e}") from None
             return receiver.receive(body, updates)  # type: ignore[arg-type]
 
-        result = await run_in_threadpool(work)
+        try:
+            result = await run_in_threadpool(work)
+        finally:
+            body.stop()
         return JSONResponse(result)
 
     async def push_presign(self, request: Request) -> Response:
