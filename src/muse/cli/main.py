@@ -83,6 +83,29 @@ def _make_parser(name: str) -> tuple[Any, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; as the ``muse`` process itself (argv None) it ends the process at once."""
+    rc = _run(argv)
+    if argv is None and os.environ.get("MUSE_NO_FAST_EXIT") != "1":
+        _fast_exit(rc)
+    return rc
+
+
+def _fast_exit(rc: int) -> None:
+    """End the process without interpreter finalization: tearing down every module and object
+    costs 10-15 ms here, a tenth of a small fetch. Nothing needs it: every file muse writes is
+    written and closed (``with`` blocks, temp file + rename) before a command returns, muse
+    registers no atexit work and starts no non-daemon thread it does not join. Only standard
+    output and error are still buffered: flush them, or exit the normal way if that fails."""
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except Exception:  # noqa: BLE001 - e.g. a closed pipe: let the normal exit report it
+        return
+    os._exit(rc & 0xFF)  # what the OS keeps of sys.exit(rc), negative codes included
+
+
+def _run(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(args)
