@@ -17,10 +17,10 @@ from typing import Any
 
 from muse.core import objects as O
 from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError
-from muse.wire.negotiate import ObjectReader, common_ends
+from muse.wire.negotiate import ObjectReader, _prefix, _suffix, common_ends
 from muse.wire.pack import PackError
 
-__all__ = ["Connectivity", "check_connectivity", "verify_structure"]
+__all__ = ["Connectivity", "StructureChecker", "check_connectivity", "verify_structure"]
 
 _MODE_KIND = {O.MODE_FILE: BLOB, O.MODE_EXEC: BLOB, O.MODE_LINK: BLOB, MODE_TREE: TREE}
 _VALID_MODES = bytes(sorted(O.MODES))
@@ -103,6 +103,70 @@ def _verify_tree(body: bytes) -> None:
         section.decode("utf-8")
     except UnicodeDecodeError:
         raise ObjectFormatError("tree entry name is not UTF-8") from None
+
+
+class StructureChecker:
+    """verify_structure for a stream of objects, each tree checked against the previous one.
+
+    Consecutive trees of a pack are mostly versions of one directory: their names sections
+    share a long prefix and suffix of whole names, which were checked with the previous tree.
+    Only the names between them (and where they meet their neighbours) are split, compared and
+    decoded; anything unusual takes the full check. Verdicts are exactly verify_structure's.
+    """
+
+    def __init__(self) -> None:
+        self._prev: bytes | None = None  # names section of the last tree that passed
+
+    def check(self, kind: int, body: bytes) -> None:
+        if kind != TREE:
+            verify_structure(kind, body)
+            return
+        section = self._names_if_fast(body)
+        if section is None:
+            verify_structure(kind, body)
+            n = int.from_bytes(body[:4], "big")
+            section = body[4 + 33 * n :]
+        self._prev = section
+
+    def _names_if_fast(self, body: bytes) -> bytes | None:
+        """The names section when the tree is proven valid against the previous one, else None."""
+        prev = self._prev
+        if prev is None or len(body) < 4:
+            return None
+        n = int.from_bytes(body[:4], "big")
+        names_at = 4 + 33 * n
+        if n == 0 or len(body) < names_at + 2 * n or body[4 : 4 + n].translate(None, _VALID_MODES):
+            return None
+        s = body[names_at:]
+        if s.count(b"\0") != n or not s.endswith(b"\0") or s.startswith(b"\0"):
+            return None
+        k = min(len(s), len(prev))
+        p = _prefix(s, memoryview(prev), k, 1)
+        a = s.rfind(b"\0", 0, p) + 1  # s[:a]: whole names shared with prev (a = 0: none)
+        q = _suffix(s, memoryview(prev), k - a, 1)
+        # s[j:]: whole names shared with prev. The \0 before j must lie inside the shared
+        # tail, so that it is a name boundary in prev as well.
+        j = s.find(b"\0", len(s) - q) + 1 or len(s)
+        if a == 0 and j == len(s):
+            return None  # nothing shared: the full check is as cheap
+        mid = s[a:j]
+        names = mid.split(b"\0")[:-1] if mid else []
+        if mid:
+            if not mid.endswith(b"\0") or b"\0\0" in mid or mid.startswith(b"\0"):
+                return None
+            if b"/" in mid or b"." in names or b".." in names:
+                return None
+            try:
+                mid.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if a:
+            names.insert(0, s[s.rfind(b"\0", 0, a - 1) + 1 : a - 1])
+        if j < len(s):
+            names.append(s[j : s.index(b"\0", j)])
+        if any(map(operator.ge, names, names[1:])):
+            return None
+        return s
 
 
 def _new_trees_and_commits(new_objects: Any, existing: ObjectReader) -> Iterator[tuple[int, bytes]]:

@@ -29,7 +29,7 @@ from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
 from muse.core.packs import PackFile, receive_pack
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.wire.pack import PackError, PackLimits
-from muse.wire.verify import Connectivity, verify_structure
+from muse.wire.verify import Connectivity, StructureChecker
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
@@ -189,12 +189,13 @@ class Receiver:
         limits = pack_limits(self.store.settings)
         qdir = self.store.quarantine_dir()
         conn = Connectivity()
+        structure = StructureChecker()
 
         def inspect(kind: int, _oid: bytes, view: memoryview) -> None:
             # Structure and references of each tree and commit, in the decoding pass (its
             # id was just re-hashed): the pack is never read a second time.
             body = bytes(view)
-            verify_structure(kind, body)
+            structure.check(kind, body)
             conn.add(kind, body)
 
         try:
