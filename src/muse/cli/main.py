@@ -85,7 +85,12 @@ def _make_parser(name: str) -> tuple[Any, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; as the ``muse`` process itself (argv None) it ends the process at once."""
     rc = _run(argv)
-    if argv is None and os.environ.get("MUSE_NO_FAST_EXIT") != "1":
+    if (
+        argv is None
+        and os.environ.get("MUSE_NO_FAST_EXIT") != "1"
+        and sys.getprofile() is None  # python -m cProfile / coverage write their data at exit
+        and sys.gettrace() is None
+    ):
         _fast_exit(rc)
     return rc
 
