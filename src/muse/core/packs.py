@@ -421,24 +421,66 @@ def receive_pack(
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".pack")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            reader = BlockReader(stream, limits, tee=f.write, stream_large=True)
-            entries: list[Entry] = []
-            append = entries.append
-            for block in reader:
-                off, codec = block.offset, block.codec
-                if block.record is not None:  # a big file, verified piece by piece
-                    kind, oid, length = block.record
-                    append(_entry(oid, kind, off, 0, length, codec))
-                    continue
-                for kind, oid, body, rec in iter_records(block, limits):
-                    append(_entry(oid, kind, off, rec, len(body), codec))
-                    if kind in want:
-                        inspect(kind, oid, body)  # type: ignore[misc]
-        assert reader.checksum is not None
-        return _finish(dest_dir, tmp, reader.checksum, entries)
+            checksum, entries = _read_entries(stream, limits, f.write, inspect, want)
+        return _finish(dest_dir, tmp, checksum, entries)
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def receive_pack_file(
+    path: str,
+    dest_dir: str,
+    limits: PackLimits | None = None,
+    inspect: Callable[[int, bytes, memoryview], Any] | None = None,
+    inspect_kinds: Iterable[int] = (TREE, COMMIT),
+) -> PackFile | None:
+    """:func:`receive_pack` for a pack that is already a local file nobody writes in place.
+
+    The file is hard-linked into ``dest_dir`` and the link verified exactly as a received
+    stream (so what is verified is what is kept), without copying its bytes. None when it
+    cannot be linked (another file system): then receive it as a stream.
+    """
+    want = frozenset(inspect_kinds) if inspect is not None else frozenset()
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".pack")
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        return None
+    try:
+        with open(tmp, "rb", buffering=0) as f:
+            checksum, entries = _read_entries(f, limits, None, inspect, want)
+        return _finish(dest_dir, tmp, checksum, entries)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _read_entries(
+    stream: BinaryIO,
+    limits: PackLimits | None,
+    tee: Callable[[bytes | bytearray], Any] | None,
+    inspect: Callable[[int, bytes, memoryview], Any] | None,
+    want: frozenset[int],
+) -> tuple[bytes, list[Entry]]:
+    """Decode and verify a whole pack: (checksum, index entries)."""
+    reader = BlockReader(stream, limits, tee=tee, stream_large=True)
+    entries: list[Entry] = []
+    append = entries.append
+    for block in reader:
+        off, codec = block.offset, block.codec
+        if block.record is not None:  # a big file, verified piece by piece
+            kind, oid, length = block.record
+            append(_entry(oid, kind, off, 0, length, codec))
+            continue
+        for kind, oid, body, rec in iter_records(block, limits):
+            append(_entry(oid, kind, off, rec, len(body), codec))
+            if kind in want:
+                inspect(kind, oid, body)  # type: ignore[misc]
+    assert reader.checksum is not None
+    return reader.checksum, entries
 
 
 def write_pack_file(

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.exc import IntegrityError
 
 from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
-from muse.core.packs import PackFile, receive_pack
+from muse.core.packs import PackFile, receive_pack, receive_pack_file
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.wire.pack import PackError, PackLimits
 from muse.wire.verify import Connectivity, StructureChecker
@@ -201,10 +201,16 @@ class Receiver:
         try:
             try:
                 t0 = time.perf_counter()
-                pack = receive_pack(stream, str(qdir), limits, inspect)
+                pack = None
+                local = getattr(stream, "name", None)  # a bundle in local storage
+                if isinstance(local, str) and os.path.isfile(local):
+                    # Linked and verified in place, not copied (storage writes atomically).
+                    pack = receive_pack_file(local, str(qdir), limits, inspect)
+                if pack is None:
+                    pack = receive_pack(stream, str(qdir), limits, inspect)
+                    if stream.read(1):
+                        raise HubError(400, "bad_pack", "data after the end of the pack")
                 self.times["receive"] = time.perf_counter() - t0
-                if stream.read(1):
-                    raise HubError(400, "bad_pack", "data after the end of the pack")
             except PackError as e:
                 raise pack_error(e) from None
             except BodyTooLarge as e:
