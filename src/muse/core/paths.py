@@ -46,8 +46,14 @@ def check_dir_names(names: list[str], where: str = "") -> None:
     """Check every name of one directory, including case/normalization collisions."""
     seen: dict[str, str] = {}
     for name in names:
-        check_name(name, where)
-        key = collision_key(name)
+        if name.isascii() and name and "/" not in name and "\0" not in name:
+            # the common case, inlined (a checkout checks every name of the tree once)
+            key = name.lower()
+            if name in (".", "..") or key.rstrip(". ") in (".muse", "muse~1"):
+                check_name(name, where)  # raises with the message
+        else:
+            check_name(name, where)
+            key = collision_key(name)
         other = seen.get(key)
         if other is not None:
             shown = f"{where}/" if where else ""
