@@ -494,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             gitd = gitside.GitDaemon(base, genv)
             started.append(gitd)
         menv = museside.muse_env(home)
+        museside.compile_sources()
         _login(menv, hub)
         env = Env(hub, root, menv, genv, gitd, args.storage, cleanup_hub=bool(args.url))
         if args.profile:
