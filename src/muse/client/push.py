@@ -13,10 +13,8 @@ reports success the second time.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from muse.cli.errors import HUB_REFUSED, NOT_FOUND, REJECTED, USAGE, UserError
@@ -28,23 +26,51 @@ from muse.core.refnames import HEADS
 from muse.core.repo import Repository
 
 
-@dataclass
 class Update:
-    local: str  # local branch name
-    ref: str  # remote ref name (refs/heads/x)
-    old: bytes | None  # what the hub has now
-    new: bytes
-    force: bool
+    """One ref to move (plain class, not a dataclass: start-up time)."""
+
+    __slots__ = ("local", "ref", "old", "new", "force")
+
+    def __init__(self, local: str, ref: str, old: bytes | None, new: bytes, force: bool) -> None:
+        self.local = local  # local branch name
+        self.ref = ref  # remote ref name (refs/heads/x)
+        self.old = old  # what the hub has now
+        self.new = new
+        self.force = force
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Update):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"Update({inner})"
 
 
-@dataclass
 class PushResult:
-    objects: int = 0
-    bytes: int = 0
-    path: str = "none"
-    wire_seconds: float = 0.0
-    updates: list[Update] = field(default_factory=list)
-    up_to_date: list[str] = field(default_factory=list)
+    """What a push did."""
+
+    def __init__(
+        self,
+        objects: int = 0,
+        bytes: int = 0,
+        path: str = "none",
+        wire_seconds: float = 0.0,
+        updates: list[Update] | None = None,
+        up_to_date: list[str] | None = None,
+    ) -> None:
+        self.objects = objects
+        self.bytes = bytes
+        self.path = path
+        self.wire_seconds = wire_seconds
+        self.updates: list[Update] = updates if updates is not None else []
+        self.up_to_date: list[str] = up_to_date if up_to_date is not None else []
+
+    def __repr__(self) -> str:
+        return f"PushResult({self.__dict__!r})"
 
 
 def is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
@@ -118,6 +144,8 @@ def _write_temp_pack(
     repo: Repository, objs: list[tuple[int, bytes]], progress: Progress
 ) -> tuple[str, int]:
     """The pack as a file (for a presigned PUT that needs a Content-Length)."""
+    import tempfile
+
     from muse.wire.pack import PackWriter
 
     tmpdir = os.path.join(repo.muse_dir, "tmp")

@@ -25,7 +25,6 @@ import hashlib
 import itertools
 import os
 import struct
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -377,7 +376,7 @@ def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[Entry])
     if os.path.exists(final_pack) and os.path.exists(final_idx):
         os.unlink(tmp_pack)
         return PackFile(final_pack)
-    fd, tmp_idx = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".idx")
+    fd, tmp_idx = _mkstemp(dest_dir, ".idx")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(_encode_index(checksum, entries))
@@ -389,6 +388,12 @@ def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[Entry])
         _unlink(tmp_idx)
         raise
     return PackFile(final_pack)
+
+
+def _mkstemp(dest_dir: str, suffix: str) -> tuple[int, str]:
+    import tempfile  # only when writing: reading commands do not pay for importing it
+
+    return tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=suffix)
 
 
 def _unlink(path: str) -> None:
@@ -418,7 +423,7 @@ def receive_pack(
     what it raises aborts the receive. Nothing it saw may be trusted before this returns.
     """
     want = frozenset(inspect_kinds) if inspect is not None else frozenset()
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".pack")
+    fd, tmp = _mkstemp(dest_dir, ".pack")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             checksum, entries = _read_entries(stream, limits, f.write, inspect, want)
@@ -442,7 +447,7 @@ def receive_pack_file(
     cannot be linked (another file system): then receive it as a stream.
     """
     want = frozenset(inspect_kinds) if inspect is not None else frozenset()
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".pack")
+    fd, tmp = _mkstemp(dest_dir, ".pack")
     os.close(fd)
     os.unlink(tmp)
     try:
@@ -503,7 +508,7 @@ def write_pack_file(
             _entry(oid, kind, offset, rec, length, codec) for kind, oid, rec, length in recs
         )
 
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=_TMP_PREFIX, suffix=".pack")
+    fd, tmp = _mkstemp(dest_dir, ".pack")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             w = PackWriter(f, compress=compress, on_block=on_block)

@@ -25,7 +25,6 @@ import queue
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from muse.core.objects import BLOB, COMMIT, TREE, object_id
@@ -86,14 +85,50 @@ class PackError(Exception):
         self.message = message if message is not None else code
 
 
-@dataclass(frozen=True)
 class PackLimits:
-    """What a reader accepts; ``None`` means unlimited. Checked before anything is allocated."""
+    """What a reader accepts; ``None`` means unlimited. Checked before anything is allocated.
 
-    max_object_bytes: int | None = None
-    max_pack_bytes: int | None = None
-    max_objects: int | None = None
-    max_decompressed_bytes: int | None = None
+    (A frozen record written out rather than a dataclass: creating dataclasses costs start-up
+    time in every command that touches packs.)
+    """
+
+    __slots__ = ("max_object_bytes", "max_pack_bytes", "max_objects", "max_decompressed_bytes")
+
+    max_object_bytes: int | None
+    max_pack_bytes: int | None
+    max_objects: int | None
+    max_decompressed_bytes: int | None
+
+    def __init__(
+        self,
+        max_object_bytes: int | None = None,
+        max_pack_bytes: int | None = None,
+        max_objects: int | None = None,
+        max_decompressed_bytes: int | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "max_object_bytes", max_object_bytes)
+        _set(self, "max_pack_bytes", max_pack_bytes)
+        _set(self, "max_objects", max_objects)
+        _set(self, "max_decompressed_bytes", max_decompressed_bytes)
+
+    def _values(self) -> tuple[int | None, ...]:
+        return tuple(getattr(self, f) for f in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"PackLimits is immutable ({name})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PackLimits):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"PackLimits({inner})"
 
 
 class _Writable(Protocol):
@@ -326,7 +361,6 @@ def write_pack(
 # --------------------------------------------------------------------------------- reader
 
 
-@dataclass(frozen=True)
 class Block:
     """One decoded block: where it starts in the pack, its codec, its records' bytes.
 
@@ -334,11 +368,24 @@ class Block:
     streamed (``stream_large``): (kind, oid, length), its id already verified.
     """
 
-    offset: int
-    codec: int
-    count: int
-    data: bytes | bytearray
-    record: tuple[int, bytes, int] | None = None
+    __slots__ = ("offset", "codec", "count", "data", "record")
+
+    def __init__(
+        self,
+        offset: int,
+        codec: int,
+        count: int,
+        data: bytes | bytearray,
+        record: tuple[int, bytes, int] | None = None,
+    ) -> None:
+        self.offset = offset
+        self.codec = codec
+        self.count = count
+        self.data = data
+        self.record = record
+
+    def __repr__(self) -> str:
+        return f"Block(offset={self.offset}, codec={self.codec}, count={self.count})"
 
 
 class _Source:
