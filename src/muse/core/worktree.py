@@ -17,10 +17,9 @@ import hashlib
 import os
 import stat as _stat
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
 from itertools import chain, islice
+from typing import TYPE_CHECKING
 
-from muse.core import ignore as _ignore
 from muse.core.index import MODE_MASK, STORED, Entry, Index, load_index, make_entry
 from muse.core.objects import (
     BLOB,
@@ -36,6 +35,12 @@ from muse.core.paths import is_muse_dir_name
 from muse.core.repo import Repository
 from muse.core.store import ObjectStore
 
+if TYPE_CHECKING:  # pragma: no cover
+    from muse.core import ignore as _ignore
+
+#: The ignore file's name (muse.core.ignore, and with it re, is imported only if one exists).
+IGNORE_FILE = ".museignore"
+
 _BLOB_HDR = b"blob %d\0"
 _BIG = 16 << 20
 PACK_THRESHOLD = 128  # more new objects than this go into one pack instead of loose files
@@ -43,12 +48,28 @@ PACK_THRESHOLD = 128  # more new objects than this go into one pack instead of l
 TreeMap = dict[str, tuple[int, bytes]]
 
 
-@dataclass
 class ScanResult:
-    tree: bytes = EMPTY_TREE_ID
-    trees: dict[bytes, bytes] = field(default_factory=dict)  # every tree computed: id -> body
-    skipped: list[str] = field(default_factory=list)
-    hashed: int = 0  # files whose contents had to be read
+    """What a scan found (a plain class: a dataclass costs start-up time on every status)."""
+
+    __slots__ = ("tree", "trees", "skipped", "hashed")
+
+    def __init__(
+        self,
+        tree: bytes = EMPTY_TREE_ID,
+        trees: dict[bytes, bytes] | None = None,
+        skipped: list[str] | None = None,
+        hashed: int = 0,
+    ) -> None:
+        self.tree = tree
+        self.trees: dict[bytes, bytes] = {} if trees is None else trees  # id -> body
+        self.skipped: list[str] = [] if skipped is None else skipped
+        self.hashed = hashed  # files whose contents had to be read
+
+    def __repr__(self) -> str:
+        return (
+            f"ScanResult(tree={self.tree.hex()[:12]}, trees={len(self.trees)}, "
+            f"skipped={self.skipped!r}, hashed={self.hashed})"
+        )
 
 
 def _read_file(path: str, size: int) -> bytes:
@@ -140,9 +161,11 @@ class Scanner:
                 items = list(it)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if any(e.name == _ignore.IGNORE_FILE for e in items):
+        if any(e.name == IGNORE_FILE for e in items):
+            from muse.core import ignore as _ignore
+
             try:
-                with open(os.path.join(path, _ignore.IGNORE_FILE), encoding="utf-8") as f:
+                with open(os.path.join(path, IGNORE_FILE), encoding="utf-8") as f:
                     rules = rules + _ignore.parse(f.read(), rel)
             except (OSError, UnicodeDecodeError):
                 pass
@@ -167,13 +190,13 @@ class Scanner:
                     continue
             relpath = prefix + name
             if e.is_dir(follow_symlinks=False):
-                if rules and _ignore.is_ignored(rules, relpath, name, True):
+                if rules and _is_ignored(rules, relpath, name, True):
                     continue
                 sub = yield from self._scan(e.path, relpath, rules)
                 if sub is not None:
                     entries.append((name, MODE_TREE, sub))
                 continue
-            if rules and _ignore.is_ignored(rules, relpath, name, False):
+            if rules and _is_ignored(rules, relpath, name, False):
                 continue
             try:
                 st = e.stat(follow_symlinks=False)
@@ -234,6 +257,12 @@ class Scanner:
             self._yielded.add(tid)
             yield TREE, body
         return tid
+
+
+def _is_ignored(rules: list[_ignore.Rule], relpath: str, name: str, is_dir: bool) -> bool:
+    from muse.core import ignore as _ignore  # (already imported: rules came from it)
+
+    return _ignore.is_ignored(rules, relpath, name, is_dir)
 
 
 def _blob_id(data: bytes) -> bytes:
@@ -356,12 +385,31 @@ def walk_tree(
             yield prefix + name, mode, oid
 
 
-@dataclass
 class Status:
-    head: bytes | None
-    tree: bytes
-    changes: list[Change]
-    skipped: list[str]
+    __slots__ = ("head", "tree", "changes", "skipped")
+
+    def __init__(
+        self, head: bytes | None, tree: bytes, changes: list[Change], skipped: list[str]
+    ) -> None:
+        self.head = head
+        self.tree = tree
+        self.changes = changes
+        self.skipped = skipped
+
+    def __repr__(self) -> str:
+        return f"Status(head={self.head!r}, tree={self.tree!r}, changes={self.changes!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Status):
+            return NotImplemented
+        return (self.head, self.tree, self.changes, self.skipped) == (
+            other.head,
+            other.tree,
+            other.changes,
+            other.skipped,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, like the dataclass it was)
 
     @property
     def clean(self) -> bool:
