@@ -11,6 +11,7 @@ fails, its ``uploads`` row lets the sweep delete it after expiry).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -203,7 +204,12 @@ class Receiver:
                 t0 = time.perf_counter()
                 pack = None
                 local = getattr(stream, "name", None)  # a bundle in local storage
-                if isinstance(local, str) and os.path.isfile(local):
+                if (
+                    isinstance(stream, io.BufferedReader | io.FileIO)
+                    and getattr(self.store.storage, "temp_file", None) is not None
+                    and isinstance(local, str)
+                    and os.path.isfile(local)
+                ):
                     # Linked and verified in place, not copied (storage writes atomically).
                     pack = receive_pack_file(local, str(qdir), limits, inspect)
                 if pack is None:
