@@ -221,3 +221,23 @@ def test_local_route_refuses_unsafe_keys_even_when_signed(hub: Hub, key: str) ->
         assert status in (403, 404), (method, key, status)
         assert b"secret" not in body or b"error" in body
     assert (hub.data_dir / "secret_key").read_text().strip() == secret
+
+
+def test_copy_is_independent_of_its_source(storage: Storage) -> None:
+    data = os.urandom(3 << 20)
+    storage.put_bytes("repos/7/uploads/u.pack", data)
+    storage.copy("repos/7/uploads/u.pack", "repos/7/packs/p.pack")
+    with storage.open_read("repos/7/packs/p.pack") as f:
+        assert f.read() == data
+    # Writing (or deleting) the source later leaves the copy as it was.
+    storage.put_bytes("repos/7/uploads/u.pack", b"changed")
+    with storage.open_read("repos/7/packs/p.pack") as f:
+        assert f.read() == data
+    storage.delete("repos/7/uploads/u.pack")
+    assert storage.size("repos/7/packs/p.pack") == len(data)
+    with pytest.raises(NotFound):
+        storage.copy("repos/7/uploads/missing.pack", "repos/7/packs/q.pack")
+    assert not storage.exists("repos/7/packs/q.pack")
+    with pytest.raises(InvalidKey):
+        storage.copy("repos/7/packs/p.pack", "../escape")
+    storage.delete_prefix("repos/7/")

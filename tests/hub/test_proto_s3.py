@@ -98,3 +98,55 @@ def test_concurrent_pushers_on_two_hubs(pair) -> None:  # type: ignore[no-untype
         HubClient(one.url, "erin", "race", tok), (HubClient(two.url, "erin", "race", tok),)
     )
     assert rejected > 0
+
+
+def _keys(seaweedfs, bucket: str) -> list[str]:  # type: ignore[no-untyped-def]
+    s3 = seaweedfs.client()
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_presign_commit_verifies_a_hub_only_copy(pair, seaweedfs) -> None:  # type: ignore[no-untyped-def]
+    """push/commit copies the upload server-side to its pack key and verifies the copy: a
+    corrupt upload is refused and leaves no pack; re-PUTting to the (still valid) upload URL
+    after the commit changes nothing that is stored."""
+    one, two = pair
+    tok = one.create_user("faye")
+    one.create_repo("faye", "s")
+    a = HubClient(one.url, "faye", "s", tok)
+    h = History()
+    c1 = h.commit({f"f{i}": os.urandom(300) for i in range(10)})
+    pack = h.pack_of(h.reachable(c1))
+
+    bad = bytearray(pack)
+    bad[len(bad) // 2] ^= 0xFF
+    doc = a.post_json("push/presign", {"size": len(bad), "objects": 12}).json()
+    assert request("PUT", doc["url"], body=bytes(bad), headers=doc["headers"]).status == 200
+    r = a.post_json(
+        "push/commit", {"upload_id": doc["upload_id"], "updates": [update(MAIN, None, c1)]}
+    )
+    assert (r.status, r.error) == (400, "bad_pack"), r.body
+    assert not [k for k in _keys(seaweedfs, one.bucket) if "/packs/" in k]
+    assert a.refs().json()["refs"] == {}
+
+    doc = a.post_json("push/presign", {"size": len(pack), "objects": 12}).json()
+    assert request("PUT", doc["url"], body=pack, headers=doc["headers"]).status == 200
+    r = a.post_json(
+        "push/commit", {"upload_id": doc["upload_id"], "updates": [update(MAIN, None, c1)]}
+    )
+    assert r.status == 200, r.body
+    packs = sorted(k for k in _keys(seaweedfs, one.bucket) if "/packs/" in k)
+    assert len(packs) == 2 and packs[0].endswith(".idx") and packs[1].endswith(".pack"), packs
+    s3 = seaweedfs.client()
+    stored = s3.get_object(Bucket=one.bucket, Key=packs[1])["Body"].read()
+    assert stored == pack
+    # The client's URL is still valid: what it PUTs now reaches only the upload key.
+    c2 = h.commit({"evil": b"x"}, c1)
+    evil = h.pack_of(h.reachable(c2))
+    assert request("PUT", doc["url"], body=evil, headers=doc["headers"]).status == 200
+    assert s3.get_object(Bucket=one.bucket, Key=packs[1])["Body"].read() == pack
+    # A hub with a cold cache downloads the stored pack: the verified objects, nothing else.
+    b = HubClient(two.url, "faye", "s", tok)
+    for client in (a, b):
+        resp, objs = client.fetch([c1], [], "stream")
+        assert resp.status == 200, resp.body
+        assert set(objs) == h.reachable(c1)

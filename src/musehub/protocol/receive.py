@@ -175,17 +175,65 @@ class Receiver:
         self.user_id = user_id
         self.times: dict[str, float] = {}
         self.pack_count = 0
+        self._kept: str | None = None  # the name of the pack the ref transaction stored
+
+    def receive_upload(
+        self, key: str, updates: list[RefUpdate], done_uploads: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Verify and accept the bundle a client uploaded to ``key`` (push/commit).
+
+        On object storage the bundle is first copied, server-side, to its final hub-only
+        pack key, and that copy is what gets verified, stored and cached: the client's
+        presigned URL stays valid until it expires, so the upload key itself could still
+        change after verification, but the copy cannot. Only the index is uploaded then,
+        never the pack a second time. The final key has its own ``uploads`` row from before
+        the copy, so a hub dying in between leaves nothing the sweep misses; any refusal
+        deletes it. Local storage links and verifies the upload in place as before.
+        """
+        storage = self.store.storage
+        if getattr(storage, "temp_file", None) is not None:
+            with storage.open_read(key) as stream:
+                return self.receive(stream, updates, done_uploads)
+        # Not derived from the checksum (unknown until verified), random: unique, and a
+        # name still always denotes the same bytes.
+        name = f"pack-{secrets.token_hex(32)}-{secrets.token_hex(4)}"
+        final = pack_key(self.repo_id, name)
+        work_id = secrets.token_hex(16)
+        t0 = time.perf_counter()
+        with self.store.db.session() as s:
+            dbops.add_upload(
+                s,
+                work_id,
+                self.repo_id,
+                self.user_id,
+                final,
+                time.time() + WORK_TTL_S,
+                UPLOAD_RECEIVING,
+            )
+        self.times["prepare"] = time.perf_counter() - t0
+        self._kept = None
+        try:
+            t0 = time.perf_counter()
+            storage.copy(key, final)
+            self.times["copy"] = time.perf_counter() - t0
+            with storage.open_read(final) as stream:
+                return self.receive(stream, updates, [*done_uploads, work_id], stored_name=name)
+        finally:
+            if self._kept != name:
+                self.store.delete_pack(self.repo_id, name)
 
     def receive(
         self,
         stream: BinaryIO,
         updates: list[RefUpdate],
         done_uploads: Iterable[str] = (),
+        stored_name: str | None = None,
     ) -> dict[str, Any]:
         """Decode ``stream`` (the pack) in quarantine, verify, store and move the refs.
 
         ``done_uploads``: uploads rows (a presigned bundle) that the ref transaction marks
-        done together with everything else.
+        done together with everything else. ``stored_name``: the pack is already in storage
+        under that name (``stream`` reads it), only its index is uploaded.
         """
         limits = pack_limits(self.store.settings)
         qdir = self.store.quarantine_dir()
@@ -223,7 +271,7 @@ class Receiver:
                 raise HubError(413, "payload_too_large", str(e)) from None
             except BodyTruncated as e:
                 raise HubError(400, "bad_pack", f"body ended early: {e}") from None
-            return self._apply(pack, conn, updates, list(done_uploads))
+            return self._apply(pack, conn, updates, list(done_uploads), stored_name)
         finally:
             try:
                 os.rmdir(qdir)  # accepted: the pack moved to the cache, nothing is left
@@ -231,13 +279,21 @@ class Receiver:
                 shutil.rmtree(qdir, ignore_errors=True)
 
     def _apply(
-        self, pack: PackFile, conn: Connectivity, updates: list[RefUpdate], done_uploads: list[str]
+        self,
+        pack: PackFile,
+        conn: Connectivity,
+        updates: list[RefUpdate],
+        done_uploads: list[str],
+        stored_name: str | None = None,
     ) -> dict[str, Any]:
         store = self.store
         pack_path = Path(pack.path)
         received = (pack.count, pack_path.stat().st_size)
         upload: _Upload | None = None
-        if pack.count > 0:
+        if pack.count > 0 and stored_name is not None:
+            # The pack is in storage already (receive_upload): its index goes up meanwhile.
+            upload = _Upload(self.store, self.repo_id, stored_name, pack_path, index_only=True)
+        elif pack.count > 0:
             # Storage upload runs while the pack is verified; undone if anything refuses it.
             checksum = pack_path.stem.removeprefix("pack-")
             name = f"pack-{checksum}-{secrets.token_hex(4)}"
@@ -277,6 +333,8 @@ class Receiver:
                 for upload_id in done_uploads:
                     dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
             keep = stored  # only once the transaction committed
+            if keep and info is not None:
+                self._kept = info.name
             self.times["transaction"] = time.perf_counter() - t0
         except dbops.StaleRef as e:
             raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
@@ -287,7 +345,8 @@ class Receiver:
             if upload is not None and not keep:
                 # Refused, or a retry / lost race whose objects are stored already.
                 upload.join()
-                store.delete_pack(self.repo_id, upload.name)
+                if stored_name is None:  # else receive_upload deletes it
+                    store.delete_pack(self.repo_id, upload.name)
         if keep and info is not None:
             _close(pack)
             try:
@@ -376,8 +435,11 @@ class Receiver:
 class _Upload:
     """Copy a verified-or-being-verified pack (+ idx) to storage on a helper thread."""
 
-    def __init__(self, store: RepoStore, repo_id: int, name: str, path: Path) -> None:
+    def __init__(
+        self, store: RepoStore, repo_id: int, name: str, path: Path, index_only: bool = False
+    ) -> None:
         self.name = name
+        self.index_only = index_only
         self.seconds = 0.0
         self._error: BaseException | None = None
         self._t: threading.Thread | None = None
@@ -391,7 +453,10 @@ class _Upload:
     def _run(self, store: RepoStore, repo_id: int, path: Path) -> None:
         t0 = time.perf_counter()
         try:
-            store.upload_pack(repo_id, self.name, path)
+            if self.index_only:
+                store.put_immutable(pack_key(repo_id, self.name, ".idx"), path.with_suffix(".idx"))
+            else:
+                store.upload_pack(repo_id, self.name, path)
         except BaseException as e:  # noqa: BLE001 - re-raised by wait()
             self._error = e
         self.seconds = time.perf_counter() - t0

@@ -261,10 +261,9 @@ class Protocol:
             max_pack = _limits(self.settings).max_pack_bytes
             if storage.size(key) > max_pack:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
-            with storage.open_read(key) as stream:
-                result = Receiver(self.store, repo_id, user_id).receive(
-                    stream, updates, done_uploads=[upload_id]
-                )
+            result = Receiver(self.store, repo_id, user_id).receive_upload(
+                key, updates, done_uploads=[upload_id]
+            )
             ok = True
             return result
         finally:

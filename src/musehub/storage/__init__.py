@@ -79,6 +79,27 @@ class Storage(ABC):
     def download_to(self, key: str, path: str) -> None:
         """Copy the object into the file ``path`` (written to a temp file, then renamed)."""
 
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Store a copy of ``src_key`` under ``dst_key`` (replacing it); raises NotFound.
+
+        The copy is independent of the source: writing ``src_key`` later (say, through a
+        presigned PUT URL still valid) does not change ``dst_key``. Backends override this
+        with a server-side copy; this fallback goes through a temp file.
+        """
+        import os
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix="musehub-copy-")
+        os.close(fd)
+        try:
+            self.download_to(src_key, tmp)
+            self.put_file(dst_key, tmp)
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""

@@ -78,6 +78,29 @@ class LocalStorage(Storage):
             _unlink(tmp)
             raise
 
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """A hard link (a copy across file systems): every write here replaces a key's file
+        by renaming a new one into place, never in place, so the link keeps the old bytes."""
+        src = self.path(src_key)
+        self.path(dst_key)
+        f, tmp = self.temp_file()
+        f.close()
+        try:
+            os.unlink(tmp)
+            try:
+                os.link(src, tmp)
+            except FileNotFoundError:
+                raise NotFound(src_key) from None
+            except OSError:
+                try:
+                    shutil.copyfile(src, tmp)
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    raise NotFound(src_key) from None
+            self.commit_temp(tmp, dst_key)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
     def delete(self, key: str) -> None:
         try:
             os.unlink(self.path(key))

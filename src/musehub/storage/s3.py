@@ -147,6 +147,23 @@ class S3Storage(Storage):
                 os.unlink(tmp)
             raise
 
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Server-side copy (CopyObject; boto3's managed copy goes multipart past the
+        threshold, so objects over 5 GB copy too): the bytes never pass through the hub."""
+        check_key(src_key)
+        check_key(dst_key)
+        self._ensure_bucket()
+        try:
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": src_key}, self.bucket, dst_key, Config=TRANSFER
+            )
+        except ClientError as e:
+            if _code(e) in _MISSING:
+                raise NotFound(src_key) from None
+            raise StorageUnavailable(f"S3 copy {src_key} -> {dst_key}: {e}") from None
+        except BotoCoreError as e:
+            raise StorageUnavailable(f"S3 copy {src_key} -> {dst_key}: {e}") from None
+
     def delete(self, key: str) -> None:
         try:
             self._call(key, self.client.delete_object)
