@@ -71,3 +71,21 @@ def test_fsck_packed_history_and_corruption(tmp_path):
     data[len(data) // 2] ^= 0xFF
     open(path, "wb").write(bytes(data))
     assert not fsck(Repository(repo.root)).ok
+
+
+def test_fsck_checks_the_pack_file_not_only_the_objects(tmp_path):
+    """A damaged trailer checksum leaves every object intact; fsck must still report it."""
+    repo = Repository.init(str(tmp_path / "r"))
+    w = HistoryWriter(repo)
+    for k in range(200):
+        w.commit({f"part{k % 7}/f{k}": os.urandom(64)}, f"c{k}", SIG)
+    w.close()
+    pack = [p for p in os.listdir(repo.store.packs_dir) if p.endswith(".pack")][0]
+    path = os.path.join(repo.store.packs_dir, pack)
+    os.chmod(path, 0o644)
+    data = bytearray(open(path, "rb").read())
+    data[-1] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    rep = fsck(Repository(repo.root))
+    assert not rep.ok
+    assert any(pack in p for p in rep.problems)

@@ -119,6 +119,9 @@ def fsck(repo: Repository) -> FsckReport:
             listed = pf.count
             seen_here = 0
             try:
+                # The whole file first: record headers, trailer checksum and index agreement
+                # (reading by the index alone would miss a damaged record header).
+                pf.verify()
                 for kind, oid, body in pf.iter_objects():
                     seen_here += 1
                     if object_id(kind, body) != oid:
