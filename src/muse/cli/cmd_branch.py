@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"cannot delete the branch '{target}' you are on")
             if args.delete:
                 head = repo.head_commit()
-                if head is None or not is_ancestor(repo, tip, head):
+                if head is None or not is_ancestor(repo.store, tip, head):
                     raise UserError(
                         f"branch '{target}' is not merged into HEAD (use -D to delete it anyway)"
                     )

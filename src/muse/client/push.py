@@ -21,7 +21,8 @@ from muse.cli.errors import HUB_REFUSED, NOT_FOUND, REJECTED, USAGE, UserError
 from muse.client.progress import Progress
 from muse.client.session import Session, update_json
 from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
-from muse.core.objects import BLOB, COMMIT, commit_refs
+from muse.core.log import is_ancestor
+from muse.core.objects import BLOB, COMMIT
 from muse.core.refnames import HEADS
 from muse.core.repo import Repository
 
@@ -71,26 +72,6 @@ class PushResult:
 
     def __repr__(self) -> str:
         return f"PushResult({self.__dict__!r})"
-
-
-def is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
-    """Whether ``ancestor`` is reachable from ``tip`` (walks commits, stops when found)."""
-    if ancestor == tip:
-        return True
-    store = repo.store
-    seen = {tip}
-    todo = [tip]
-    while todo:
-        found = store.get(todo.pop())
-        if found is None or found[0] != COMMIT:
-            continue
-        for p in commit_refs(found[1])[1]:
-            if p == ancestor:
-                return True
-            if p not in seen:
-                seen.add(p)
-                todo.append(p)
-    return False
 
 
 class _Sink:
@@ -216,7 +197,7 @@ def plan_updates(
             same.append(local)
             continue
         if old is not None and not force:
-            if not repo.store.has(old) or not is_ancestor(repo, old, new):
+            if not repo.store.has(old) or not is_ancestor(repo.store, old, new):
                 raise UserError(
                     f"rejected: the hub's {remote_branch} has commits that your {local} does "
                     "not have (run 'muse pull' to merge them first, or 'muse push --force' to "

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from typing import Protocol
 
-from muse.core.objects import Commit
+from muse.core.objects import COMMIT, Commit, commit_refs
 from muse.core.repo import Repository
+
+
+class _Reader(Protocol):
+    def get(self, oid: bytes) -> tuple[int, bytes] | None: ...
 
 
 def walk(repo: Repository, tips: list[bytes]) -> Iterator[tuple[bytes, Commit]]:
@@ -31,6 +36,23 @@ def walk(repo: Repository, tips: list[bytes]) -> Iterator[tuple[bytes, Commit]]:
                 heapq.heappush(heap, (-pc.committer.time, n, p, pc))
 
 
-def is_ancestor(repo: Repository, ancestor: bytes, descendant: bytes) -> bool:
-    """Whether ancestor is reachable from descendant (a commit is its own ancestor)."""
-    return any(oid == ancestor for oid, _ in walk(repo, [descendant]))
+def is_ancestor(reader: _Reader, ancestor: bytes, descendant: bytes) -> bool:
+    """Whether ancestor is reachable from descendant through parents (a commit is its own
+    ancestor). Takes any object reader (a local store, the hub's pack set), so the client's
+    push, the hub's fast-forward check and ``muse branch -d`` share one walk; it parses only
+    the parent lines and stops as soon as the ancestor is met."""
+    if ancestor == descendant:
+        return True
+    seen = {descendant}
+    todo = [descendant]
+    while todo:
+        found = reader.get(todo.pop())
+        if found is None or found[0] != COMMIT:
+            continue
+        for parent in commit_refs(found[1])[1]:
+            if parent == ancestor:
+                return True
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return False

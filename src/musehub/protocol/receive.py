@@ -26,7 +26,8 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.exc import IntegrityError
 
-from muse.core.objects import BLOB, COMMIT, commit_refs, from_hex
+from muse.core.log import is_ancestor
+from muse.core.objects import BLOB, COMMIT, from_hex
 from muse.core.packs import PackFile, receive_pack, receive_pack_file
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.wire.pack import PackError, PackLimits
@@ -140,26 +141,6 @@ def pack_error(e: PackError) -> HubError:
     if e.code == "missing_objects":
         return HubError(400, "missing_objects", str(e))
     return HubError(400, "bad_pack", str(e))
-
-
-def is_ancestor(reader: Any, old: bytes, new: bytes) -> bool:
-    """Is commit ``old`` reachable from commit ``new`` (a fast-forward)?"""
-    if old == new:
-        return True
-    seen = {new}
-    todo = [new]
-    while todo:
-        oid = todo.pop()
-        found = reader.get(oid)
-        if found is None or found[0] != COMMIT:
-            continue
-        for p in commit_refs(found[1])[1]:
-            if p == old:
-                return True
-            if p not in seen:
-                seen.add(p)
-                todo.append(p)
-    return False
 
 
 def _count_blobs(pack: PackFile) -> int:
