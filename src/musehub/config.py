@@ -39,6 +39,9 @@ class Limits:
     max_object_bytes: int = 2 * GiB
     stream_max_blobs: int = 500
     stream_max_bytes: int = 50 * MiB
+    #: Records in one pack, and bytes after decompression (a zstd bomb stops here).
+    max_objects: int = 10_000_000
+    max_decompressed_bytes: int = 40 * GiB
     #: Requests per minute per token (or per client address when anonymous); 0 = unlimited.
     rate_limit_per_minute: int = 1200
 

@@ -419,3 +419,20 @@ def test_stalled_body_is_cut_off(tmp_path) -> None:  # type: ignore[no-untyped-d
         assert HubClient(hub.url, "slow", "s", tok).refs().json()["refs"] == {}
     finally:
         hub.stop()
+
+
+def test_pack_with_more_records_than_allowed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fixtures import start_hub
+
+    hub = start_hub(tmp_path, env={"MUSEHUB_MAX_OBJECTS": "3"})
+    try:
+        tok = hub.create_user("bob")
+        hub.create_repo("bob", "many")
+        repo = HubClient(hub.url, "bob", "many", tok)
+        h = History()
+        c1 = h.commit({f"f{i}": os.urandom(100) for i in range(5)})
+        r = repo.push_stream([update(MAIN, None, c1)], h.pack_of(h.reachable(c1)))
+        assert 400 <= r.status < 500 and r.error in ("bad_pack", "payload_too_large"), r
+        assert _refs(repo) == {}
+    finally:
+        hub.stop()
