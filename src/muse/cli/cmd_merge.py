@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import resolve
-    from muse.cli.errors import CONFLICT, USAGE, UserError
+    from muse.cli.errors import USAGE, UserError, merge_conflict
     from muse.client.cli_util import open_repo, translated
     from muse.core import merge as m
 
@@ -53,10 +53,5 @@ def run(args: argparse.Namespace) -> int:
         }
         sys.stderr.write(msgs[res.kind] + "\n")
     if res.kind == "conflict":
-        shown = ", ".join(res.conflicts[:5]) + (" ..." if len(res.conflicts) > 5 else "")
-        raise UserError(
-            f"merge conflict in {shown}: fix the marked files, then 'muse commit' "
-            "(or 'muse merge --abort')",
-            CONFLICT,
-        )
+        raise merge_conflict(res.conflicts)
     return 0

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from muse.cli.errors import CONFLICT, UserError
+    from muse.cli.errors import merge_conflict
     from muse.client.cli_util import open_repo, summary, translated
     from muse.client.progress import Progress
     from muse.client.pull import pull
@@ -48,10 +48,5 @@ def run(args: argparse.Namespace) -> int:
         }
         sys.stderr.write(msgs.get(res.kind, res.kind) + "\n")
     if res.kind == "conflict":
-        shown = ", ".join(res.conflicts[:5]) + (" ..." if len(res.conflicts) > 5 else "")
-        raise UserError(
-            f"merge conflict in {shown}: fix the marked files, then 'muse commit' "
-            "(or 'muse merge --abort')",
-            CONFLICT,
-        )
+        raise merge_conflict(res.conflicts)
     return 0

@@ -26,3 +26,13 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def merge_conflict(paths: list[str]) -> UserError:
+    """The one message for a merge that stopped on conflicts (muse merge and muse pull)."""
+    shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+    return UserError(
+        f"merge conflict in {shown}: fix the marked files, then 'muse commit' "
+        "(or 'muse merge --abort')",
+        CONFLICT,
+    )
