@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import http.client
 import threading
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import Hub, PostgresCluster, SeaweedFS
-
-
-def call(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
-    u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=60)
-    try:
-        conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=body)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
+from fixtures import Hub, PostgresCluster, SeaweedFS, http_call
 
 
 @pytest.fixture(params=["sqlite+local", "postgresql+s3"])
@@ -79,8 +66,8 @@ def test_local_presigned_urls_work_on_every_hub(tmp_path: Path, start_hub: Any) 
     secret = (a.data_dir / "secret_key").read_text().strip()
     st = LocalStorage(str(a.data_dir / "objects"), a.url, secret)
     url, _ = st.presign_put("shared/k", 60)
-    assert call("PUT", url.replace(a.url, b.url), b"via b")[0] == 200
-    assert call("GET", st.presign_get("shared/k", 60)) == (200, b"via b")
+    assert http_call("PUT", url.replace(a.url, b.url), b"via b")[0] == 200
+    assert http_call("GET", st.presign_get("shared/k", 60)) == (200, b"via b")
 
 
 def test_restart_and_kill_keep_data(hub: Hub) -> None:

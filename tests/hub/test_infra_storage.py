@@ -6,30 +6,17 @@ backend's URLs are served by a running hub, the s3 backend's by SeaweedFS itself
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import Hub, SeaweedFS
+from fixtures import Hub, SeaweedFS, http_call
 
 from musehub.storage import InvalidKey, NotFound, Storage, check_key
 from musehub.storage.local import LocalStorage
-
-
-def call(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
-    u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=60)
-    try:
-        conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=body)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -119,10 +106,10 @@ def test_presigned_put_then_get(presigning: Storage) -> None:
     data = os.urandom(2 << 20)
     url, headers = presigning.presign_put("uploads/u1.pack", 60)
     assert headers == {}
-    status, _ = call("PUT", url, data)
+    status, _ = http_call("PUT", url, data)
     assert status == 200
     assert presigning.size("uploads/u1.pack") == len(data)
-    status, body = call("GET", presigning.presign_get("uploads/u1.pack", 60))
+    status, body = http_call("GET", presigning.presign_get("uploads/u1.pack", 60))
     assert status == 200 and body == data
 
 
@@ -131,13 +118,13 @@ def test_presigned_url_grants_one_method_one_key(presigning: Storage) -> None:
     get_url = presigning.presign_get("k/one", 60)
     put_url, _ = presigning.presign_put("k/one", 60)
     # another key with the same signature
-    assert call("GET", get_url.replace("k/one", "k/two"))[0] in (403, 404)
+    assert http_call("GET", get_url.replace("k/one", "k/two"))[0] in (403, 404)
     # another method
-    status, _ = call("PUT", get_url, b"overwrite")
+    status, _ = http_call("PUT", get_url, b"overwrite")
     assert status in (403, 405)
     assert presigning.open_read("k/one").read() == b"one"
     if isinstance(presigning, LocalStorage):
-        assert call("GET", put_url)[0] == 403
+        assert http_call("GET", put_url)[0] == 403
 
 
 def _forge(url: str) -> str:
@@ -150,20 +137,20 @@ def _forge(url: str) -> str:
 def test_forged_and_expired_urls_refused(presigning: Storage) -> None:
     presigning.put_bytes("k/secret", b"s")
     url = presigning.presign_get("k/secret", 60)
-    assert call("GET", url) == (200, b"s")
-    status, body = call("GET", _forge(url))
+    assert http_call("GET", url) == (200, b"s")
+    status, body = http_call("GET", _forge(url))
     assert status == 403
     if isinstance(presigning, LocalStorage):
         assert b'"bad_signature"' in body
         # a later expiry with the old signature
         later = re.sub(r"exp=(\d+)", lambda m: f"exp={int(m.group(1)) + 3600}", url)
-        assert call("GET", later)[0] == 403
-        assert call("GET", url.split("?")[0])[0] == 403
+        assert http_call("GET", later)[0] == 403
+        assert http_call("GET", url.split("?")[0])[0] == 403
     expiring = presigning.presign_get("k/secret", 1)
     put_expiring, _ = presigning.presign_put("k/new", 1)
     time.sleep(2.2)
-    assert call("GET", expiring)[0] == 403
-    assert call("PUT", put_expiring, b"late")[0] == 403
+    assert http_call("GET", expiring)[0] == 403
+    assert http_call("PUT", put_expiring, b"late")[0] == 403
     assert not presigning.exists("k/new")
 
 
@@ -171,17 +158,17 @@ def test_local_presigned_put_limits(tmp_path: Path, start_hub: Any) -> None:
     hub = start_hub(tmp_path, env={"MUSEHUB_MAX_PACK_BYTES": "1000"})
     st = local_storage_of(hub)
     url, _ = st.presign_put("big", 60)
-    status, body = call("PUT", url, b"x" * 1001)
+    status, body = http_call("PUT", url, b"x" * 1001)
     assert status == 413 and b"payload_too_large" in body
     assert not st.exists("big")
-    assert call("PUT", url, b"x" * 1000)[0] == 200
+    assert http_call("PUT", url, b"x" * 1000)[0] == 200
     assert st.size("big") == 1000
     assert os.listdir(hub.data_dir / "objects" / ".tmp") == []
 
 
 def test_local_get_missing_object(hub: Hub) -> None:
     st = local_storage_of(hub)
-    status, body = call("GET", st.presign_get("never/written", 60))
+    status, body = http_call("GET", st.presign_get("never/written", 60))
     assert status == 404 and b'"not_found"' in body
 
 
@@ -217,7 +204,7 @@ def test_local_route_refuses_unsafe_keys_even_when_signed(hub: Hub, key: str) ->
     for method in ("GET", "PUT"):
         sig = signature(secret, method, decoded, exp)
         url = f"{hub.url}/_storage/{key}?m={method}&exp={exp}&sig={sig}"
-        status, body = call(method, url, b"x" if method == "PUT" else None)
+        status, body = http_call(method, url, b"x" if method == "PUT" else None)
         assert status in (403, 404), (method, key, status)
         assert b"secret" not in body or b"error" in body
     assert (hub.data_dir / "secret_key").read_text().strip() == secret
