@@ -88,3 +88,28 @@ def test_roundtrip_seaweedfs(
 ) -> None:
     hub = start_hub(tmp_path, storage="s3", s3=seaweedfs)
     _roundtrip(muse, tmp_path, hub, path)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_history_with_a_revert_pushes_and_clones(
+    muse: Muse, tmp_path: Path, hub: Any, path: str
+) -> None:
+    """Change x and y, change y, change y back: the last tree recurs under another parent;
+    the push to an empty hub and the clone of it must both be complete."""
+    token = hub.create_user("alice")
+    hub.create_repo("alice", "song")
+    url = hub.repo_url("alice", "song")
+    muse.login(hub.url, token)
+    src = tmp_path / "src"
+    muse.run("init", str(src))
+    for n, (x, y) in enumerate([("x0", "y0"), ("x1", "y1"), ("x1", "y2"), ("x1", "y1")]):
+        write_files(src, {"d/x.txt": x + "\n", "d/y.txt": y + "\n"})
+        muse.run("commit", "-m", f"c{n}", cwd=src)
+    muse.run("remote", "add", "origin", url, cwd=src)
+    muse.run("push", "--path", path, "-u", "origin", "main", cwd=src)
+    dst = tmp_path / "dst"
+    muse.run("clone", "--path", path, url, str(dst))
+    _same(src, dst)
+    muse.run("fsck", cwd=dst)
+    log = muse.run("log", "--oneline", cwd=dst).stdout
+    assert [line.split(" ", 1)[1] for line in log.splitlines()] == ["c3", "c2", "c1", "c0"]

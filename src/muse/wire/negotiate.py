@@ -322,17 +322,24 @@ def objects_to_send(
         tree, parents, _ = info[c]
         roots.append((tree, tuple(info[p][0] for p in parents if p in info), ()))
 
+    # A tree is sent once, but diffed once per distinct (tree, parents, context): the same
+    # tree met again under other parents (a revert: A -> B -> A) may hold what those
+    # parents lack, so skipping it by id alone would leave objects out.
     sent_trees: set[bytes] = set()
+    diffed: set[tuple[bytes, tuple[bytes, ...], tuple[bytes, ...]]] = set()
     trees: list[bytes] = []
     pending = tasks
     while pending:
         nxt: dict[bytes, list[tuple[bytes, tuple[bytes, ...], tuple[bytes, ...]]]] = {}
         for path in sorted(pending):
-            for tid, ptids, ctx in pending[path]:
-                if tid in sent_trees or tid in ptids or tid in ctx:
+            for task in pending[path]:
+                tid, ptids, ctx = task
+                if tid in ptids or tid in ctx or task in diffed:
                     continue
-                sent_trees.add(tid)
-                trees.append(tid)
+                diffed.add(task)
+                if tid not in sent_trees:
+                    sent_trees.add(tid)
+                    trees.append(tid)
                 t = w.tree(tid)
                 ps = [w.tree(p) for p in ptids]
                 modes = t.modes
