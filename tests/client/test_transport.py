@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from muse.cli.errors import HUB_REFUSED, NO_ACCESS, NOT_FOUND, REJECTED, UserError
 from muse.client.transport import HubURL, Transport, WireError, is_loopback, map_error, origin_of
+from muse.errors import MuseError
 
 
 def test_urls() -> None:
@@ -31,25 +31,25 @@ def test_urls() -> None:
     assert origin_of("http://localhost") == "http://localhost:80"
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("10.0.0.1") and not is_loopback("example.com")
-    with pytest.raises(UserError):
+    with pytest.raises(MuseError):
         HubURL.parse("http://host/only-owner")
 
 
 def test_token_never_over_plain_http_to_remote_hosts() -> None:
     with pytest.raises(WireError) as e:
         Transport(token="t", hub_origin="http://hub.example.com:80")
-    assert e.value.exit_code == NO_ACCESS
+    assert e.value.kind == "no_access"
     Transport(token="t", hub_origin="https://hub.example.com:443")
     Transport(token="t", hub_origin="http://127.0.0.1:8080")
 
 
 def test_error_mapping() -> None:
-    assert map_error(404, "repo_not_found", "", _ctx()).exit_code == NOT_FOUND
-    assert map_error(401, "unauthorized", "", _ctx()).exit_code == NO_ACCESS
-    assert map_error(403, "forbidden", "", _ctx()).exit_code == NO_ACCESS
-    assert map_error(409, "non_fast_forward", "", _ctx()).exit_code == REJECTED
-    assert map_error(409, "stale_ref", "", _ctx()).exit_code == REJECTED
-    assert map_error(400, "bad_pack", "x", _ctx()).exit_code == HUB_REFUSED
+    assert map_error(404, "repo_not_found", "", _ctx()).kind == "not_found"
+    assert map_error(401, "unauthorized", "", _ctx()).kind == "no_access"
+    assert map_error(403, "forbidden", "", _ctx()).kind == "no_access"
+    assert map_error(409, "non_fast_forward", "", _ctx()).kind == "rejected"
+    assert map_error(409, "stale_ref", "", _ctx()).kind == "rejected"
+    assert map_error(400, "bad_pack", "x", _ctx()).kind == "hub_refused"
     for status in (401, 404, 409, 400, 503):
         assert "\n" not in str(map_error(status, "", "", _ctx()))
 
@@ -146,4 +146,4 @@ def test_https_keepalive_chunked_and_retry(
     t2 = Transport(retries=0)
     with pytest.raises(WireError) as e:
         t2.request("GET", base + "/a/b/refs")
-    assert e.value.exit_code == 6
+    assert e.value.kind == "network"

@@ -10,7 +10,7 @@ import pytest
 from muse.core import config as cfg
 from muse.core.objects import BLOB, TREE, encode_tree, object_id
 from muse.core.refs import ANY, RefConflict
-from muse.core.repo import NotARepository, RepoError, Repository, UnknownRevision
+from muse.core.repo import NotARepository, RepoExists, Repository, UnknownRevision
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_init_layout_and_find(tmp_path, repo):
     deep = os.path.join(repo.root, "a", "b")
     os.makedirs(deep)
     assert Repository.find(deep).root == repo.root
-    with pytest.raises(RepoError):
+    with pytest.raises(RepoExists):
         Repository.init(repo.root)
     with pytest.raises(NotARepository):
         Repository.find(str(tmp_path))

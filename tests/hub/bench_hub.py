@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 from muse.core import objects as O  # noqa: E402
-from muse.core.packs import write_pack_file  # noqa: E402
+from muse.core.pack.write import write_pack_file  # noqa: E402
 
 MB = 1e6
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from muse.core import objects as O
-from muse.wire.pack import read_pack, write_pack
+from muse.core.pack.codec import read_pack, write_pack
 
 SIG = O.Signature("Test Author", "test@example.invalid", 1704067200)
 

@@ -30,8 +30,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 from wire_workload import build  # noqa: E402
 
 from muse.core import objects as O  # noqa: E402
-from muse.core import packs  # noqa: E402
-from muse.wire import pack as P  # noqa: E402
+from muse.core.pack import codec as P  # noqa: E402
+from muse.core.pack.file import PackFile  # noqa: E402
+from muse.core.pack.write import receive_pack  # noqa: E402
 from muse.wire.negotiate import objects_to_send  # noqa: E402
 from muse.wire.verify import check_connectivity, verify_structure  # noqa: E402
 
@@ -122,7 +123,7 @@ def main() -> None:
             d = os.path.join(root, f"r{i}")
             os.mkdir(d)
             t = time.perf_counter()
-            pf = packs.receive_pack(io.BytesIO(data), d)
+            pf = receive_pack(io.BytesIO(data), d)
             times.append(time.perf_counter() - t)
         el = statistics.median(times)
         print(
@@ -133,16 +134,16 @@ def main() -> None:
         d = os.path.join(root, "mem")
         os.mkdir(d)
         tracemalloc.start()
-        packs.receive_pack(_Chunked(data), d)
+        receive_pack(_Chunked(data), d)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         print(f"  peak Python memory of a streamed receive: {peak / 1e6:.1f} MB")
 
-        el, out = timed(lambda: objects_to_send(packs.PackFile(pf.path), [tip], []), args.runs)
+        el, out = timed(lambda: objects_to_send(PackFile(pf.path), [tip], []), args.runs)
         print(f"objects_to_send full history (PackFile): {el:.3f}s, {len(out)} objects")
         if len(h.commits) > 1:
             el, out = timed(
-                lambda: objects_to_send(packs.PackFile(pf.path), [tip], [h.commits[-2]]),
+                lambda: objects_to_send(PackFile(pf.path), [tip], [h.commits[-2]]),
                 args.runs,
             )
             print(f"objects_to_send one commit (PackFile): {el * 1e3:.2f} ms, {len(out)} objects")
@@ -189,14 +190,14 @@ def gigabyte() -> None:
         os.mkdir(os.path.join(root, "out"))
         code = (
             "import io, resource, sys, time\n"
-            "from muse.core import packs\n"
+            "from muse.core.pack.write import receive_pack\n"
             "class R(io.RawIOBase):\n"
             "    def __init__(s, f): s.f = f\n"
             "    def readable(s): return True\n"
             "    def read(s, n=-1): return s.f.read(min(n, 65536))\n"
             "f = open(sys.argv[1], 'rb', buffering=0)\n"
             "t = time.perf_counter()\n"
-            "pf = packs.receive_pack(R(f), sys.argv[2])\n"
+            "pf = receive_pack(R(f), sys.argv[2])\n"
             "el = time.perf_counter() - t\n"
             "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3\n"
             "print(f'{el:.3f} {pf.count} {rss:.0f}')\n"

@@ -1,4 +1,4 @@
-"""negotiate.closure_pack: a pack is sent as it is only when it is exactly the history."""
+"""verify.closure_pack: a pack is sent as it is only when it is exactly the history."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 from wire_helpers import MemStore
 
 from muse.core import objects as O
-from muse.core import packs
-from muse.wire.negotiate import closure_pack, objects_to_send
+from muse.core.pack.file import PackFile
+from muse.core.pack.write import write_pack_file
+from muse.wire.negotiate import objects_to_send
+from muse.wire.verify import closure_pack
 
 
 def _history(n: int = 12) -> tuple[MemStore, list[bytes]]:
@@ -22,10 +24,10 @@ def _history(n: int = 12) -> tuple[MemStore, list[bytes]]:
     return s, commits
 
 
-def _pack(tmp_path: Path, name: str, objects: list[tuple[int, bytes]]) -> packs.PackFile:
+def _pack(tmp_path: Path, name: str, objects: list[tuple[int, bytes]]) -> PackFile:
     d = tmp_path / name
     d.mkdir()
-    return packs.write_pack_file(str(d), objects)
+    return write_pack_file(str(d), objects)
 
 
 def test_exact_history_is_a_closure(tmp_path: Path) -> None:

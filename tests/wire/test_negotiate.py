@@ -9,9 +9,10 @@ import pytest
 from wire_helpers import Files, MemStore
 
 from muse.core import objects as O
-from muse.core import packs
-from muse.wire.negotiate import blob_stats, commit_info, common_ends, has_id, objects_to_send
-from muse.wire.pack import PackError
+from muse.core.idsection import common_ends, has_id
+from muse.core.pack.codec import PackError
+from muse.core.pack.write import write_pack_file
+from muse.wire.negotiate import blob_stats, commit_info, objects_to_send
 
 
 def ids(out: list[tuple[int, bytes]]) -> set[bytes]:
@@ -208,7 +209,7 @@ def test_random_histories_with_wild_clocks_never_miss_anything(seed: int) -> Non
 def test_works_on_a_pack_file(tmp_path: Path) -> None:
     s = MemStore()
     commits, _ = linear(s, 50)
-    pf = packs.write_pack_file(str(tmp_path), list(s.objects.values()))
+    pf = write_pack_file(str(tmp_path), list(s.objects.values()))
     out = objects_to_send(pf, [commits[-1]], [commits[20]])
     assert ids(out) == s.reachable([commits[-1]]) - s.reachable([commits[20]])
     count, total = blob_stats(pf, out)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from muse.core import objects as O
-from muse.wire import pack as P
-from muse.wire.pack import PackError, PackLimits, PackWriter, read_pack, write_pack
+from muse.core.pack import codec as P
+from muse.core.pack.codec import PackError, PackLimits, PackWriter, read_pack, write_pack
 
 
 def small_objects() -> list[tuple[int, bytes]]:

@@ -1,4 +1,4 @@
-"""Packs at rest (muse.core.packs): index, random access, one-pass receive, atomicity."""
+"""Packs at rest (muse.core.pack): index, random access, one-pass receive, atomicity."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pytest
 from wire_workload import build
 
 from muse.core import objects as O
-from muse.core import packs
-from muse.wire import pack as P
-from muse.wire.pack import PackError, PackLimits, write_pack
+from muse.core.pack import codec as P
+from muse.core.pack.codec import PackError, PackLimits, write_pack
+from muse.core.pack.file import PackFile
+from muse.core.pack.packset import PackSet
+from muse.core.pack.write import layout_for_pack, receive_pack, write_pack_file
 
 
 def pack_bytes(objs: list[tuple[int, bytes]]) -> bytes:
@@ -34,7 +36,7 @@ def listing(d: Path) -> list[str]:
 def test_receive_then_read_everything(tmp_path: Path, history) -> None:  # type: ignore[no-untyped-def]
     objs = [(k, b) for k, _, b in history.objects]
     data = pack_bytes(objs)
-    pf = packs.receive_pack(io.BytesIO(data), str(tmp_path))
+    pf = receive_pack(io.BytesIO(data), str(tmp_path))
     assert pf.count == len(objs)
     assert os.path.basename(pf.path) == f"pack-{data[-32:].hex()}.pack"
     assert open(pf.path, "rb").read() == data
@@ -54,12 +56,12 @@ def test_receive_then_read_everything(tmp_path: Path, history) -> None:  # type:
     assert len(meta) == 300
     assert pf.verify() == len(objs)
     # Receiving the same pack again is a no-op that returns the same pack.
-    again = packs.receive_pack(io.BytesIO(data), str(tmp_path))
+    again = receive_pack(io.BytesIO(data), str(tmp_path))
     assert again.path == pf.path and len(listing(tmp_path)) == 2
 
 
 def test_lookups_switch_to_a_dict(tmp_path: Path, history) -> None:  # type: ignore[no-untyped-def]
-    pf = packs.write_pack_file(str(tmp_path), [(k, b) for k, _, b in history.objects])
+    pf = write_pack_file(str(tmp_path), [(k, b) for k, _, b in history.objects])
     for _ in range(3):
         for kind, oid, body in history.objects:
             assert pf.get(oid) == (kind, body)
@@ -70,7 +72,7 @@ def test_lookups_switch_to_a_dict(tmp_path: Path, history) -> None:  # type: ign
 def test_failed_receive_leaves_nothing(tmp_path: Path, history, cut: int) -> None:  # type: ignore[no-untyped-def]
     data = pack_bytes([(k, b) for k, _, b in history.objects])
     with pytest.raises(PackError):
-        packs.receive_pack(io.BytesIO(data[:cut]), str(tmp_path))
+        receive_pack(io.BytesIO(data[:cut]), str(tmp_path))
     assert listing(tmp_path) == []
 
 
@@ -78,10 +80,10 @@ def test_receive_refuses_corruption_and_limits(tmp_path: Path, history) -> None:
     data = bytearray(pack_bytes([(k, b) for k, _, b in history.objects]))
     data[len(data) // 2] ^= 0x40
     with pytest.raises(PackError):
-        packs.receive_pack(io.BytesIO(bytes(data)), str(tmp_path))
+        receive_pack(io.BytesIO(bytes(data)), str(tmp_path))
     good = pack_bytes([(k, b) for k, _, b in history.objects])
     with pytest.raises(PackError) as info:
-        packs.receive_pack(io.BytesIO(good), str(tmp_path), PackLimits(max_objects=10))
+        receive_pack(io.BytesIO(good), str(tmp_path), PackLimits(max_objects=10))
     assert info.value.code == "too_large"
     assert listing(tmp_path) == []
 
@@ -95,13 +97,13 @@ def test_stream_errors_propagate_and_clean_up(tmp_path: Path) -> None:
             raise ConnectionResetError("peer went away")
 
     with pytest.raises(ConnectionResetError):
-        packs.receive_pack(Broken(), str(tmp_path))  # type: ignore[arg-type]
+        receive_pack(Broken(), str(tmp_path))  # type: ignore[arg-type]
     assert listing(tmp_path) == []
 
 
 def test_write_pack_file_groups_trees_by_path(tmp_path: Path, history) -> None:  # type: ignore[no-untyped-def]
     objs = [(k, b) for k, _, b in history.objects]
-    laid = packs.layout_for_pack(objs)
+    laid = layout_for_pack(objs)
     kinds = [k for k, _, _ in laid]
     assert kinds == sorted(kinds, key=lambda k: {O.COMMIT: 0, O.TREE: 1, O.BLOB: 2}[k])
     # The root trees come first (newest first), then part00's versions, part01's, ...
@@ -109,26 +111,26 @@ def test_write_pack_file_groups_trees_by_path(tmp_path: Path, history) -> None: 
     roots = [t for t in trees if O.decode_tree(t[0])[0].mode == O.MODE_TREE]
     assert trees[: len(roots)] == roots
     assert O.object_id(O.TREE, roots[0][0]) == O.commit_refs(history.objects[-1][2])[0]
-    pf = packs.write_pack_file(str(tmp_path), objs)
+    pf = write_pack_file(str(tmp_path), objs)
     assert sorted(pf.iter_objects()) == sorted(history.objects)
     pf.verify()
     # A generator is written in the order given (streamed, no layout).
     d2 = tmp_path / "gen"
     d2.mkdir()
-    pf2 = packs.write_pack_file(str(d2), (o for o in objs))
+    pf2 = write_pack_file(str(d2), (o for o in objs))
     assert pf2.count == len(objs)
 
 
 def test_pack_set(tmp_path: Path) -> None:
     a = [(O.BLOB, b"a%d" % i) for i in range(10)]
     b = [(O.BLOB, b"b%d" % i) for i in range(10)] + [a[0]]
-    ps = packs.PackSet(str(tmp_path))
+    ps = PackSet(str(tmp_path))
     assert ps.packs == [] and ps.get(O.object_id(*a[0])) is None
-    packs.write_pack_file(str(tmp_path), a)
+    write_pack_file(str(tmp_path), a)
     assert not ps.has(O.object_id(*a[1]))
     ps.refresh()
     assert ps.has(O.object_id(*a[1]))
-    packs.write_pack_file(str(tmp_path), b)
+    write_pack_file(str(tmp_path), b)
     ps.refresh()
     assert len(ps.packs) == 2
     for k, body in a + b:
@@ -143,24 +145,24 @@ def test_pack_set(tmp_path: Path) -> None:
 
 
 def test_corrupt_index_is_refused(tmp_path: Path) -> None:
-    pf = packs.write_pack_file(str(tmp_path), [(O.BLOB, b"x")])
+    pf = write_pack_file(str(tmp_path), [(O.BLOB, b"x")])
     os.chmod(pf.idx_path, 0o644)
     raw = bytearray(open(pf.idx_path, "rb").read())
     raw[50] ^= 1
     open(pf.idx_path, "wb").write(bytes(raw))
     with pytest.raises(PackError):
-        packs.PackFile(pf.path)
+        PackFile(pf.path)
 
 
 def test_verify_detects_a_damaged_pack_at_rest(tmp_path: Path) -> None:
     rng = random.Random(9)
-    pf = packs.write_pack_file(str(tmp_path), [(O.BLOB, rng.randbytes(5000)) for _ in range(5)])
+    pf = write_pack_file(str(tmp_path), [(O.BLOB, rng.randbytes(5000)) for _ in range(5)])
     os.chmod(pf.path, 0o644)
     raw = bytearray(open(pf.path, "rb").read())
     raw[P.HEADER_LEN + P.BLOCK_HEADER_LEN + 100] ^= 1
     open(pf.path, "wb").write(bytes(raw))
     with pytest.raises(PackError):
-        packs.PackFile(pf.path).verify()
+        PackFile(pf.path).verify()
 
 
 def test_concurrent_readers_and_writers(tmp_path: Path, history) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +170,7 @@ def test_concurrent_readers_and_writers(tmp_path: Path, history) -> None:  # typ
     from concurrent.futures import ThreadPoolExecutor
 
     objs = [(k, b) for k, _, b in history.objects]
-    pf = packs.write_pack_file(str(tmp_path), objs)
+    pf = write_pack_file(str(tmp_path), objs)
     expected = {oid: (k, b) for k, oid, b in history.objects}
 
     def read_all(seed: int) -> bool:
@@ -193,7 +195,7 @@ def test_receiving_a_big_file_keeps_memory_flat(tmp_path: Path) -> None:
     data = pack_bytes(objs)
     tracemalloc.start()
     try:
-        pf = packs.receive_pack(_Chunks(data), str(tmp_path))
+        pf = receive_pack(_Chunks(data), str(tmp_path))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -205,7 +207,7 @@ def test_receiving_a_big_file_keeps_memory_flat(tmp_path: Path) -> None:
         d = tmp_path / f"bad{len(bad)}"
         d.mkdir()
         with pytest.raises(PackError):
-            packs.receive_pack(_Chunks(bad), str(d))
+            receive_pack(_Chunks(bad), str(d))
         assert listing(d) == []
 
 

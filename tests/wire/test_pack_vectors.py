@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from muse.core import objects as O
-from muse.wire import pack as P
-from muse.wire.pack import read_pack, write_pack
+from muse.core.pack import codec as P
+from muse.core.pack.codec import read_pack, write_pack
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "wire.md"
 

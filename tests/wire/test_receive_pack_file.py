@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 
 from muse.core import objects as O
-from muse.core import packs
-from muse.wire.pack import PackError
+from muse.core.pack.codec import PackError
+from muse.core.pack.file import PackFile
+from muse.core.pack.write import receive_pack_file, write_pack_file
 
 
-def _src(tmp_path: Path) -> packs.PackFile:
+def _src(tmp_path: Path) -> PackFile:
     d = tmp_path / "src"
     d.mkdir()
     objs = [(O.BLOB, b"blob %d" % i) for i in range(50)]
     objs.append((O.TREE, O.encode_tree([("f", O.MODE_FILE, O.object_id(O.BLOB, b"blob 1"))])))
-    return packs.write_pack_file(str(d), objs)
+    return write_pack_file(str(d), objs)
 
 
 def test_linked_and_verified(tmp_path: Path) -> None:
@@ -25,7 +26,7 @@ def test_linked_and_verified(tmp_path: Path) -> None:
     dest = tmp_path / "q"
     dest.mkdir()
     seen: list[int] = []
-    pf = packs.receive_pack_file(src.path, str(dest), None, lambda k, o, b: seen.append(k))
+    pf = receive_pack_file(src.path, str(dest), None, lambda k, o, b: seen.append(k))
     assert pf is not None
     assert pf.count == src.count and set(pf.ids()) == set(src.ids())
     assert os.stat(pf.path).st_ino == os.stat(src.path).st_ino  # not copied
@@ -44,5 +45,5 @@ def test_corrupt_file_leaves_nothing(tmp_path: Path) -> None:
     dest = tmp_path / "q"
     dest.mkdir()
     with pytest.raises(PackError):
-        packs.receive_pack_file(str(bad), str(dest))
+        receive_pack_file(str(bad), str(dest))
     assert os.listdir(dest) == []

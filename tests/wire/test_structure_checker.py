@@ -7,7 +7,7 @@ import random
 import pytest
 
 from muse.core import objects as O
-from muse.wire.pack import PackError
+from muse.core.pack.codec import PackError
 from muse.wire.verify import StructureChecker, verify_structure
 
 

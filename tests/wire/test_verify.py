@@ -9,8 +9,9 @@ import pytest
 from wire_helpers import MemStore
 
 from muse.core import objects as O
-from muse.core import packs
-from muse.wire.pack import PackError
+from muse.core.pack.codec import PackError
+from muse.core.pack.file import PackFile
+from muse.core.pack.write import write_pack_file
 from muse.wire.verify import check_connectivity, verify_structure
 
 
@@ -97,14 +98,14 @@ def test_commits() -> None:
 # --------------------------------------------------------------------------- connectivity
 
 
-def history(tmp_path: Path) -> tuple[MemStore, list[bytes], packs.PackFile]:
+def history(tmp_path: Path) -> tuple[MemStore, list[bytes], PackFile]:
     s = MemStore()
     files: dict[str, bytes] = {}
     commits: list[bytes] = []
     for k in range(20):
         files[f"d{k % 4}/sub{k % 2}/f{k}"] = b"%d" % k
         commits.append(s.commit(dict(files), commits[-1:], 100 + k))
-    pf = packs.write_pack_file(str(tmp_path), list(s.objects.values()))
+    pf = write_pack_file(str(tmp_path), list(s.objects.values()))
     return s, commits, pf
 
 
@@ -130,10 +131,10 @@ def test_connected_pack_passes(tmp_path: Path) -> None:
     check_connectivity(kinds, s, [commits[-1]])  # bodies read from `existing`
 
 
-def _without(s: MemStore, tmp_path: Path, oid: bytes, name: str) -> packs.PackFile:
+def _without(s: MemStore, tmp_path: Path, oid: bytes, name: str) -> PackFile:
     d = tmp_path / name
     d.mkdir()
-    return packs.write_pack_file(str(d), [v for k, v in s.objects.items() if k != oid])
+    return write_pack_file(str(d), [v for k, v in s.objects.items() if k != oid])
 
 
 def _refused(new: object, existing: object, tips: list[bytes]) -> PackError:
@@ -168,14 +169,14 @@ def test_wrong_kinds_are_refused(tmp_path: Path) -> None:
     tree = s.put(O.TREE, O.encode_tree([("x", O.MODE_TREE, blob)]))  # a blob posing as a tree
     sig = O.Signature("A", "a@b", 1)
     c = s.put(O.COMMIT, O.Commit(tree, (), sig, sig, "m").encode())
-    pf = packs.write_pack_file(str(tmp_path), list(s.objects.values()))
+    pf = write_pack_file(str(tmp_path), list(s.objects.values()))
     err = _refused(pf, Empty(), [c])
     assert "referenced as a tree" in str(err) or "both" in str(err)
     # A tip that is not a commit.
     good_tree = s.put(O.TREE, O.encode_tree([("x", O.MODE_FILE, blob)]))
     d = tmp_path / "t"
     d.mkdir()
-    pf2 = packs.write_pack_file(str(d), [s.objects[good_tree], s.objects[blob]])
+    pf2 = write_pack_file(str(d), [s.objects[good_tree], s.objects[blob]])
     _refused(pf2, Empty(), [good_tree])
 
 
@@ -189,7 +190,7 @@ def test_existing_objects_need_no_bodies(tmp_path: Path) -> None:
     new = {oid: v for oid, v in s.objects.items() if oid not in base.objects}
     d = tmp_path / "n"
     d.mkdir()
-    pf = packs.write_pack_file(str(d), list(new.values()))
+    pf = write_pack_file(str(d), list(new.values()))
     base.reads = 0
     check_connectivity(pf, base, [c])
     assert base.reads == 0

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import time
 
-from muse.cli.errors import NOT_FOUND, UserError
 from muse.core.repo import NotARepository, Repository, UnknownRevision
+from muse.errors import NotFound
 
 
 def open_repo() -> Repository:
     try:
         return Repository.find()
     except NotARepository as e:
-        raise UserError(str(e), NOT_FOUND) from None
+        raise NotFound(str(e)) from None
 
 
 def resolve(repo: Repository, rev: str, kind: int | None = 3) -> bytes:
     try:
         return repo.resolve(rev, kind)
     except UnknownRevision as e:
-        raise UserError(str(e), NOT_FOUND) from None
+        raise NotFound(str(e)) from None
 
 
 def short(oid: bytes) -> str:

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from muse.errors import MuseError, NoAccess, UsageError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("login", "logout", "status"))
@@ -21,28 +23,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _hub_of(url: str | None) -> str:
-    from muse.cli.errors import USAGE, UserError
     from muse.client.transport import HubURL, origin_of
 
     if url is None:
         from muse.client import remotes
-        from muse.core.repo import NotARepository, Repository
+        from muse.core.repo import Repository
 
         try:
             repo = Repository.find()
             url = remotes.get_url(repo, remotes.default_remote(repo, repo.current_branch()))
-        except (NotARepository, UserError):
-            raise UserError("which hub? muse auth login URL", USAGE) from None
+        except MuseError:
+            raise UsageError("which hub? muse auth login URL") from None
     try:
         return HubURL.parse(url).hub
-    except UserError:
+    except MuseError:
         origin = origin_of(url)
         path = url.split("://", 1)[1].partition("/")[2].strip("/")
         return origin + (f"/{path}" if path else "")
 
 
 def _read_token(from_stdin: bool) -> str:
-    from muse.cli.errors import USAGE, UserError
 
     token = ""
     if from_stdin:
@@ -57,12 +57,11 @@ def _read_token(from_stdin: bool) -> str:
         token = sys.stdin.readline()
     token = token.strip()
     if not token:
-        raise UserError("no token given (paste one, or pipe it with --token-stdin)", USAGE)
+        raise UsageError("no token given (paste one, or pipe it with --token-stdin)")
     return token
 
 
 def _whoami(hub: str, token: str) -> str:
-    from muse.cli.errors import NO_ACCESS, UserError
     from muse.client.session import hub_session
     from muse.client.transport import WireError
 
@@ -70,11 +69,10 @@ def _whoami(hub: str, token: str) -> str:
         try:
             obj = t.request("GET", f"{hub}/api/user").json()
         except WireError as e:
-            if e.exit_code == NO_ACCESS or e.status in (401, 403):
-                raise UserError(
+            if e.kind == NoAccess.kind or e.status in (401, 403):
+                raise NoAccess(
                     f"{hub} refused this token (check it, or create a new one: "
                     "musehub token create)",
-                    NO_ACCESS,
                 ) from None
             raise
     return str(obj.get("username") or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from muse.cli.errors import NOT_FOUND, UserError
+from muse.errors import MuseError, NotFound
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,13 +30,13 @@ def run(args: argparse.Namespace) -> int:
             ref = branch_ref(target)
             tip = repo.refs.read(ref)
             if tip is None:
-                raise UserError(f"branch '{target}' not found", NOT_FOUND)
+                raise NotFound(f"branch '{target}' not found")
             if target == current:
-                raise UserError(f"cannot delete the branch '{target}' you are on")
+                raise MuseError(f"cannot delete the branch '{target}' you are on")
             if args.delete:
                 head = repo.head_commit()
                 if head is None or not is_ancestor(repo.store, tip, head):
-                    raise UserError(
+                    raise MuseError(
                         f"branch '{target}' is not merged into HEAD (use -D to delete it anyway)"
                     )
             repo.refs.update(ref, None, tip)
@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
             ref = branch_ref(args.name)
             start = resolve(repo, args.start) if args.start else repo.head_commit()
             if start is None:
-                raise UserError("cannot create a branch: HEAD has no commits yet", NOT_FOUND)
+                raise NotFound("cannot create a branch: HEAD has no commits yet")
             if repo.refs.read(ref) is not None:
-                raise UserError(f"a branch named '{args.name}' already exists")
+                raise MuseError(f"a branch named '{args.name}' already exists")
             repo.refs.update(ref, start, None)
             return 0
     except (RefNameError, RefConflict) as e:
-        raise UserError(str(e)) from None
+        raise MuseError(str(e)) from None
     out = []
     for ref, oid in repo.refs.list(HEADS).items():
         name = ref[len(HEADS) :]

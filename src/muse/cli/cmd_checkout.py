@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from muse.cli.errors import NOT_FOUND, UserError
+from muse.errors import MuseError, NotFound, UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         if args.new_branch:
             new_ref = branch_ref(args.new_branch)
             if repo.refs.read(new_ref) is not None:
-                raise UserError(f"a branch named '{args.new_branch}' already exists")
+                raise MuseError(f"a branch named '{args.new_branch}' already exists")
             start = resolve(repo, args.target) if args.target else repo.head_commit()
             if start is None:  # unborn: just point HEAD at the new (unborn) branch
                 repo.refs.set_head(new_ref)
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"Switched to a new branch '{args.new_branch}'")
             return 0
         if not args.target:
-            raise UserError("what to check out? muse checkout <branch|commit>", 2)
+            raise UsageError("what to check out? muse checkout <branch|commit>")
         ref: str | None = None
         if not args.target.startswith("refs/"):
             try:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             ref = args.target
         oid = repo.refs.read(ref) if ref else resolve(repo, args.target)
         if oid is None:
-            raise UserError(f"unknown branch or commit {args.target!r}", NOT_FOUND)
+            raise NotFound(f"unknown branch or commit {args.target!r}")
         checkout_tree(repo, repo.read_commit(oid).tree, force=args.force)
         if ref is not None:
             repo.refs.set_head(ref)
@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"HEAD is now at {short(oid)} (detached)")
         return 0
     except CheckoutConflict as e:
-        raise UserError(str(e)) from None
+        raise MuseError(str(e)) from None
     except (UnsafePath, RefNameError, RefConflict) as e:
-        raise UserError(str(e)) from None
+        raise MuseError(str(e)) from None

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from muse.client.cli_util import add_transfer_options
+from muse.cli.transfer import add_transfer_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,18 +17,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from muse.client.cli_util import summary, translated
+    from muse.cli.transfer import summary
     from muse.client.clone import clone
     from muse.client.progress import Progress
 
     t0 = time.monotonic()
-    with translated():
-        progress = Progress(args.quiet or args.json)
-        if not args.quiet and not args.json:
-            from muse.client.clone import default_directory
+    progress = Progress(args.quiet or args.json)
+    if not args.quiet and not args.json:
+        from muse.client.clone import default_directory
 
-            sys.stderr.write(f"Cloning into '{args.directory or default_directory(args.url)}'...\n")
-        res = clone(args.url, args.directory, args.branch, args.path, progress)
+        sys.stderr.write(f"Cloning into '{args.directory or default_directory(args.url)}'...\n")
+    res = clone(args.url, args.directory, args.branch, args.path, progress)
     tr = res.transfer
     if args.json:
         summary(

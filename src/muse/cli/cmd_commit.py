@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from muse.cli.errors import UserError
+from muse.errors import MuseError, Rejected, UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from muse.core.worktree import snapshot
 
     if args.message is None and args.file is None:
-        raise UserError("a message is required: muse commit -m <message>", 2)
+        raise UsageError("a message is required: muse commit -m <message>")
     if args.file is not None:
         if args.file == "-":
             message = sys.stdin.read()
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         author = repo.signature("AUTHOR")
         committer = repo.signature("COMMITTER")
     except _config.ConfigError as e:
-        raise UserError(str(e)) from None
+        raise MuseError(str(e)) from None
     head = repo.head_commit()
     result, idx = snapshot(repo)
     from muse.core.merge import clear_state, commit_parents, merge_head
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         repo.refs.update_head(oid, head)
     except RefConflict as e:
-        raise UserError(f"HEAD moved while committing: {e}", 5) from None
+        raise Rejected(f"HEAD moved while committing: {e}") from None
     if merging:
         clear_state(repo)
     idx.base = result.tree

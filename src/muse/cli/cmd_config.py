@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from muse.cli.errors import NOT_FOUND, UserError
+from muse.errors import MuseError, NotFound
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.unset:
             if not c.unset_value(cfg, args.key):
-                raise UserError(f"no such option: {args.key}", NOT_FOUND)
+                raise NotFound(f"no such option: {args.key}")
             save()
             return 0
         if args.value is None:
@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
                     "x", args.value
                 )
             except ValueError as e:
-                raise UserError(str(e)) from None
+                raise MuseError(str(e)) from None
         c.set_value(cfg, args.key, args.value)
         save()
         return 0
     except c.ConfigError as e:
-        raise UserError(str(e)) from None
+        raise MuseError(str(e)) from None

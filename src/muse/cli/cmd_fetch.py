@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from muse.client.cli_util import add_transfer_options
+from muse.cli.transfer import add_transfer_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from muse.client.cli_util import open_repo, summary, translated
+    from muse.cli._util import open_repo
+    from muse.cli.transfer import summary
     from muse.client.fetch import fetch
     from muse.client.progress import Progress
     from muse.client.remotes import default_remote, get_url
@@ -24,9 +25,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     repo = open_repo()
     remote = args.remote or default_remote(repo, repo.current_branch())
-    with translated():
-        progress = Progress(args.quiet or args.json)
-        res = fetch(repo, remote, args.branch or None, args.path, progress)
+    progress = Progress(args.quiet or args.json)
+    res = fetch(repo, remote, args.branch or None, args.path, progress)
     tr = res.transfer
     if not args.quiet and not args.json and res.updated:
         sys.stderr.write(f"From {get_url(repo, remote)}\n")

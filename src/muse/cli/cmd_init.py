@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from muse.cli.errors import UserError
+from muse.errors import MuseError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,12 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.core.refnames import RefNameError
-    from muse.core.repo import RepoError, Repository
+    from muse.core.repo import RepoExists, Repository
 
     try:
         repo = Repository.init(args.directory, args.initial_branch)
-    except (RepoError, RefNameError) as e:
-        raise UserError(str(e)) from None
+    except (RepoExists, RefNameError) as e:
+        raise MuseError(str(e)) from None
     if not args.quiet:
         print(f"Initialized empty muse repository in {os.path.join(repo.root, '.muse')}")
     return 0

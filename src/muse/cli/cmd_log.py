@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from muse.errors import NotFound
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("revisions", nargs="*", help="where to start (default HEAD)")
@@ -22,10 +24,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         head = repo.head_commit()
         if head is None:
-            from muse.cli.errors import NOT_FOUND, UserError
-
             branch = repo.current_branch() or "HEAD"
-            raise UserError(f"your current branch '{branch}' has no commits yet", NOT_FOUND)
+            raise NotFound(f"your current branch '{branch}' has no commits yet")
         tips = [head]
     out = sys.stdout
     for i, (oid, c) in enumerate(walk(repo, tips)):

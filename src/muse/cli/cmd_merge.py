@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from muse.errors import UsageError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", nargs="?", help="branch, remote-tracking branch or commit")
@@ -14,36 +16,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from muse.cli._util import resolve
-    from muse.cli.errors import USAGE, UserError, merge_conflict
-    from muse.client.cli_util import open_repo, translated
+    from muse.cli._util import open_repo, resolve
+    from muse.cli.errors import merge_conflict
     from muse.core import merge as m
 
     repo = open_repo()
-    with translated():
-        if args.abort:
-            if args.target:
-                raise UserError("--abort takes no branch", USAGE)
-            m.abort(repo)
-            if not args.quiet:
-                sys.stderr.write("Merge aborted.\n")
-            return 0
-        if not args.target:
-            raise UserError("what to merge? muse merge <branch|commit>", USAGE)
-        if repo.current_branch() is None:
-            raise UserError("HEAD is detached: check out a branch to merge into", USAGE)
-        theirs = resolve(repo, args.target)
-        msg = (
-            args.message + ("\n" if not args.message.endswith("\n") else "")
-            if args.message
-            else None
-        )
-        label = (
-            f"branch '{args.target}'"
-            if repo.refs.read(f"refs/heads/{args.target}")
-            else args.target
-        )
-        res = m.merge(repo, theirs, label, msg)
+    if args.abort:
+        if args.target:
+            raise UsageError("--abort takes no branch")
+        m.abort(repo)
+        if not args.quiet:
+            sys.stderr.write("Merge aborted.\n")
+        return 0
+    if not args.target:
+        raise UsageError("what to merge? muse merge <branch|commit>")
+    if repo.current_branch() is None:
+        raise UsageError("HEAD is detached: check out a branch to merge into")
+    theirs = resolve(repo, args.target)
+    msg = args.message + ("\n" if not args.message.endswith("\n") else "") if args.message else None
+    label = (
+        f"branch '{args.target}'" if repo.refs.read(f"refs/heads/{args.target}") else args.target
+    )
+    res = m.merge(repo, theirs, label, msg)
     if not args.quiet:
         msgs = {
             "up-to-date": "Already up to date.",

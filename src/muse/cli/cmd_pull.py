@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from muse.client.cli_util import add_transfer_options
+from muse.cli.transfer import add_transfer_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,16 +16,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from muse.cli._util import open_repo
     from muse.cli.errors import merge_conflict
-    from muse.client.cli_util import open_repo, summary, translated
+    from muse.cli.transfer import summary
     from muse.client.progress import Progress
     from muse.client.pull import pull
 
     t0 = time.monotonic()
     repo = open_repo()
-    with translated():
-        progress = Progress(args.quiet or args.json)
-        res = pull(repo, args.remote, args.branch, args.path, progress)
+    progress = Progress(args.quiet or args.json)
+    res = pull(repo, args.remote, args.branch, args.path, progress)
     tr = res.fetched.transfer
     if args.json:
         summary(

@@ -6,7 +6,8 @@ import argparse
 import sys
 import time
 
-from muse.client.cli_util import add_transfer_options
+from muse.cli.transfer import add_transfer_options
+from muse.errors import MuseError, UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from muse.cli.errors import USAGE, UserError
-    from muse.client.cli_util import open_repo, summary, translated
+    from muse.cli._util import open_repo
+    from muse.cli.transfer import summary
     from muse.client.progress import Progress
     from muse.client.push import push
     from muse.client.remotes import default_remote, get_url, set_upstream
@@ -33,29 +34,28 @@ def run(args: argparse.Namespace) -> int:
     current = repo.current_branch()
     remote = args.remote or default_remote(repo, current)
     pairs: list[tuple[str, str]] = []
-    with translated():
-        if args.all:
-            if args.branch:
-                raise UserError("--all pushes every branch: name no branch", USAGE)
-            pairs = [(r[len(HEADS) :],) * 2 for r in repo.refs.list(HEADS)]  # type: ignore[misc]
-            if not pairs:
-                raise UserError("there are no branches with commits to push")
-        else:
-            spec = args.branch or current
-            if spec is None:
-                raise UserError("HEAD is detached: name the branch to push", USAGE)
-            local, _, dst = spec.partition(":")
-            try:
-                check_branch_name(local)
-                check_branch_name(dst or local)
-            except RefNameError as e:
-                raise UserError(str(e), USAGE) from None
-            pairs = [(local, dst or local)]
-        progress = Progress(args.quiet or args.json)
-        res = push(repo, remote, pairs, force=args.force, path=args.path, progress=progress)
-        if args.set_upstream:
-            for local, dst in pairs:
-                set_upstream(repo, local, remote, dst)
+    if args.all:
+        if args.branch:
+            raise UsageError("--all pushes every branch: name no branch")
+        pairs = [(r[len(HEADS) :],) * 2 for r in repo.refs.list(HEADS)]  # type: ignore[misc]
+        if not pairs:
+            raise MuseError("there are no branches with commits to push")
+    else:
+        spec = args.branch or current
+        if spec is None:
+            raise UsageError("HEAD is detached: name the branch to push")
+        local, _, dst = spec.partition(":")
+        try:
+            check_branch_name(local)
+            check_branch_name(dst or local)
+        except RefNameError as e:
+            raise UsageError(str(e)) from None
+        pairs = [(local, dst or local)]
+    progress = Progress(args.quiet or args.json)
+    res = push(repo, remote, pairs, force=args.force, path=args.path, progress=progress)
+    if args.set_upstream:
+        for local, dst in pairs:
+            set_upstream(repo, local, remote, dst)
     if not args.quiet and not args.json:
         url = get_url(repo, remote)
         if not res.updates:

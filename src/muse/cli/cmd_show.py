@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from muse.errors import NotFound
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("object", nargs="?", default="HEAD", help="revision or object id (HEAD)")
@@ -26,9 +28,7 @@ def run(args: argparse.Namespace) -> int:
     oid = resolve(repo, args.object, kind=None)
     found = repo.store.get(oid)
     if found is None:
-        from muse.cli.errors import NOT_FOUND, UserError
-
-        raise UserError(f"object {oid.hex()} is missing", NOT_FOUND)
+        raise NotFound(f"object {oid.hex()} is missing")
     kind, body = found
     out = sys.stdout
     if kind == BLOB:

@@ -1,38 +1,34 @@
-"""User-facing errors of the `muse` command and their exit codes.
+"""Exit codes of the `muse` command: the one table from the library's error kinds.
 
-Commands raise UserError for anything the user can fix; main prints it as one line
-(``muse: error: <message>``) and exits with its code, never with a traceback.
+Every layer raises a :class:`muse.errors.MuseError` of some kind; ``muse.cli.main`` prints
+it as one line (``muse: error: <message>``) and exits with the code for its kind, never with
+a traceback. The codes are documented in docs/client.md.
 """
 
 from __future__ import annotations
 
-GENERAL = 1
-USAGE = 2
-NOT_FOUND = 3
-NO_ACCESS = 4
-REJECTED = 5
-NETWORK = 6
-HUB_REFUSED = 7
-CONFLICT = 8
+from muse.errors import Conflict, MuseError
+
+EXIT_CODES = {
+    "general": 1,
+    "usage": 2,
+    "not_found": 3,
+    "no_access": 4,
+    "rejected": 5,
+    "network": 6,
+    "hub_refused": 7,
+    "conflict": 8,
+}
 
 
-class UserError(Exception):
-    """A mistake or refusal the user should see as one line, with a specific exit code."""
-
-    def __init__(self, message: str, exit_code: int = GENERAL) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-
-    def __str__(self) -> str:
-        return self.message
+def exit_code(e: MuseError) -> int:
+    return EXIT_CODES.get(e.kind, 1)
 
 
-def merge_conflict(paths: list[str]) -> UserError:
+def merge_conflict(paths: list[str]) -> Conflict:
     """The one message for a merge that stopped on conflicts (muse merge and muse pull)."""
     shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
-    return UserError(
+    return Conflict(
         f"merge conflict in {shown}: fix the marked files, then 'muse commit' "
-        "(or 'muse merge --abort')",
-        CONFLICT,
+        "(or 'muse merge --abort')"
     )

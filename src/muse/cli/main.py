@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from muse import __version__
+from muse.errors import MuseError, UsageError
 
 # command -> (module, one-line help). Order is the order shown by `muse --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,16 +32,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("muse.cli.cmd_fetch", "download objects and refs from a hub"),
     "clone": ("muse.cli.cmd_clone", "copy a hub repository into a new directory"),
     "merge": ("muse.cli.cmd_merge", "merge a branch into the current one"),
-}
-
-
-# Exit codes for errors that reach main unwrapped, by class name (no imports needed).
-_EXIT_BY_ERROR = {
-    "NotARepository": 3,
-    "UnknownRevision": 3,
-    "RefConflict": 5,
-    "CheckoutConflict": 1,
-    "RefNameError": 2,
 }
 
 
@@ -67,15 +58,13 @@ def _make_parser(name: str) -> tuple[Any, Any]:
     except ModuleNotFoundError as e:
         if e.name != module_name:
             raise
-        from muse.cli.errors import UserError
 
-        raise UserError(f"command {name!r} is not available in this build") from None
+        raise MuseError(f"command {name!r} is not available in this build") from None
 
     class _Parser(argparse.ArgumentParser):
         def error(self, message: str) -> Any:  # one line, usage exit code
-            from muse.cli.errors import USAGE, UserError
 
-            raise UserError(f"{message} (see 'muse {name} --help')", USAGE)
+            raise UsageError(f"{message} (see 'muse {name} --help')")
 
     parser = _Parser(prog=f"muse {name}", description=help_)
     module.add_arguments(parser)
@@ -124,12 +113,11 @@ def _run(argv: list[str] | None) -> int:
             pass
         return 0
     except Exception as e:  # noqa: BLE001 - the one place that turns any error into one line
-        from muse.cli.errors import UserError
+        if isinstance(e, MuseError):
+            from muse.cli.errors import exit_code
 
-        if isinstance(e, UserError):
-            sys.stderr.write(f"muse: error: {e.message}\n")
-            return e.exit_code
-        code = _EXIT_BY_ERROR.get(type(e).__name__, 1)
+            sys.stderr.write(f"muse: error: {e.describe()}\n")
+            return exit_code(e)
         if os.environ.get("MUSE_DEBUG") == "1":
             import traceback
 
@@ -138,7 +126,7 @@ def _run(argv: list[str] | None) -> int:
         if isinstance(e, OSError) and e.filename:
             msg = f"{e.strerror or msg}: {e.filename}"
         sys.stderr.write(f"muse: error: {msg.splitlines()[0] if msg else type(e).__name__}\n")
-        return code
+        return 1
 
 
 def _main(args: list[str]) -> int:
@@ -159,9 +147,7 @@ def _main(args: list[str]) -> int:
         parser.print_help()
         return 0
     if name.startswith("-"):
-        from muse.cli.errors import USAGE, UserError
-
-        raise UserError(f"unknown option {name!r} (see 'muse --help')", USAGE)
+        raise UsageError(f"unknown option {name!r} (see 'muse --help')")
     _check_command(name)
     module, parser = _make_parser(name)
     ns = parser.parse_args(args[1:])
@@ -171,9 +157,7 @@ def _main(args: list[str]) -> int:
 
 def _check_command(name: str) -> None:
     if name not in COMMANDS:
-        from muse.cli.errors import USAGE, UserError
-
-        raise UserError(f"unknown command {name!r} (see 'muse --help')", USAGE)
+        raise UsageError(f"unknown command {name!r} (see 'muse --help')")
 
 
 if __name__ == "__main__":

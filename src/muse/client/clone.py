@@ -11,12 +11,12 @@ import os
 import shutil
 import time
 
-from muse.cli.errors import NOT_FOUND, UserError
 from muse.client.fetch import Transfer, check_connected, download, pack_limits
 from muse.client.progress import Progress
 from muse.client.session import Session
 from muse.client.transport import HubURL, Record
 from muse.core.refnames import HEADS
+from muse.errors import MuseError, NotFound
 
 
 class CloneResult(Record):
@@ -55,13 +55,13 @@ def clone(
     existed = os.path.exists(target)
     if existed:
         if not os.path.isdir(target):
-            raise UserError(f"cannot clone into {target}: it exists and is not a directory")
+            raise MuseError(f"cannot clone into {target}: it exists and is not a directory")
         if os.listdir(target):
-            raise UserError(f"cannot clone into {target}: the directory is not empty")
+            raise MuseError(f"cannot clone into {target}: the directory is not empty")
     try:
         os.makedirs(target, exist_ok=existed)
     except OSError as e:
-        raise UserError(f"cannot create {target}: {e.strerror}") from None
+        raise MuseError(f"cannot create {target}: {e.strerror}") from None
     try:
         return _clone_into(url, target, branch, path, progress, remote)
     except BaseException:
@@ -96,7 +96,7 @@ def _clone_into(
         heads = {r[len(HEADS) :]: oid for r, oid in rr.refs.items() if r.startswith(HEADS)}
         if branch is not None and branch not in heads:
             shown = ", ".join(sorted(heads)) or "none: the repository is empty"
-            raise UserError(f"the hub has no branch {branch!r} (branches: {shown})", NOT_FOUND)
+            raise NotFound(f"the hub has no branch {branch!r} (branches: {shown})")
         checkout_branch = branch
         if checkout_branch is None:
             db = rr.default_branch

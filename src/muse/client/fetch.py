@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from muse.cli.errors import HUB_REFUSED, NETWORK
 from muse.client.progress import Progress
 from muse.client.session import RemoteRefs, Session
 from muse.client.transport import ExpiredURL, Record, Response, WireError, network_error
@@ -77,7 +76,7 @@ class _Counted:
 
 
 def pack_limits(rr: RemoteRefs) -> Any:
-    from muse.wire.pack import PackLimits
+    from muse.core.pack.codec import PackLimits
 
     return PackLimits(
         max_object_bytes=rr.limits.get("max_object_bytes"),
@@ -107,7 +106,7 @@ def download(
     presigned URL expired; packs already stored are named by their checksum, so receiving
     the same bundle again replaces it with identical bytes.
     """
-    from muse.wire.pack import PackError
+    from muse.core.pack.codec import PackError
 
     t0 = time.monotonic()
     tr = session.transport
@@ -151,7 +150,7 @@ def download(
             if e.code == "too_large":
                 raise WireError(
                     f"the hub sent more than this repository's limits allow: {e}",
-                    HUB_REFUSED,
+                    "hub_refused",
                     e.code,
                 ) from None
             last = e
@@ -169,7 +168,7 @@ def download(
     if isinstance(last, PackError):
         raise WireError(
             f"the pack from {session.url.hub} was broken ({last}); try again",
-            NETWORK,
+            "network",
             "bad_pack",
         )
     raise network_error(last, session.url.repo_url, tr.context)
@@ -181,7 +180,7 @@ def check_connected(repo: Repository, packs: list[Any], tips: list[bytes]) -> No
     Work is proportional to what arrived: only the new trees and commits are read, and what
     they name is looked up in the new packs or the store.
     """
-    from muse.wire.pack import PackError
+    from muse.core.pack.codec import PackError
     from muse.wire.verify import check_connectivity
 
     try:
@@ -191,7 +190,7 @@ def check_connected(repo: Repository, packs: list[Any], tips: list[bytes]) -> No
         raise WireError(
             f"the hub sent an incomplete history ({e}); nothing was changed (try again; if it "
             "persists the hub repository is damaged)",
-            HUB_REFUSED,
+            "hub_refused",
             "missing_objects",
         ) from None
     missing = [t for t in tips if not repo.store.has(t)]
@@ -199,7 +198,7 @@ def check_connected(repo: Repository, packs: list[Any], tips: list[bytes]) -> No
         raise WireError(
             f"the hub did not send {missing[0].hex()[:12]} (try again; if it persists the hub "
             "repository is damaged)",
-            HUB_REFUSED,
+            "hub_refused",
             "missing_objects",
         )
 
@@ -241,7 +240,7 @@ def fetch(
                             if heads
                             else " (it is empty)"
                         ),
-                        3,
+                        "not_found",
                         "not_found",
                     )
             heads = {b: heads[b] for b in branches}

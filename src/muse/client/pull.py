@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 
-from muse.cli.errors import CONFLICT, GENERAL, USAGE, UserError
 from muse.client.fetch import FetchResult, fetch
 from muse.client.progress import Progress
 from muse.client.transport import Record
 from muse.core.repo import Repository
+from muse.errors import Conflict, MuseError, UsageError
 
 
 class PullResult(Record):
@@ -54,12 +54,11 @@ def pull(
     progress = progress or Progress(quiet=True)
     current = repo.current_branch()
     if current is None:
-        raise UserError("HEAD is detached: check out a branch before pulling", USAGE)
+        raise UsageError("HEAD is detached: check out a branch before pulling")
     if merge_head(repo) is not None:
-        raise UserError(
+        raise Conflict(
             "a merge is in progress: resolve the conflicts and 'muse commit', "
             "or 'muse merge --abort'",
-            CONFLICT,
         )
     up = upstream(repo, current)
     if remote is None:
@@ -74,9 +73,9 @@ def pull(
     try:
         res = merge(repo, theirs, f"branch '{branch}' of {url}")
     except CheckoutConflict as e:
-        raise UserError(str(e), GENERAL) from None
+        raise MuseError(str(e)) from None
     except (MergeError, UnsafePath) as e:
-        raise UserError(str(e), GENERAL) from None
+        raise MuseError(str(e)) from None
     return PullResult(
         fr, res.kind, time.monotonic() - t1, res.written, res.conflicts, remote, branch
     )

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from muse.cli.errors import HUB_REFUSED, NOT_FOUND, REJECTED, USAGE, UserError
 from muse.client.progress import Progress
 from muse.client.session import Session, update_json
 from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
@@ -25,6 +24,7 @@ from muse.core.log import is_ancestor
 from muse.core.objects import BLOB, COMMIT
 from muse.core.refnames import HEADS
 from muse.core.repo import Repository
+from muse.errors import MuseError, NotFound, Rejected, UsageError
 
 
 class Update:
@@ -94,7 +94,7 @@ def _pack_stream(
     repo: Repository, objs: list[tuple[int, bytes]], progress: Progress, counter: list[int]
 ) -> Iterator[bytes]:
     """The pack, produced piece by piece while the request body is being sent."""
-    from muse.wire.pack import PackWriter
+    from muse.core.pack.codec import PackWriter
 
     store = repo.store
     sink = _Sink()
@@ -104,7 +104,7 @@ def _pack_stream(
     for _kind, oid in objs:
         found = store.get(oid)
         if found is None:
-            raise UserError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
+            raise MuseError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
         w.add(found[0], found[1], oid)
         if progress.enabled:
             progress.add_objects()
@@ -127,7 +127,7 @@ def _write_temp_pack(
     """The pack as a file (for a presigned PUT that needs a Content-Length)."""
     import tempfile
 
-    from muse.wire.pack import PackWriter
+    from muse.core.pack.codec import PackWriter
 
     tmpdir = os.path.join(repo.muse_dir, "tmp")
     os.makedirs(tmpdir, exist_ok=True)
@@ -140,7 +140,7 @@ def _write_temp_pack(
             for _, oid in objs:
                 found = store.get(oid)
                 if found is None:
-                    raise UserError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
+                    raise MuseError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
                 w.add(found[0], found[1], oid)
                 if progress.enabled:
                     progress.add_objects()
@@ -190,7 +190,7 @@ def plan_updates(
     for local, remote_branch in branches:
         new = repo.refs.read(HEADS + local)
         if new is None:
-            raise UserError(f"branch {local!r} has no commits to push", NOT_FOUND)
+            raise NotFound(f"branch {local!r} has no commits to push")
         ref = HEADS + remote_branch
         old = remote_refs.get(ref)
         if old == new:
@@ -198,11 +198,10 @@ def plan_updates(
             continue
         if old is not None and not force:
             if not repo.store.has(old) or not is_ancestor(repo.store, old, new):
-                raise UserError(
+                raise Rejected(
                     f"rejected: the hub's {remote_branch} has commits that your {local} does "
                     "not have (run 'muse pull' to merge them first, or 'muse push --force' to "
                     "overwrite them)",
-                    REJECTED,
                 )
         updates.append(Update(local, ref, old, new, force))
     return updates, same
@@ -222,7 +221,7 @@ def push(
 
     progress = progress or Progress(quiet=True)
     if path not in ("auto", "stream", "presign"):
-        raise UserError(f"--path must be stream or presign, not {path!r}", USAGE)
+        raise UsageError(f"--path must be stream or presign, not {path!r}")
     t0 = time.monotonic()
     with Session(get_url(repo, remote), write=True) as s:
         rr = s.refs()
@@ -274,10 +273,10 @@ def closure_pack_path(
     """A local pack holding exactly what is reachable from ``wants``, and its (kind, id)s.
 
     For a push to a hub that has none of our objects: proving it from the pack (one pass over
-    its trees and commits, see negotiate.closure_pack) is about twice as cheap as the history
+    its trees and commits, see verify.closure_pack) is about twice as cheap as the history
     walk, and the pack is then sent as it is. None when no pack qualifies.
     """
-    from muse.wire.negotiate import closure_pack
+    from muse.wire.verify import closure_pack
 
     packs = repo.store.packs
     if packs is None or not wants:
@@ -402,7 +401,7 @@ def _presign_push(
     raise WireError(
         f"storage kept refusing the upload URLs from {s.url.hub} ({last}); check the hub's "
         "storage settings and the clocks",
-        HUB_REFUSED,
+        "hub_refused",
         "upload_failed",
     )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from muse.cli.errors import NOT_FOUND, USAGE, UserError
 from muse.core.refnames import HEADS, REMOTES, RefNameError, check_branch_name
 from muse.core.repo import Repository
+from muse.errors import MuseError, NotFound, UsageError
 
 DEFAULT_REMOTE = "origin"
 
@@ -20,9 +20,9 @@ def check_remote_name(name: str) -> str:
     try:
         check_branch_name(name)
     except RefNameError:
-        raise UserError(f"invalid remote name {name!r}", USAGE) from None
+        raise UsageError(f"invalid remote name {name!r}") from None
     if "/" in name:
-        raise UserError(f"invalid remote name {name!r}: it may not contain '/'", USAGE)
+        raise UsageError(f"invalid remote name {name!r}: it may not contain '/'")
     return name
 
 
@@ -39,10 +39,9 @@ def get_url(repo: Repository, name: str) -> str:
     url = list_remotes(repo).get(name)
     if not url:
         known = ", ".join(sorted(list_remotes(repo))) or "none"
-        raise UserError(
+        raise NotFound(
             f"no remote named {name!r} (remotes: {known}; add one with "
             f"'muse remote add {name} URL')",
-            NOT_FOUND,
         )
     return url
 
@@ -53,7 +52,7 @@ def add(repo: Repository, name: str, url: str) -> None:
     check_remote_name(name)
     HubURL.parse(url)
     if name in _remotes(repo):
-        raise UserError(f"remote {name!r} already exists (use 'muse remote set-url')")
+        raise MuseError(f"remote {name!r} already exists (use 'muse remote set-url')")
     repo.config.setdefault("remote", {})[name] = {"url": url}
     repo.save_config()
 
@@ -84,7 +83,7 @@ def rename(repo: Repository, old: str, new: str) -> None:
     get_url(repo, old)
     check_remote_name(new)
     if new in _remotes(repo):
-        raise UserError(f"remote {new!r} already exists")
+        raise MuseError(f"remote {new!r} already exists")
     repo.config["remote"][new] = repo.config["remote"].pop(old)
     for v in branches_config(repo).values():
         if isinstance(v, dict) and v.get("remote") == old:
@@ -143,7 +142,6 @@ def default_remote(repo: Repository, branch: str | None) -> str:
         return DEFAULT_REMOTE
     if len(names) == 1:
         return next(iter(names))
-    raise UserError(
+    raise UsageError(
         "which remote? there are several and no upstream is set (name one, or use -u once)",
-        USAGE,
     )

@@ -11,7 +11,6 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
-from muse.cli.errors import HUB_REFUSED
 from muse.client import credentials
 from muse.client.transport import (
     ErrorContext,
@@ -95,14 +94,14 @@ class Session:
         if not isinstance(obj, dict) or "refs" not in obj:
             raise WireError(
                 f"{self.url.hub} did not answer like a MuseHub (check the URL)",
-                HUB_REFUSED,
+                "hub_refused",
                 "bad_response",
             )
         if obj.get("protocol", 1) != 1:
             raise WireError(
                 f"{self.url.hub} speaks MuseWire protocol {obj.get('protocol')}, this muse "
                 "speaks 1 (upgrade muse)",
-                HUB_REFUSED,
+                "hub_refused",
                 "protocol",
             )
         refs = {str(k): bytes.fromhex(v) for k, v in (obj.get("refs") or {}).items() if v}

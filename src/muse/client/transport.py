@@ -1,4 +1,4 @@
-"""HTTP for MuseWire: one keep-alive connection per host, streaming bodies, retries, exit codes.
+"""HTTP for MuseWire: one keep-alive connection per host, streaming bodies, retries, errors.
 
 Built on :mod:`muse.client.http11` (only ``socket`` to import): every socket gets TCP_NODELAY so a
 small request never waits on a delayed ACK, a verb's requests reuse one connection, request
@@ -7,8 +7,8 @@ response bodies are handed to the caller as a stream (fed straight into ``receiv
 
 Transient failures (connection reset or refused, 5xx, 429 with Retry-After) are retried with
 exponential backoff. Every failure that reaches the user becomes a :class:`WireError` (a
-``UserError``) with the exit code of ``muse.cli.errors`` and a one-line message saying what to
-do. A token is only ever sent to the hub itself, and never over plain http:// unless the hub is
+:class:`muse.errors.MuseError` of the right kind) with a one-line message saying what to do.
+A token is only ever sent to the hub itself, and never over plain http:// unless the hub is
 on this machine (loopback).
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from muse.cli.errors import HUB_REFUSED, NETWORK, NO_ACCESS, NOT_FOUND, REJECTED, UserError
 from muse.client import http11
+from muse.errors import MuseError, UsageError
 
 NET_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 """What a broken connection raises here (http11 reports protocol errors as OSError too)."""
@@ -35,13 +35,14 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _STALE = (ConnectionResetError, BrokenPipeError)
 
 
-class WireError(UserError):
-    """A request that failed for good; ``code`` is the hub's error code (or our own)."""
+class WireError(MuseError):
+    """A request that failed for good; ``kind`` says what the user can do about it (see
+    :mod:`muse.errors`), ``code`` is the hub's error code (or our own)."""
 
     def __init__(
-        self, message: str, exit_code: int, code: str = "", status: int = 0, retryable: bool = False
+        self, message: str, kind: str, code: str = "", status: int = 0, retryable: bool = False
     ) -> None:
-        super().__init__(message, exit_code)
+        super().__init__(message, kind=kind)
         self.code = code
         self.status = status
         self.retryable = retryable
@@ -120,16 +121,16 @@ class HubURL(Record):
     def parse(cls, url: str) -> HubURL:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UserError(
-                f"not a hub repository URL: {url!r} (expected http(s)://host[:port]/owner/repo)", 2
+            raise UsageError(
+                f"not a hub repository URL: {url!r} (expected http(s)://host[:port]/owner/repo)"
             )
         segs = [s for s in parts.path.split("/") if s]
         if len(segs) < 2:
-            raise UserError(f"the URL {url!r} names no repository (expected .../owner/repo)", 2)
+            raise UsageError(f"the URL {url!r} names no repository (expected .../owner/repo)")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
-            raise UserError(f"bad port in URL {url!r}", 2) from None
+            raise UsageError(f"bad port in URL {url!r}") from None
         prefix = "/" + "/".join(segs[:-2]) if len(segs) > 2 else ""
         return cls(parts.scheme, parts.hostname, port, prefix, segs[-2], segs[-1])
 
@@ -159,11 +160,11 @@ def origin_of(url: str) -> str:
     """Normalise a hub URL to ``scheme://host:port`` (explicit port, lower-case host)."""
     p = urlsplit(url.strip())
     if p.scheme not in ("http", "https") or not p.hostname:
-        raise UserError(f"not a hub URL: {url!r} (expected http(s)://host[:port])", 2)
+        raise UsageError(f"not a hub URL: {url!r} (expected http(s)://host[:port])")
     try:
         port = p.port or (443 if p.scheme == "https" else 80)
     except ValueError:
-        raise UserError(f"bad port in URL {url!r}", 2) from None
+        raise UsageError(f"bad port in URL {url!r}") from None
     return f"{p.scheme}://{_hostport(p.hostname.lower(), port)}"
 
 
@@ -216,7 +217,7 @@ class Response:
             raise WireError(
                 f"the hub sent an answer that is not JSON (status {self.status}); "
                 "is the URL a MuseHub?",
-                HUB_REFUSED,
+                "hub_refused",
                 "bad_response",
                 self.status,
             ) from None
@@ -325,7 +326,7 @@ class Transport(Record):
         p = urlsplit(url)
         self._last_url = url
         if p.hostname is None or p.scheme not in ("http", "https"):
-            raise WireError(f"bad URL from the hub: {url!r}", HUB_REFUSED, "bad_url")
+            raise WireError(f"bad URL from the hub: {url!r}", "hub_refused", "bad_url")
         port = p.port or (443 if p.scheme == "https" else 80)
         key = (p.scheme, p.hostname, port)
         target = p.path or "/"
@@ -338,7 +339,7 @@ class Transport(Record):
             if origin_of(url) != self.hub_origin:
                 raise WireError(
                     f"refusing to send your token to {origin_of(url)} (not the hub)",
-                    HUB_REFUSED,
+                    "hub_refused",
                     "foreign_url",
                 )
             hdrs["Authorization"] = f"Bearer {self.token}"
@@ -363,7 +364,7 @@ class Transport(Record):
                     raise WireError(
                         f"cannot trust {origin_of(url)}: {getattr(e, 'verify_message', e)} "
                         "(set MUSE_CA_BUNDLE to its CA certificate file if it is yours)",
-                        NETWORK,
+                        "network",
                         "tls",
                     ) from None
                 attempt += 1
@@ -417,7 +418,7 @@ class Transport(Record):
         if presigned and status in (400, 403) and method in ("GET", "PUT"):
             return ExpiredURL(
                 f"storage refused the presigned URL ({status} {code or 'expired'})",
-                HUB_REFUSED,
+                "hub_refused",
                 code or "bad_signature",
                 status,
                 retryable=False,
@@ -427,7 +428,7 @@ class Transport(Record):
             err = WireError(
                 f"object storage at {where} failed ({status}{' ' + code if code else ''})"
                 f"{': ' + message[:200] if message else ''} (try again later)",
-                HUB_REFUSED,
+                "hub_refused",
                 code or "storage_error",
                 status,
             )
@@ -469,7 +470,7 @@ def check_token_allowed(origin: str) -> None:
         raise WireError(
             f"refusing to send your token over plain http:// to {p.hostname}: "
             "use an https:// URL for this hub (tokens go over http only to this machine)",
-            NO_ACCESS,
+            "no_access",
             "insecure_transport",
         )
 
@@ -486,7 +487,7 @@ def network_error(e: BaseException, url: str, ctx: ErrorContext) -> WireError:
     return WireError(
         f"cannot reach {where}: {reason} (is the hub running? check the URL with 'muse remote -v'"
         " and try again)",
-        NETWORK,
+        "network",
         "network",
         retryable=True,
     )
@@ -500,13 +501,13 @@ def map_error(status: int, code: str, message: str, ctx: ErrorContext) -> WireEr
     if status == 401 or code == "unauthorized":
         what = "your token was refused" if ctx.token else "this needs a token"
         return WireError(
-            f"{hub}: {what}{detail} (run 'muse auth login {hub}')", NO_ACCESS, code, status
+            f"{hub}: {what}{detail} (run 'muse auth login {hub}')", "no_access", code, status
         )
     if status == 403 and code in ("forbidden", ""):
         return WireError(
             f"you may not {'write to' if ctx.write else 'read'} {repo}{detail} "
             "(ask its owner for access, or log in with another token: 'muse auth login')",
-            NO_ACCESS,
+            "no_access",
             code,
             status,
         )
@@ -514,28 +515,33 @@ def map_error(status: int, code: str, message: str, ctx: ErrorContext) -> WireEr
         hint = "check the URL" + (
             "" if ctx.token else f", or log in if it is private: 'muse auth login {hub}'"
         )
-        return WireError(f"repository {repo} not found on {hub} ({hint})", NOT_FOUND, code, status)
+        return WireError(
+            f"repository {repo} not found on {hub} ({hint})", "not_found", code, status
+        )
     if status == 404:
-        return WireError(f"{hub}: not found{detail}", NOT_FOUND, code, status)
+        return WireError(f"{hub}: not found{detail}", "not_found", code, status)
     if code in ("non_fast_forward", "stale_ref") or status == 409:
         return WireError(
             f"{repo} was updated by someone else{detail} (run 'muse pull' first, "
             "or 'muse push --force' to overwrite)",
-            REJECTED,
+            "rejected",
             code,
             status,
         )
     if status == 429:
         return WireError(
-            f"{hub} is rate limiting requests{detail} (wait, then retry)", HUB_REFUSED, code, status
+            f"{hub} is rate limiting requests{detail} (wait, then retry)",
+            "hub_refused",
+            code,
+            status,
         )
     if status >= 500:
         return WireError(
             f"{hub} failed ({status}{' ' + code if code else ''}){detail} (try again later)",
-            HUB_REFUSED,
+            "hub_refused",
             code,
             status,
         )
     return WireError(
-        f"{hub} refused the request ({status} {code}){detail}", HUB_REFUSED, code, status
+        f"{hub} refused the request ({status} {code}){detail}", "hub_refused", code, status
     )

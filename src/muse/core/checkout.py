@@ -43,11 +43,12 @@ from muse.core.worktree import (
     diff_trees,
     tree_reader,
 )
+from muse.errors import MuseError
 
 _WFLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-class CheckoutConflict(Exception):
+class CheckoutConflict(MuseError):
     """Local changes or untracked files would be overwritten; nothing was written."""
 
     def __init__(self, message: str, paths: list[str]) -> None:

@@ -13,13 +13,14 @@ import time
 from typing import Any
 
 from muse.core.objects import Signature, check_identity
+from muse.errors import MuseError
 
 Config = dict[str, Any]
 
 _BARE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
-class ConfigError(ValueError):
+class ConfigError(MuseError, ValueError):
     """A config file that cannot be parsed, or a key/value that cannot be stored."""
 
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from typing import Protocol
 
 from muse.core.objects import COMMIT, Commit, commit_refs
+from muse.core.reader import ObjectReader
 from muse.core.repo import Repository
-
-
-class _Reader(Protocol):
-    def get(self, oid: bytes) -> tuple[int, bytes] | None: ...
 
 
 def walk(repo: Repository, tips: list[bytes]) -> Iterator[tuple[bytes, Commit]]:
@@ -36,7 +32,7 @@ def walk(repo: Repository, tips: list[bytes]) -> Iterator[tuple[bytes, Commit]]:
                 heapq.heappush(heap, (-pc.committer.time, n, p, pc))
 
 
-def is_ancestor(reader: _Reader, ancestor: bytes, descendant: bytes) -> bool:
+def is_ancestor(reader: ObjectReader, ancestor: bytes, descendant: bytes) -> bool:
     """Whether ancestor is reachable from descendant through parents (a commit is its own
     ancestor). Takes any object reader (a local store, the hub's pack set), so the client's
     push, the hub's fast-forward check and ``muse branch -d`` share one walk; it parses only

@@ -31,6 +31,7 @@ from muse.core.objects import (
     encode_tree,
 )
 from muse.core.repo import Repository
+from muse.errors import MuseError
 
 MERGE_HEAD = "MERGE_HEAD"
 MERGE_MSG = "MERGE_MSG"
@@ -40,7 +41,7 @@ MERGE_CONFLICTS = "MERGE_CONFLICTS"
 Entry = tuple[int, bytes]  # (mode, id)
 
 
-class MergeError(Exception):
+class MergeError(MuseError):
     """A merge that cannot start or cannot be represented (message is one line)."""
 
 

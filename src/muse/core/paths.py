@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from muse.errors import MuseError
+
 # Characters HFS+ ignores in names, and the trailing dots/spaces Windows strips.
 _IGNORABLE = dict.fromkeys(
     [0x200C, 0x200D, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E]
@@ -18,7 +20,7 @@ _IGNORABLE = dict.fromkeys(
 )
 
 
-class UnsafePath(ValueError):
+class UnsafePath(MuseError, ValueError):
     """A tree holds a name that must never be written into a working tree."""
 
 

@@ -5,6 +5,8 @@ Used by the local store, the hub and the client, so a name refused in one is ref
 
 from __future__ import annotations
 
+from muse.errors import UsageError
+
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 REMOTES = "refs/remotes/"
@@ -12,7 +14,7 @@ MAX_LEN = 255
 _FORBIDDEN = set(" ~^:?*[\\") | {chr(c) for c in range(32)} | {"\x7f"}
 
 
-class RefNameError(ValueError):
+class RefNameError(UsageError, ValueError):
     """A ref or branch name that is not allowed; the message says why."""
 
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
+from muse.errors import MuseError, Rejected
 
 
 class _Any:
@@ -23,12 +24,14 @@ ANY = _Any()
 """expected_old value meaning: do not check the current value."""
 
 
-class RefError(Exception):
+class RefError(MuseError):
     """A ref or HEAD that cannot be read (corrupt file)."""
 
 
-class RefConflict(RefError):
+class RefConflict(RefError, Rejected):
     """A ref did not hold the value the caller expected, or is locked by someone else."""
+
+    hint = "another muse command is running? try again"
 
 
 class RefStore:

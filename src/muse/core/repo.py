@@ -14,20 +14,21 @@ from muse.core.objects import COMMIT, TREE, Commit, Signature, decode_commit, de
 from muse.core.refnames import HEADS, TAGS, branch_ref, check_branch_name
 from muse.core.refs import RefStore
 from muse.core.store import ObjectStore
+from muse.errors import MuseError, NotFound
 
 MUSE_DIR = ".muse"
 
 
-class RepoError(Exception):
-    """A repository-level problem the user can act on (message is one line)."""
+class RepoExists(MuseError):
+    """muse init where a repository already is."""
 
 
-class NotARepository(RepoError):
-    pass
+class NotARepository(NotFound):
+    """The directory is not inside a muse repository."""
 
 
-class UnknownRevision(RepoError):
-    pass
+class UnknownRevision(NotFound):
+    """A revision (branch, tag, id prefix, HEAD~n) that names no commit."""
 
 
 class Repository:
@@ -50,7 +51,7 @@ class Repository:
         root = os.path.abspath(path)
         muse = os.path.join(root, MUSE_DIR)
         if os.path.exists(os.path.join(muse, "HEAD")):
-            raise RepoError(f"a muse repository already exists in {root}")
+            raise RepoExists(f"a muse repository already exists in {root}")
         for sub in ("objects", "packs", "refs/heads", "refs/tags"):
             os.makedirs(os.path.join(muse, sub), exist_ok=True)
         with open(os.path.join(muse, "config"), "w", encoding="utf-8") as f:

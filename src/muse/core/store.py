@@ -5,7 +5,7 @@ bytes that are hashed: the typed header followed by the body, uncompressed. So t
 loose file is its name, and verifying it needs no decoding. Loose files are written to a
 temporary file in the same directory and renamed into place, so a reader never sees half an
 object. Bulk data (fetch, clone, large commits) goes into packs under ``.muse/packs/``, handled
-by :mod:`muse.core.packs`; that module is imported only when a pack is actually used.
+by :mod:`muse.core.pack`; those modules are imported only when a pack is actually used.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from muse.core.objects import KIND_CODES, ObjectFormatError, header, object_id
 
 if TYPE_CHECKING:  # pragma: no cover
-    from muse.core.packs import PackFile, PackSet
+    from muse.core.pack.file import PackFile
+    from muse.core.pack.packset import PackSet
 
 _TMP_PREFIX = ".tmp-"
 
 
 class ObjectStore:
-    """Read and write objects of one repository (satisfies wire's ObjectReader protocol)."""
+    """Read and write objects of one repository (an ObjectReader, see muse.core.reader)."""
 
     def __init__(self, objects_dir: str, packs_dir: str) -> None:
         self.objects_dir = objects_dir
@@ -46,7 +47,7 @@ class ObjectStore:
             if not any(n.endswith(".pack") for n in names):
                 self._no_packs = True
                 return None
-            from muse.core.packs import PackSet
+            from muse.core.pack.packset import PackSet
 
             self._packs = PackSet(self.packs_dir)
         return self._packs
@@ -191,7 +192,7 @@ class ObjectStore:
 
     def write_pack(self, objects: Iterable[tuple[int, bytes]]) -> PackFile:
         """Write many objects as one pack in ``.muse/packs`` (cheaper than many loose files)."""
-        from muse.core.packs import write_pack_file
+        from muse.core.pack.write import write_pack_file
 
         os.makedirs(self.packs_dir, exist_ok=True)
         pf = write_pack_file(self.packs_dir, objects)
@@ -200,7 +201,7 @@ class ObjectStore:
 
     def receive_pack(self, stream: BinaryIO, limits: Any = None) -> PackFile:
         """Store a pack arriving on a stream, verifying every object as it is written."""
-        from muse.core.packs import receive_pack
+        from muse.core.pack.write import receive_pack
 
         os.makedirs(self.packs_dir, exist_ok=True)
         pf = receive_pack(stream, self.packs_dir, limits)

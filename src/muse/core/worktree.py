@@ -276,7 +276,7 @@ def store_objects(store: ObjectStore, objects: Iterable[tuple[int, bytes]]) -> i
     """Store objects loose when few, else stream them into one pack; returns how many."""
     it = iter(objects)
     first = list(islice(it, PACK_THRESHOLD + 1))
-    if len(first) <= PACK_THRESHOLD or not _have_packs():
+    if len(first) <= PACK_THRESHOLD:
         n = 0
         for kind, body in chain(first, it):
             store.put(kind, body)
@@ -291,14 +291,6 @@ def store_objects(store: ObjectStore, objects: Iterable[tuple[int, bytes]]) -> i
 
     store.write_pack(counted())
     return counter[0]
-
-
-def _have_packs() -> bool:
-    try:
-        import muse.core.packs  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------- scan / snapshot

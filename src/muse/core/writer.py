@@ -202,12 +202,7 @@ class HistoryWriter:
         objs = [(k, b) for k, b in self.objects]
         self.objects = []
         if objs:
-            store = self.repo.store
-            if _have_packs():
-                store.write_pack(objs)
-            else:
-                for kind, body in objs:
-                    store.put(kind, body)
+            self.repo.store.write_pack(objs)
         if update_refs:
             for br, tip in self._tips.items():
                 old: bytes | None | _Any = self._start.get(br, ANY)
@@ -221,11 +216,3 @@ class HistoryWriter:
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:
             self.close()
-
-
-def _have_packs() -> bool:
-    try:
-        import muse.core.packs  # noqa: F401
-    except ImportError:
-        return False
-    return True

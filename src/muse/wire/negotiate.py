@@ -22,31 +22,20 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Iterable
-from typing import Any, Protocol
 
+from muse.core.idsection import common_ends, has_id
 from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError, commit_refs
-from muse.wire.pack import PackError
+from muse.core.pack.codec import PackError
+from muse.core.reader import ObjectReader
 
 __all__ = [
-    "ObjectReader",
     "blob_stats",
-    "closure_pack",
     "commit_info",
-    "common_ends",
-    "has_id",
     "objects_to_send",
 ]
 
 _TREE_CACHE = 256
 _SLOP = 5
-
-
-class ObjectReader(Protocol):
-    """Anything objects can be read from: ObjectStore, PackFile, PackSet, a dict wrapper."""
-
-    def get(self, oid: bytes) -> tuple[int, bytes] | None: ...
-
-    def has(self, oid: bytes) -> bool: ...
 
 
 def commit_info(body: bytes) -> tuple[bytes, list[bytes], int]:
@@ -60,62 +49,6 @@ def commit_info(body: bytes) -> tuple[bytes, list[bytes], int]:
     except (ValueError, IndexError):
         when = 0
     return tree, parents, when
-
-
-def common_ends(a: bytes, b: bytes, a_modes: bytes, b_modes: bytes) -> tuple[int, int]:
-    """(p, s): the first p and the last s entries of trees a and b are equal (id and mode).
-
-    a and b are id sections (32 bytes per entry). Consecutive versions of a directory differ
-    by a few entries, so comparing whole runs with memcmp (startswith/endswith on views,
-    binary search on the length) finds the window that changed in a few microseconds instead
-    of slicing every id in Python.
-    """
-    n = len(a_modes)
-    m = len(b_modes)
-    k = min(n, m)
-    mb, mbm = memoryview(b), memoryview(b_modes)
-    p = _prefix(a, mb, k, 32)
-    p = _prefix(a_modes, mbm, p, 1)
-    s = _suffix(a, mb, k - p, 32)
-    s = _suffix(a_modes, mbm, s, 1)
-    return p, s
-
-
-def _prefix(a: bytes, mb: memoryview, limit: int, unit: int) -> int:
-    if a.startswith(mb[: limit * unit]):
-        return limit
-    lo, hi = 0, limit  # a starts with mb[:lo*unit], not with mb[:hi*unit]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a.startswith(mb[: mid * unit]):
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def _suffix(a: bytes, mb: memoryview, limit: int, unit: int) -> int:
-    end = len(mb)
-    if a.endswith(mb[end - limit * unit :]):
-        return limit
-    lo, hi = 0, limit
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a.endswith(mb[end - mid * unit :]):
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def has_id(ids: bytes, oid: bytes) -> bool:
-    """Whether oid is one of the 32-byte entries of an id section (aligned search)."""
-    i = ids.find(oid)
-    while i >= 0:
-        if i % 32 == 0:
-            return True
-        i = ids.find(oid, i + 1)
-    return False
 
 
 class _Tree:
@@ -378,43 +311,3 @@ def blob_stats(reader: ObjectReader, objects: Iterable[tuple[int, bytes]]) -> tu
             n = len(found[1]) if found is not None else 0
         total += n
     return count, total
-
-
-def closure_pack(pack: Any, wants: list[bytes]) -> bool:
-    """Whether ``pack`` (a PackFile) holds exactly the objects reachable from ``wants``.
-
-    What a first push to an empty repository sends is that closure; when one local pack is
-    exactly it (a history written by HistoryWriter, or cloned), the pack can be sent as it is
-    without walking the history. Proven from the pack alone in one pass in pack order, each
-    tree compared with the previous one (only changed entries are looked at):
-
-    * nothing missing: the wants are commits of the pack and every id referenced by its
-      trees and commits is in the pack with the kind the reference implies;
-    * nothing more: every object of the pack other than a want is referenced by an object of
-      the pack. References form a DAG, so following referrers upwards from any object ends
-      at an unreferenced object, a want: everything is reachable from the wants.
-
-    Never sends anything the user did not push (no objects of other branches). False on
-    any doubt (a malformed object included): the caller then walks as usual.
-    """
-    from muse.wire.verify import Connectivity
-
-    sets = pack.ids_by_kind()
-    commits = sets.get(COMMIT, set())
-    if not wants or not all(w in commits for w in wants) or set(sets) - {BLOB, TREE, COMMIT}:
-        return False
-    conn = Connectivity()
-    try:
-        for kind, _oid, body in pack.iter_objects((TREE, COMMIT)):
-            conn.add(kind, body)
-    except PackError:
-        return False
-    tree_refs = set(conn.tree_refs)
-    parents = set(wants)
-    for oid, kind in conn.want.items():
-        (tree_refs if kind == TREE else parents).add(oid)
-    return (
-        conn.blob_refs == sets.get(BLOB, set())
-        and tree_refs == sets.get(TREE, set())
-        and parents == commits
-    )

@@ -1,6 +1,6 @@
 """The receiver's checks beyond the pack codec: object structure and connectivity.
 
-The codec (:mod:`muse.wire.pack`) proves every object hashes to its id. Before a hub (or a
+The codec (:mod:`muse.core.pack.codec`) proves every object hashes to its id. Before a hub (or a
 client) lets new refs point at new objects it must also know that each tree and commit is a
 canonical encoding (:func:`verify_structure`) and that everything reachable from the new tips
 is present, in the new pack or already in the repository (:func:`check_connectivity`). Only
@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from muse.core import objects as O
+from muse.core.idsection import common_ends, common_prefix, common_suffix
 from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError
-from muse.wire.negotiate import ObjectReader, _prefix, _suffix, common_ends
-from muse.wire.pack import PackError
+from muse.core.pack.codec import PackError
+from muse.core.reader import ObjectReader
 
 __all__ = ["Connectivity", "StructureChecker", "check_connectivity", "verify_structure"]
 
@@ -141,9 +142,9 @@ class StructureChecker:
         if s.count(b"\0") != n or not s.endswith(b"\0") or s.startswith(b"\0"):
             return None
         k = min(len(s), len(prev))
-        p = _prefix(s, memoryview(prev), k, 1)
+        p = common_prefix(s, memoryview(prev), k, 1)
         a = s.rfind(b"\0", 0, p) + 1  # s[:a]: whole names shared with prev (a = 0: none)
-        q = _suffix(s, memoryview(prev), k - a, 1)
+        q = common_suffix(s, memoryview(prev), k - a, 1)
         # s[j:]: whole names shared with prev. The \0 before j must lie inside the shared
         # tail, so that it is a name boundary in prev as well.
         j = s.find(b"\0", len(s) - q) + 1 or len(s)
@@ -323,3 +324,41 @@ def check_connectivity(new_objects: Any, existing: ObjectReader, tips: Iterable[
     for kind, body in _new_trees_and_commits(new_objects, existing):
         c.add(kind, body)
     c.check(new_objects, existing, tips)
+
+
+def closure_pack(pack: Any, wants: list[bytes]) -> bool:
+    """Whether ``pack`` (a PackFile) holds exactly the objects reachable from ``wants``.
+
+    What a first push to an empty repository sends is that closure; when one local pack is
+    exactly it (a history written by HistoryWriter, or cloned), the pack can be sent as it is
+    without walking the history. Proven from the pack alone in one pass in pack order, each
+    tree compared with the previous one (only changed entries are looked at):
+
+    * nothing missing: the wants are commits of the pack and every id referenced by its
+      trees and commits is in the pack with the kind the reference implies;
+    * nothing more: every object of the pack other than a want is referenced by an object of
+      the pack. References form a DAG, so following referrers upwards from any object ends
+      at an unreferenced object, a want: everything is reachable from the wants.
+
+    Never sends anything the user did not push (no objects of other branches). False on
+    any doubt (a malformed object included): the caller then walks as usual.
+    """
+    sets = pack.ids_by_kind()
+    commits = sets.get(COMMIT, set())
+    if not wants or not all(w in commits for w in wants) or set(sets) - {BLOB, TREE, COMMIT}:
+        return False
+    conn = Connectivity()
+    try:
+        for kind, _oid, body in pack.iter_objects((TREE, COMMIT)):
+            conn.add(kind, body)
+    except PackError:
+        return False
+    tree_refs = set(conn.tree_refs)
+    parents = set(wants)
+    for oid, kind in conn.want.items():
+        (tree_refs if kind == TREE else parents).add(oid)
+    return (
+        conn.blob_refs == sets.get(BLOB, set())
+        and tree_refs == sets.get(TREE, set())
+        and parents == commits
+    )

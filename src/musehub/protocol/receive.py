@@ -28,9 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 from muse.core.log import is_ancestor
 from muse.core.objects import BLOB, COMMIT, from_hex
-from muse.core.packs import PackFile, receive_pack, receive_pack_file
+from muse.core.pack.codec import PackError, PackLimits
+from muse.core.pack.file import PackFile
+from muse.core.pack.write import receive_pack, receive_pack_file
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
-from muse.wire.pack import PackError, PackLimits
 from muse.wire.verify import Connectivity, StructureChecker
 from musehub.errors import HubError
 from musehub.protocol import dbops

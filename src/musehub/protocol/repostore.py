@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from muse.core.packs import PackFile
+from muse.core.pack.cache import BlockCache
+from muse.core.pack.file import PackFile
 
 log = logging.getLogger("musehub.protocol")
 
@@ -132,12 +133,12 @@ class RepoStore:
         os.replace(pack_path.with_suffix(".idx"), dest.with_suffix(".idx"))
         os.replace(pack_path, dest)
 
-    def pack(self, repo_id: int, name: str) -> PackFile:
+    def pack(self, repo_id: int, name: str, cache: BlockCache | None = None) -> PackFile:
         """A PackFile of a stored pack, downloading it into the cache on first use.
 
-        A new PackFile per request (its index is a few MB at most, read in milliseconds): its
-        decompressed-block cache then lives as long as the request, so a process serving many
-        repositories does not keep a few MiB of blocks per pack it ever touched.
+        A new PackFile per request (its index is a few MB at most, read in milliseconds), with
+        the request's block cache: decompressed blocks then live as long as the request, so a
+        process serving many repositories does not keep blocks of every pack it ever touched.
         """
         path = self.cached_path(name)
         if name not in self._present:
@@ -149,7 +150,7 @@ class RepoStore:
                 with self._lock:
                     self._present.add(name)
                     self._fetching.pop(name, None)
-        return PackFile(str(path))
+        return PackFile(str(path), cache)
 
     def _download(self, repo_id: int, name: str, path: Path) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=self.tmp_dir))
@@ -167,8 +168,10 @@ class RepoStore:
 
         for attempt in range(3):
             infos = self.pack_infos(repo_id)
+            cache = BlockCache()  # one per request, shared by its packs
             try:
-                return PackReader([self.pack(repo_id, i.name) for i in reversed(infos)]), infos
+                packs = [self.pack(repo_id, i.name, cache) for i in reversed(infos)]
+                return PackReader(packs), infos
             except NotFound:
                 # A repack replaced a pack between our query and the download: list again.
                 if attempt == 2:
@@ -202,13 +205,14 @@ class RepoStore:
     def _repack(self, repo_id: int, user_id: int, infos: list[PackInfo]) -> None:
         import secrets
 
-        from muse.core.packs import write_pack_file
+        from muse.core.pack.write import write_pack_file
         from musehub.protocol import dbops
 
         by_size = sorted(infos, key=lambda i: i.bytes)
         rest = by_size[:-1]
         chosen = rest if sum(i.bytes for i in rest) < by_size[-1].bytes else by_size
-        packs = [self.pack(repo_id, i.name) for i in chosen]
+        cache = BlockCache()
+        packs = [self.pack(repo_id, i.name, cache) for i in chosen]
         qdir = self.quarantine_dir()
         try:
 

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from muse.core.objects import BLOB
+from muse.core.pack.codec import PackWriter
 from muse.wire.negotiate import objects_to_send
-from muse.wire.pack import PackWriter
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.repostore import (

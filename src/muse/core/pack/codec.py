@@ -1,7 +1,7 @@
 """The MuseWire pack: one self-checking, streaming container of objects for both transports.
 
 The same bytes are the HTTP body of the stream path, the bundle of the presign path and a pack
-at rest in ``.muse/packs`` (with an index beside it, see :mod:`muse.core.packs`). Layout
+at rest in ``.muse/packs`` (with an index beside it, see :mod:`muse.core.pack.index`). Layout
 (all integers big-endian; docs/wire.md §1 has the byte-level specification and test vectors)::
 
     header   "MUSEPACK" (8 bytes) | version u32 (= 1)
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
 from muse.core.objects import BLOB, COMMIT, TREE, object_id
+from muse.errors import MuseError
 
 MAGIC = b"MUSEPACK"
 VERSION = 1
@@ -71,7 +72,7 @@ _TYPED = {BLOB: b"blob ", TREE: b"tree ", COMMIT: b"commit "}
 _MAX_U32 = 0xFFFFFFFF
 
 
-class PackError(Exception):
+class PackError(MuseError):
     """A pack that is malformed, truncated, corrupt, or over a limit (never anything else).
 
     ``code`` is a short machine-readable reason: ``bad_pack`` (malformed, truncated, checksum
@@ -82,7 +83,9 @@ class PackError(Exception):
     def __init__(self, code: str, message: str | None = None) -> None:
         super().__init__(message if message is not None else code)
         self.code = code
-        self.message = message if message is not None else code
+
+    def describe(self) -> str:
+        return f"broken pack: {self.message}"
 
 
 class PackLimits:

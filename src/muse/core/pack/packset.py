@@ -1,0 +1,85 @@
+"""Every pack of one directory behind one reader (newest first)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from muse.core.pack import index
+from muse.core.pack.cache import BlockCache
+from muse.core.pack.codec import PackError
+from muse.core.pack.file import PackFile
+
+
+class PackSet:
+    """Every ``*.pack`` (with its index) in one directory, behind one read interface."""
+
+    def __init__(self, directory: str, cache: BlockCache | None = None) -> None:
+        self.directory = directory
+        self.cache = cache if cache is not None else BlockCache()
+        self.packs: list[PackFile] = []
+        self._by_name: dict[str, PackFile] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Pick up packs added since (newest first, so recent objects are found fastest)."""
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            names = []
+        found: list[tuple[float, str]] = []
+        for n in names:
+            if n.endswith(".pack") and not n.startswith("."):
+                p = os.path.join(self.directory, n)
+                if os.path.exists(index.idx_path(p)):
+                    try:
+                        found.append((os.stat(p).st_mtime, n))
+                    except FileNotFoundError:
+                        continue
+        found.sort(reverse=True)
+        by_name: dict[str, PackFile] = {}
+        for _, n in found:
+            pf = self._by_name.get(n)
+            if pf is None:
+                try:
+                    pf = PackFile(os.path.join(self.directory, n), self.cache)
+                except (OSError, PackError):
+                    continue
+            by_name[n] = pf
+        self._by_name = by_name
+        self.packs = list(by_name.values())
+
+    def get(self, oid: bytes) -> tuple[int, bytes] | None:
+        for pf in self.packs:
+            found = pf.get(oid)
+            if found is not None:
+                return found
+        return None
+
+    def has(self, oid: bytes) -> bool:
+        return any(pf.has(oid) for pf in self.packs)
+
+    def kind(self, oid: bytes) -> int | None:
+        for pf in self.packs:
+            k = pf.kind(oid)
+            if k is not None:
+                return k
+        return None
+
+    def size(self, oid: bytes) -> int | None:
+        for pf in self.packs:
+            n = pf.size(oid)
+            if n is not None:
+                return n
+        return None
+
+    def ids(self) -> Iterator[bytes]:
+        seen: set[bytes] = set()
+        for pf in self.packs:
+            for oid in pf.ids():
+                if oid not in seen:
+                    seen.add(oid)
+                    yield oid
+
+    def __len__(self) -> int:
+        return len(self.packs)

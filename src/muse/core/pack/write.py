@@ -1,0 +1,230 @@
+"""Packs into a directory: received from a stream or written from objects, verified in one pass.
+
+A pack in ``.muse/packs`` (or the hub's cache) is byte for byte the pack that travelled, so
+receiving one is a single pass: the bytes are written to a temporary file while they are
+decoded and every object re-hashed, and the file is renamed into place with its index only
+when everything verified.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, BinaryIO
+
+from muse.core.objects import COMMIT, MODE_TREE, TREE, commit_refs, object_id
+from muse.core.pack import index
+from muse.core.pack.codec import BlockReader, PackLimits, PackWriter, iter_records
+from muse.core.pack.file import PackFile
+
+#: Temporary files of a pack being received or written (removed on failure; fsck names them).
+TMP_PREFIX = ".tmp-pack-"
+
+
+def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[index.Entry]) -> PackFile:
+    """Write the index and rename both files into place (the index last: it makes it visible)."""
+    name = os.path.join(dest_dir, f"pack-{checksum.hex()}")
+    final_pack, final_idx = name + ".pack", name + ".idx"
+    if os.path.exists(final_pack) and os.path.exists(final_idx):
+        os.unlink(tmp_pack)
+        return PackFile(final_pack)
+    fd, tmp_idx = _mkstemp(dest_dir, ".idx")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(index.encode_index(checksum, entries))
+        os.chmod(tmp_pack, 0o444)
+        os.chmod(tmp_idx, 0o444)
+        os.replace(tmp_pack, final_pack)
+        os.replace(tmp_idx, final_idx)
+    except BaseException:
+        _unlink(tmp_idx)
+        raise
+    return PackFile(final_pack)
+
+
+def _mkstemp(dest_dir: str, suffix: str) -> tuple[int, str]:
+    import tempfile  # only when writing: reading commands do not pay for importing it
+
+    return tempfile.mkstemp(dir=dest_dir, prefix=TMP_PREFIX, suffix=suffix)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def receive_pack(
+    stream: BinaryIO,
+    dest_dir: str,
+    limits: PackLimits | None = None,
+    inspect: Callable[[int, bytes, memoryview], Any] | None = None,
+    inspect_kinds: Iterable[int] = (TREE, COMMIT),
+) -> PackFile:
+    """Store a pack arriving on ``stream`` in ``dest_dir``, verifying it in the same pass.
+
+    Every byte read is written to a temporary file while blocks are decoded and every object
+    re-hashed; only when the trailer checksum matched are the pack and its index renamed to
+    ``pack-<checksum hex>.pack/.idx``. On any failure (PackError, or the stream's own error)
+    nothing is left behind.
+
+    ``inspect(kind, oid, body)`` is called for every object of ``inspect_kinds`` right after
+    its id was re-hashed (``body`` is a view valid only during the call), so a receiver can
+    check structure and collect references in the same pass instead of re-reading the pack;
+    what it raises aborts the receive. Nothing it saw may be trusted before this returns.
+    """
+    want = frozenset(inspect_kinds) if inspect is not None else frozenset()
+    fd, tmp = _mkstemp(dest_dir, ".pack")
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            checksum, entries = _read_entries(stream, limits, f.write, inspect, want)
+        return _finish(dest_dir, tmp, checksum, entries)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def receive_pack_file(
+    path: str,
+    dest_dir: str,
+    limits: PackLimits | None = None,
+    inspect: Callable[[int, bytes, memoryview], Any] | None = None,
+    inspect_kinds: Iterable[int] = (TREE, COMMIT),
+) -> PackFile | None:
+    """:func:`receive_pack` for a pack that is already a local file nobody writes in place.
+
+    The file is hard-linked into ``dest_dir`` and the link verified exactly as a received
+    stream (so what is verified is what is kept), without copying its bytes. None when it
+    cannot be linked (another file system): then receive it as a stream.
+    """
+    want = frozenset(inspect_kinds) if inspect is not None else frozenset()
+    fd, tmp = _mkstemp(dest_dir, ".pack")
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        return None
+    try:
+        with open(tmp, "rb", buffering=0) as f:
+            checksum, entries = _read_entries(f, limits, None, inspect, want)
+        return _finish(dest_dir, tmp, checksum, entries)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _read_entries(
+    stream: BinaryIO,
+    limits: PackLimits | None,
+    tee: Callable[[bytes | bytearray], Any] | None,
+    inspect: Callable[[int, bytes, memoryview], Any] | None,
+    want: frozenset[int],
+) -> tuple[bytes, list[index.Entry]]:
+    """Decode and verify a whole pack: (checksum, index entries)."""
+    reader = BlockReader(stream, limits, tee=tee, stream_large=True)
+    entries: list[index.Entry] = []
+    append = entries.append
+    for block in reader:
+        off, codec = block.offset, block.codec
+        if block.record is not None:  # a big file, verified piece by piece
+            kind, oid, length = block.record
+            append(index.entry(oid, kind, off, 0, length, codec))
+            continue
+        for kind, oid, body, rec in iter_records(block, limits):
+            append(index.entry(oid, kind, off, rec, len(body), codec))
+            if kind in want:
+                inspect(kind, oid, body)  # type: ignore[misc]
+    assert reader.checksum is not None
+    return reader.checksum, entries
+
+
+def write_pack_file(
+    dest_dir: str, objects: Iterable[tuple[int, bytes]], compress: bool = True
+) -> PackFile:
+    """Write objects as one pack (with its index) into ``dest_dir``.
+
+    A list or tuple is first laid out by :func:`layout_for_pack` (trees grouped by path),
+    which is what makes a locally built history's trees compress; any other iterable is
+    streamed in the order given.
+    """
+    if isinstance(objects, list | tuple):
+        items: Iterable[tuple[int, bytes, bytes | None]] = layout_for_pack(objects)
+    else:
+        items = ((k, b, None) for k, b in objects)
+    entries: list[index.Entry] = []
+
+    def on_block(offset: int, codec: int, recs: list[tuple[int, bytes, int, int]]) -> None:
+        entries.extend(
+            index.entry(oid, kind, offset, rec, length, codec) for kind, oid, rec, length in recs
+        )
+
+    fd, tmp = _mkstemp(dest_dir, ".pack")
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            w = PackWriter(f, compress=compress, on_block=on_block)
+            for kind, body, oid in items:
+                w.add(kind, body, oid)
+            checksum = w.finish()
+        return _finish(dest_dir, tmp, checksum, entries)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def layout_for_pack(
+    objects: Sequence[tuple[int, bytes]],
+) -> list[tuple[int, bytes, bytes | None]]:
+    """Order objects for a pack: commits, then trees grouped by path, then blobs.
+
+    Paths are found by walking the commits given (newest, i.e. last, first) into the trees
+    given; within a path trees keep that newest-first order. Consecutive versions of a
+    directory then sit side by side, where zstd turns them into a few bytes each (68 MB of
+    trees at XL pack to 1.85 MB grouped, 10.7 MB in commit order), and a reader walking history
+    path by path touches each block once. Returns (kind, body, oid or None) items.
+    """
+    commits: list[tuple[int, bytes, bytes | None]] = []
+    blobs: list[tuple[int, bytes, bytes | None]] = []
+    trees: dict[bytes, bytes] = {}
+    roots: list[bytes] = []
+    for kind, body in objects:
+        if kind == TREE:
+            trees.setdefault(object_id(TREE, body), body)
+        elif kind == COMMIT:
+            commits.append((kind, body, None))
+        else:
+            blobs.append((kind, body, None))
+    for _, body, _ in reversed(commits):
+        try:
+            roots.append(commit_refs(body)[0])
+        except ValueError:
+            continue
+    placed: dict[bytes, tuple[bytes, int]] = {}  # tree id -> (path, rank)
+    queue: list[tuple[bytes, bytes]] = [(r, b"") for r in roots if r in trees]
+    rank = 0
+    while queue:
+        nxt: list[tuple[bytes, bytes]] = []
+        for tid, path in queue:
+            if tid in placed:
+                continue
+            placed[tid] = (path, rank)
+            rank += 1
+            body = trees[tid]
+            n = int.from_bytes(body[:4], "big") if len(body) >= 4 else 0
+            modes = body[4 : 4 + n]
+            if bytes([MODE_TREE]) not in modes:
+                continue
+            names = body[4 + 33 * n :].split(b"\0")
+            for i, m in enumerate(modes):
+                if m == MODE_TREE and i < len(names):
+                    sub = body[4 + n + 32 * i : 4 + n + 32 * i + 32]
+                    if sub in trees and sub not in placed:
+                        nxt.append((sub, path + b"/" + names[i]))
+        queue = nxt
+    far = (b"\xff" * 8, 0)
+    order = sorted(trees, key=lambda t: placed.get(t, far))
+    laid: list[tuple[int, bytes, bytes | None]] = commits
+    laid.extend((TREE, trees[t], t) for t in order)
+    laid.extend(blobs)
+    return laid
