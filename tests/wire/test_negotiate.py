@@ -10,9 +10,10 @@ from wire_helpers import Files, MemStore
 
 from muse.core import objects as O
 from muse.core.idsection import common_ends, has_id
+from muse.core.objects import commit_info
 from muse.core.pack.codec import PackError
 from muse.core.pack.write import write_pack_file
-from muse.wire.negotiate import blob_stats, commit_info, objects_to_send
+from muse.wire.negotiate import blob_stats, objects_to_send
 
 
 def ids(out: list[tuple[int, bytes]]) -> set[bytes]:

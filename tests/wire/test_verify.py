@@ -194,3 +194,14 @@ def test_existing_objects_need_no_bodies(tmp_path: Path) -> None:
     base.reads = 0
     check_connectivity(pf, base, [c])
     assert base.reads == 0
+
+
+def test_a_commit_with_an_identity_encode_refuses_is_bad_pack_not_a_crash() -> None:
+    """A name with a leading space parses as a signature but cannot be re-encoded: that is
+    a malformed commit (400 bad_pack on the hub), never a ValueError escaping the check."""
+    from muse.wire.verify import verify_structure
+
+    body = b"tree " + b"ab" * 32 + b"\nauthor  A <a@b.c> 1 +0000\ncommitter  A <a@b.c> 1 +0000\n\nm"
+    with pytest.raises(PackError) as info:
+        verify_structure(O.COMMIT, body)
+    assert info.value.code == "bad_pack"

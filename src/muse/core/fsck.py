@@ -14,11 +14,10 @@ from muse.core.objects import (
     COMMIT,
     KIND_NAMES,
     MODE_TREE,
-    MODES,
     TREE,
     ObjectFormatError,
+    check_object,
     commit_refs,
-    decode_commit,
     object_id,
     tree_refs,
 )
@@ -40,34 +39,6 @@ class FsckReport:
         return not self.problems
 
 
-_NAME_BAD = {b"", b".", b".."}
-_MODE_BYTES = bytes(sorted(MODES))
-
-
-def check_tree_fast(body: bytes) -> None:
-    """The checks of decode_tree, done with whole-buffer operations (fsck reads every tree).
-
-    Raises ObjectFormatError exactly when decode_tree would.
-    """
-    modes, _ids = tree_refs(body)
-    n = len(modes)
-    if modes.translate(None, _MODE_BYTES):
-        raise ObjectFormatError("invalid mode in tree")
-    raw = body[4 + 33 * n :]
-    names = raw.split(b"\0")
-    if len(names) != n + 1 or names[-1] != b"":
-        raise ObjectFormatError("tree names section malformed")
-    names.pop()
-    if b"/" in raw or not _NAME_BAD.isdisjoint(names):
-        raise ObjectFormatError("invalid tree entry name")
-    if names != sorted(set(names)):
-        raise ObjectFormatError("tree entries not strictly sorted by name")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ObjectFormatError("tree entry name is not UTF-8") from None
-
-
 def fsck(repo: Repository) -> FsckReport:
     rep = FsckReport()
     kinds: dict[bytes, int] = {}
@@ -77,14 +48,11 @@ def fsck(repo: Repository) -> FsckReport:
 
     def check(oid: bytes, kind: int, body: bytes, where: str) -> None:
         try:
+            check_object(kind, body)
             if kind == TREE:
-                check_tree_fast(body)
                 tree_links[oid] = tree_refs(body)
             elif kind == COMMIT:
-                decode_commit(body)
                 commit_links[oid] = commit_refs(body)
-            elif kind != BLOB:
-                raise ObjectFormatError(f"unknown kind {kind}")
         except ObjectFormatError as e:
             rep.problems.append(
                 f"{where} object {oid.hex()}: malformed {KIND_NAMES.get(kind)}: {e}"

@@ -8,7 +8,9 @@ The byte layouts are specified in docs/format.md, with test vectors.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import operator
 from typing import Any, NamedTuple
 
 BLOB = 1
@@ -94,12 +96,28 @@ def check_entry_name(name: str) -> None:
         raise ObjectFormatError(f"invalid tree entry name {name!r}")
 
 
-def encode_tree(entries: list[TreeEntry] | list[tuple[str, int, bytes]]) -> bytes:
+def encode_tree(
+    entries: list[TreeEntry] | list[tuple[str, int, bytes]], *, checked: bool = False
+) -> bytes:
     """Encode entries (any order) canonically: sorted by UTF-8 name, ids in one section.
 
     Layout: n (u32 big-endian) | n mode bytes | n ids of 32 bytes | n names, each NUL-terminated.
     Keeping ids contiguous lets a receiver collect the references of a tree with one slice.
+
+    ``checked=True`` is for entries whose names, modes and ids are already known valid and
+    unique (a working-tree scan, a tree being edited): the same bytes without the checks.
+    Python orders str by code point, which is UTF-8 byte order.
     """
+    if checked:
+        ents = sorted(entries)
+        return b"".join(
+            [
+                len(ents).to_bytes(4, "big"),
+                bytes([e[1] for e in ents]),
+                b"".join([e[2] for e in ents]),
+                b"".join([e[0].encode() + b"\0" for e in ents]),
+            ]
+        )
     items = sorted(((e[0].encode("utf-8"), e[1], e[2]) for e in entries), key=lambda t: t[0])
     n = len(items)
     prev = None
@@ -340,7 +358,11 @@ def decode_commit(body: bytes | memoryview) -> Commit:
         Signature.parse(lines[i + 1][10:]),
         message,
     )
-    if commit.encode() != raw:
+    try:
+        canonical = commit.encode()
+    except ValueError as e:  # an identity encode() refuses (spaces around a name, ...)
+        raise ObjectFormatError(f"invalid commit identity: {e}") from None
+    if canonical != raw:
         raise ObjectFormatError("commit is not canonically encoded")
     return commit
 
@@ -371,4 +393,97 @@ def validate(kind: int, body: bytes | memoryview) -> None:
     elif kind == COMMIT:
         decode_commit(body)
     else:
+        raise ObjectFormatError(f"unknown object kind {kind}")
+
+
+# ------------------------------------------------------------------------ fast validation
+_MODE_BYTES = bytes(sorted(MODES))
+
+
+def check_tree(body: bytes | memoryview) -> None:
+    """Validate a tree body with whole-buffer operations; raises ObjectFormatError exactly
+    when :func:`decode_tree` (the reference, entry by entry) would. What receivers and fsck
+    use: a push at XL carries 1.5 million tree entries."""
+    body = bytes(body)
+    if len(body) < 4:
+        raise ObjectFormatError("tree too short")
+    n = int.from_bytes(body[:4], "big")
+    names_at = 4 + 33 * n
+    if len(body) < names_at + 2 * n:
+        raise ObjectFormatError("tree truncated")
+    if body[4 : 4 + n].translate(None, _MODE_BYTES):
+        raise ObjectFormatError("invalid mode in tree")
+    section = body[names_at:]
+    names = section.split(b"\0")
+    if len(names) != n + 1 or names[-1] != b"":
+        raise ObjectFormatError("tree names section malformed")
+    names.pop()
+    if n == 0:
+        return
+    if b"/" in section:
+        raise ObjectFormatError("tree entry name contains '/'")
+    if section.startswith(b"\0") or b"\0\0" in section:
+        raise ObjectFormatError("empty tree entry name")
+    if any(map(operator.ge, names, names[1:])):
+        raise ObjectFormatError("tree entries not strictly sorted by name")
+    i = bisect.bisect_left(names, b".")
+    if b"." in names[i : i + 2] or b".." in names[i : i + 2]:
+        raise ObjectFormatError("invalid tree entry name '.' or '..'")
+    try:
+        section.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ObjectFormatError("tree entry name is not UTF-8") from None
+
+
+_SIG = rb"([^<>\n]*) <[^<>\n]*> (?:0|-?[1-9][0-9]*) (?:\+|-(?!0000))[0-9]{2}[0-5][0-9]\n"
+_commit_re: Any = None
+
+
+def canonical_commit(body: bytes) -> bool:
+    """True only for a commit objects.decode_commit accepts (one regex instead of decoding,
+    re-encoding and comparing: 5,000 commits at XL). False means "not proven": the caller
+    then asks decode_commit, so verdicts are exactly decode_commit's."""
+    global _commit_re
+    if _commit_re is None:
+        import re  # compiled on first use, not at every start-up
+
+        _commit_re = re.compile(
+            rb"tree [0-9a-f]{64}\n(?:parent [0-9a-f]{64}\n)*author " + _SIG + b"committer " + _SIG
+        )
+    m = _commit_re.match(body)
+    if m is None or body[m.end() : m.end() + 1] != b"\n":
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    for name in m.group(1, 2):
+        text = name.decode("utf-8")  # bounded by ASCII: whole characters
+        if text != text.strip():
+            return False
+    return True
+
+
+def commit_info(body: bytes) -> tuple[bytes, list[bytes], int]:
+    """(tree, parents, committer time) of a commit body, parsed only as far as needed."""
+    tree, parents = commit_refs(body)
+    end = body.find(b"\n\n")
+    i = body.rfind(b"\ncommitter ", 0, end)
+    try:
+        line = body[i + 11 : body.index(b"\n", i + 1)] if i >= 0 else b""
+        when = int(line.rsplit(b" ", 2)[-2]) if line else 0
+    except (ValueError, IndexError):
+        when = 0
+    return tree, parents, when
+
+
+def check_object(kind: int, body: bytes | memoryview) -> None:
+    """:func:`validate` with the fast paths: the same verdicts, whole-buffer speed."""
+    if kind == TREE:
+        check_tree(body)
+    elif kind == COMMIT:
+        raw = bytes(body)
+        if not canonical_commit(raw):
+            decode_commit(raw)  # refuses it (or, in doubt, gives the exact verdict)
+    elif kind != BLOB:
         raise ObjectFormatError(f"unknown object kind {kind}")

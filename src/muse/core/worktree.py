@@ -30,6 +30,7 @@ from muse.core.objects import (
     MODE_TREE,
     TREE,
     decode_tree,
+    encode_tree,
 )
 from muse.core.paths import is_muse_dir_name
 from muse.core.repo import Repository
@@ -107,19 +108,6 @@ def _hash_big(path: str) -> tuple[bytes, int]:
     return h.digest(), n
 
 
-def encode_entries(entries: list[tuple[str, int, bytes]]) -> bytes:
-    """encode_tree for names already known valid (str order equals UTF-8 byte order)."""
-    entries.sort()
-    return b"".join(
-        [
-            len(entries).to_bytes(4, "big"),
-            bytes([e[1] for e in entries]),
-            b"".join([e[2] for e in entries]),
-            b"".join([e[0].encode() + b"\0" for e in entries]),
-        ]
-    )
-
-
 class Scanner:
     """One pass over the working tree. With collect=True, yields the objects the store lacks."""
 
@@ -140,7 +128,7 @@ class Scanner:
         oid = yield from self._scan(self.root, "", rules)
         self.result.tree = oid if oid is not None else EMPTY_TREE_ID
         if oid is None:
-            body = encode_entries([])
+            body = encode_tree([], checked=True)
             self.result.trees[EMPTY_TREE_ID] = body
             if self.collect and not self.store.has(EMPTY_TREE_ID):
                 yield TREE, body
@@ -248,7 +236,7 @@ class Scanner:
             entries.append((name, mode, oid))
         if not entries:
             return None
-        body = encode_entries(entries)
+        body = encode_tree(entries, checked=True)
         h = hashlib.sha256(b"tree %d\0" % len(body))
         h.update(body)
         tid = h.digest()

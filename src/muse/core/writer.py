@@ -26,6 +26,7 @@ from muse.core.objects import (
     Signature,
     check_entry_name,
     decode_tree,
+    encode_tree,
     header,
 )
 from muse.core.refnames import branch_ref
@@ -176,17 +177,7 @@ class HistoryWriter:
                     d.entries.pop(name, None)
                     continue
                 d.entries[name] = (MODE_TREE, oid)
-        # str order by code point == UTF-8 byte order, which encode_tree specifies.
-        names = sorted(d.entries)
-        ents = d.entries
-        body = b"".join(
-            [
-                len(names).to_bytes(4, "big"),
-                bytes([ents[n][0] for n in names]),
-                b"".join([ents[n][1] for n in names]),
-                b"".join([n.encode() + b"\0" for n in names]),
-            ]
-        )
+        body = encode_tree([(n, m, oid) for n, (m, oid) in d.entries.items()], checked=True)
         d.oid = self._add(TREE, body)
         return d.oid
 

@@ -24,31 +24,22 @@ import heapq
 from collections.abc import Iterable
 
 from muse.core.idsection import common_ends, has_id
-from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError, commit_refs
+from muse.core.objects import (
+    BLOB,
+    COMMIT,
+    MODE_TREE,
+    TREE,
+    ObjectFormatError,
+    commit_info,
+    tree_refs,
+)
 from muse.core.pack.codec import PackError
 from muse.core.reader import ObjectReader
 
-__all__ = [
-    "blob_stats",
-    "commit_info",
-    "objects_to_send",
-]
+__all__ = ["blob_stats", "objects_to_send"]
 
 _TREE_CACHE = 256
 _SLOP = 5
-
-
-def commit_info(body: bytes) -> tuple[bytes, list[bytes], int]:
-    """(tree, parents, committer time) of a commit body, parsed only as far as needed."""
-    tree, parents = commit_refs(body)
-    end = body.find(b"\n\n")
-    i = body.rfind(b"\ncommitter ", 0, end)
-    try:
-        line = body[i + 11 : body.index(b"\n", i + 1)] if i >= 0 else b""
-        when = int(line.rsplit(b" ", 2)[-2]) if line else 0
-    except (ValueError, IndexError):
-        when = 0
-    return tree, parents, when
 
 
 class _Tree:
@@ -57,15 +48,9 @@ class _Tree:
     __slots__ = ("body", "n", "modes", "ids", "_names")
 
     def __init__(self, body: bytes) -> None:
-        if len(body) < 4:
-            raise ObjectFormatError("tree too short")
-        n = int.from_bytes(body[:4], "big")
-        if len(body) < 4 + 33 * n + 2 * n:
-            raise ObjectFormatError("tree truncated")
+        self.modes, self.ids = tree_refs(body)
         self.body = body
-        self.n = n
-        self.modes = body[4 : 4 + n]
-        self.ids = body[4 + n : 4 + 33 * n]
+        self.n = len(self.modes)
         self._names: list[bytes] | None = None
 
     def id(self, i: int) -> bytes:

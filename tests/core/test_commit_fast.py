@@ -1,11 +1,10 @@
-"""verify_structure's one-regex commit check never accepts what objects.decode_commit refuses."""
+"""objects.canonical_commit (one regex) never accepts what objects.decode_commit refuses."""
 
 from __future__ import annotations
 
 import random
 
 from muse.core import objects as O
-from muse.wire.verify import _canonical_commit
 
 
 def _decodes(body: bytes) -> bool:
@@ -33,7 +32,7 @@ def _samples() -> list[bytes]:
 def test_valid_commits_take_the_fast_path() -> None:
     for body in _samples():
         assert _decodes(body)
-        assert _canonical_commit(body)
+        assert O.canonical_commit(body)
 
 
 def test_fast_path_never_accepts_what_decode_refuses() -> None:
@@ -67,5 +66,5 @@ def test_fast_path_never_accepts_what_decode_refuses() -> None:
                 else:
                     b[i:i] = rng.choice(special)
             body = bytes(b)
-            if _canonical_commit(body):
+            if O.canonical_commit(body):
                 assert _decodes(body), body
