@@ -11,11 +11,12 @@ from muse.core import ignore
 from muse.core.index import load_index
 from muse.core.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from muse.core.repo import Repository
-from muse.core.worktree import scan, snapshot, status, tree_reader, walk_tree
+from muse.core.treediff import tree_reader, walk_tree
+from muse.core.worktree import scan, snapshot, status
 
 
 def listing(repo, tree):
-    return {p: m for p, m, _ in walk_tree(tree_reader(repo), tree)}
+    return {p: m for p, m, _ in walk_tree(tree_reader(repo.store), tree)}
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ from __future__ import annotations
 from muse.core.fsck import fsck
 from muse.core.objects import MODE_EXEC, MODE_LINK, Signature, decode_tree, encode_tree
 from muse.core.repo import Repository
-from muse.core.worktree import tree_reader, walk_tree
+from muse.core.treediff import tree_reader, walk_tree
 from muse.core.writer import HistoryWriter
 
 SIG = Signature("Bench Author", "bench@example.invalid", 1704067200, 0)
 
 
 def files(repo: Repository, commit: bytes) -> dict[str, tuple[int, bytes]]:
-    get = tree_reader(repo)
+    get = tree_reader(repo.store)
     tree = repo.read_commit(commit).tree
     return {
         p: (m, repo.store.get(o)[1])
@@ -35,7 +35,7 @@ def test_history_and_refs(tmp_path):
         "l": (MODE_LINK, b"a/x.txt"),
     }
     assert "dev/z" in files(repo, tips["dev"])
-    for _p, _m, o in walk_tree(tree_reader(repo), repo.read_commit(c1).tree):
+    for _p, _m, o in walk_tree(tree_reader(repo.store), repo.read_commit(c1).tree):
         assert repo.store.has(o)
     # every tree is canonical (decode + re-encode gives the same bytes)
     get = repo.store.get

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, resolve, short
-    from muse.core.log import is_ancestor
+    from muse.core.graph import is_ancestor
     from muse.core.refnames import HEADS, RefNameError, branch_ref
     from muse.core.refs import RefConflict
 

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import format_date, open_repo, resolve, short
-    from muse.core.log import walk
+    from muse.core.graph import walk
 
     repo = open_repo()
     if args.revisions:

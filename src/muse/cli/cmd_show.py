@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
         decode_commit,
         decode_tree,
     )
-    from muse.core.worktree import diff_trees, status_letter, tree_reader
+    from muse.core.treediff import diff_trees, tree_reader
+    from muse.core.worktree import status_letter
 
     repo = open_repo()
     oid = resolve(repo, args.object, kind=None)
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         for line in c.message.rstrip("\n").split("\n"):
             out.write(f"    {line}\n" if line else "\n")
         base = repo.read_commit(c.parents[0]).tree if c.parents else EMPTY_TREE_ID
-        changes = list(diff_trees(tree_reader(repo), base, c.tree))
+        changes = list(diff_trees(tree_reader(repo.store), base, c.tree))
         if changes:
             out.write("\n")
         for path, old, new in changes:

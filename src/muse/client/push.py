@@ -20,7 +20,7 @@ from typing import Any
 from muse.client.progress import Progress
 from muse.client.session import Session, update_json
 from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
-from muse.core.log import is_ancestor
+from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
 from muse.core.refnames import HEADS
 from muse.core.repo import Repository

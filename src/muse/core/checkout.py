@@ -34,14 +34,16 @@ from muse.core.objects import (
 from muse.core.paths import UnsafePath, check_dir_names, check_link_target
 from muse.core.repo import Repository
 from muse.core.store import ObjectStore
-from muse.core.worktree import (
+from muse.core.treediff import (
     Change,
     TreeGetter,
     TreeMap,
-    _blob_id,
-    _read_file,
     diff_trees,
     tree_reader,
+)
+from muse.core.worktree import (
+    _blob_id,
+    _read_file,
 )
 from muse.errors import MuseError
 
@@ -143,7 +145,7 @@ def _missing(repo: Repository, oids: Iterable[bytes]) -> set[bytes]:
 
 def _map_reader(repo: Repository, maps: dict[bytes, TreeMap]) -> TreeGetter:
     """A tree getter that answers from already decoded trees, else from the store."""
-    fallback = tree_reader(repo)
+    fallback = tree_reader(repo.store)
 
     def get(oid: bytes | None) -> TreeMap:
         if oid is None:
@@ -152,25 +154,6 @@ def _map_reader(repo: Repository, maps: dict[bytes, TreeMap]) -> TreeGetter:
         return t if t is not None else fallback(oid)
 
     return get
-
-
-def _walk(maps: dict[bytes, TreeMap], tree_oid: bytes) -> list[Change]:
-    """(path, None, (mode, id)) for every file under a validated tree (into an empty tree)."""
-    out: list[Change] = []
-
-    def visit(oid: bytes, prefix: str) -> None:
-        t = maps.get(oid)
-        if not t:
-            return  # the empty tree
-        for name in sorted(t):
-            ent = t[name]
-            if ent[0] == MODE_TREE:
-                visit(ent[1], f"{prefix}{name}/")
-            else:
-                out.append((prefix + name, None, ent))
-
-    visit(tree_oid, "")
-    return out
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -229,8 +212,6 @@ def _checkout(repo: Repository, tree_oid: bytes, force: bool, index: Index | Non
     root = repo.root
     if force:
         changes = _forced_changes(repo, idx, base, tree_oid)
-    elif base in (None, EMPTY_TREE_ID):
-        changes = _walk(maps, tree_oid)
     else:
         changes = list(diff_trees(_map_reader(repo, maps), base, tree_oid))
     stats = CheckoutStats()
@@ -395,7 +376,7 @@ def _forced_changes(
     from muse.core.worktree import scan
 
     res, _ = scan(repo, idx)
-    changes = list(diff_trees(tree_reader(repo, res.trees), res.tree, target))
+    changes = list(diff_trees(tree_reader(repo.store, res.trees), res.tree, target))
     new_dirs: set[str] = set()
     for rel, _old, new in changes:
         if new is not None:
@@ -403,7 +384,7 @@ def _forced_changes(
             while parent and parent not in new_dirs:
                 new_dirs.add(parent)
                 parent = os.path.dirname(parent)
-    get = tree_reader(repo)
+    get = tree_reader(repo.store)
 
     def tracked(rel: str) -> bool:
         tree = base

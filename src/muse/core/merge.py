@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from muse.core.graph import merge_base
 from muse.core.objects import (
     BLOB,
     COMMIT,
@@ -26,11 +27,11 @@ from muse.core.objects import (
     TREE,
     Commit,
     Signature,
-    commit_refs,
     decode_tree,
     encode_tree,
 )
 from muse.core.repo import Repository
+from muse.core.treediff import changed_paths
 from muse.errors import MuseError
 
 MERGE_HEAD = "MERGE_HEAD"
@@ -58,54 +59,6 @@ class MergeResult:
     written: int = 0
 
 
-# ------------------------------------------------------------------------------ ancestry
-def _parents(repo: Repository, oid: bytes) -> list[bytes]:
-    found = repo.store.get(oid)
-    if found is None or found[0] != COMMIT:
-        raise MergeError(f"commit {oid.hex()[:12]} is missing")
-    return commit_refs(found[1])[1]
-
-
-def ancestors(repo: Repository, tip: bytes) -> set[bytes]:
-    seen = {tip}
-    todo = [tip]
-    while todo:
-        for p in _parents(repo, todo.pop()):
-            if p not in seen:
-                seen.add(p)
-                todo.append(p)
-    return seen
-
-
-def merge_base(repo: Repository, a: bytes, b: bytes) -> bytes | None:
-    """A best common ancestor of a and b (one that is not an ancestor of another candidate)."""
-    if a == b:
-        return a
-    from_a = ancestors(repo, a)
-    if b in from_a:
-        return b
-    candidates: list[bytes] = []
-    seen = {b}
-    todo = [b]
-    while todo:  # walk b's history; stop descending at the first common commits
-        oid = todo.pop()
-        if oid in from_a:
-            candidates.append(oid)
-            continue
-        for p in _parents(repo, oid):
-            if p not in seen:
-                seen.add(p)
-                todo.append(p)
-    if not candidates:
-        return None
-    if len(candidates) == 1:
-        return candidates[0]
-    best = [
-        c for c in candidates if not any(c != o and c in ancestors(repo, o) for o in candidates)
-    ]
-    return best[0] if best else candidates[0]
-
-
 # ---------------------------------------------------------------------------- tree walk
 def _tree_map(repo: Repository, oid: bytes | None) -> dict[str, Entry]:
     if oid is None:
@@ -116,37 +69,9 @@ def _tree_map(repo: Repository, oid: bytes | None) -> dict[str, Entry]:
     return {e.name: (e.mode, e.id) for e in decode_tree(found[1])}
 
 
-def _changes(
-    repo: Repository, a: bytes | None, b: bytes | None, prefix: str = ""
-) -> dict[str, Entry | None]:
+def _changes(repo: Repository, a: bytes | None, b: bytes | None) -> dict[str, Entry | None]:
     """Path -> new entry (None: deleted) for every file that differs from a to b."""
-    out: dict[str, Entry | None] = {}
-    if a == b:
-        return out
-    ta, tb = _tree_map(repo, a), _tree_map(repo, b)
-    for name in ta.keys() | tb.keys():
-        ea, eb = ta.get(name), tb.get(name)
-        if ea == eb:
-            continue
-        path = prefix + name
-        a_tree = ea is not None and ea[0] == MODE_TREE
-        b_tree = eb is not None and eb[0] == MODE_TREE
-        if a_tree or b_tree:
-            if ea is not None and not a_tree:
-                out[path] = None
-            out.update(
-                _changes(
-                    repo,
-                    ea[1] if a_tree and ea else None,
-                    eb[1] if b_tree and eb else None,
-                    path + "/",
-                )
-            )
-            if eb is not None and not b_tree:
-                out[path] = eb
-        else:
-            out[path] = eb
-    return out
+    return changed_paths(lambda oid: _tree_map(repo, oid), a, b)
 
 
 def _lookup(repo: Repository, tree: bytes | None, path: str) -> Entry | None:
@@ -306,7 +231,7 @@ def merge(
         stats = checkout_tree(repo, tree)
         repo.refs.update_head(theirs, None)
         return MergeResult("fast-forward", theirs, tree, written=stats.written)
-    base = merge_base(repo, ours, theirs)
+    base = merge_base(repo.store, ours, theirs)
     if base == theirs:
         return MergeResult("up-to-date", ours)
     if base == ours:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat as _stat
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from itertools import chain, islice
 from typing import TYPE_CHECKING
 
@@ -29,12 +29,12 @@ from muse.core.objects import (
     MODE_LINK,
     MODE_TREE,
     TREE,
-    decode_tree,
     encode_tree,
 )
 from muse.core.paths import is_muse_dir_name
 from muse.core.repo import Repository
 from muse.core.store import ObjectStore
+from muse.core.treediff import Change, diff_trees, tree_reader
 
 if TYPE_CHECKING:  # pragma: no cover
     from muse.core import ignore as _ignore
@@ -45,8 +45,6 @@ IGNORE_FILE = ".museignore"
 _BLOB_HDR = b"blob %d\0"
 _BIG = 16 << 20
 PACK_THRESHOLD = 128  # more new objects than this go into one pack instead of loose files
-
-TreeMap = dict[str, tuple[int, bytes]]
 
 
 class ScanResult:
@@ -297,74 +295,6 @@ def snapshot(repo: Repository, index: Index | None = None) -> tuple[ScanResult, 
     return sc.result, idx
 
 
-# ------------------------------------------------------------------------------- diff
-def tree_reader(repo: Repository, extra: dict[bytes, bytes] | None = None) -> TreeGetter:
-    store = repo.store
-    cache: dict[bytes, TreeMap] = {}
-
-    def get(oid: bytes | None) -> TreeMap:
-        if oid is None or oid == EMPTY_TREE_ID:
-            return {}
-        t = cache.get(oid)
-        if t is None:
-            body = extra.get(oid) if extra else None
-            if body is None:
-                body = store.get_kind(oid, TREE)
-            t = cache[oid] = {e.name: (e.mode, e.id) for e in decode_tree(body)}
-        return t
-
-    return get
-
-
-TreeGetter = Callable[[bytes | None], TreeMap]
-Change = tuple[str, tuple[int, bytes] | None, tuple[int, bytes] | None]
-
-
-def diff_trees(
-    get: TreeGetter, a: bytes | None, b: bytes | None, prefix: str = ""
-) -> Iterator[Change]:
-    """(path, old (mode, id) or None, new or None) for every file that differs, sorted by path.
-
-    Descends only into subtrees whose ids differ, so the cost follows the change.
-    """
-    if a == b:
-        return
-    ta, tb = get(a), get(b)
-    for name in sorted(ta.keys() | tb.keys()):
-        ea, eb = ta.get(name), tb.get(name)
-        if ea == eb:
-            continue
-        path = prefix + name
-        a_tree = ea is not None and ea[0] == MODE_TREE
-        b_tree = eb is not None and eb[0] == MODE_TREE
-        if a_tree or b_tree:
-            if not a_tree and ea is not None:
-                yield path, ea, None
-            yield from diff_trees(
-                get,
-                ea[1] if a_tree and ea else None,
-                eb[1] if b_tree and eb else None,
-                path + "/",
-            )
-            if not b_tree and eb is not None:
-                yield path, None, eb
-        else:
-            yield path, ea, eb
-
-
-def walk_tree(
-    get: TreeGetter, tree: bytes | None, prefix: str = ""
-) -> Iterator[tuple[str, int, bytes]]:
-    """(path, mode, id) of every file under a tree, sorted by path."""
-    t = get(tree)
-    for name in sorted(t):
-        mode, oid = t[name]
-        if mode == MODE_TREE:
-            yield from walk_tree(get, oid, prefix + name + "/")
-        else:
-            yield prefix + name, mode, oid
-
-
 class Status:
     __slots__ = ("head", "tree", "changes", "skipped")
 
@@ -403,7 +333,7 @@ def status(repo: Repository) -> Status:
     head_tree = repo.read_commit(head).tree if head is not None else EMPTY_TREE_ID
     changes: list[Change] = []
     if result.tree != head_tree:
-        changes = list(diff_trees(tree_reader(repo, result.trees), head_tree, result.tree))
+        changes = list(diff_trees(tree_reader(repo.store, result.trees), head_tree, result.tree))
     if idx.dirty:
         if idx.base is None:
             idx.base = head_tree

@@ -20,9 +20,9 @@ proportional to what changed, not to the size of the repository:
 from __future__ import annotations
 
 import bisect
-import heapq
 from collections.abc import Iterable
 
+from muse.core.graph import new_commits
 from muse.core.idsection import common_ends, has_id
 from muse.core.objects import (
     BLOB,
@@ -39,7 +39,6 @@ from muse.core.reader import ObjectReader
 __all__ = ["blob_stats", "objects_to_send"]
 
 _TREE_CACHE = 256
-_SLOP = 5
 
 
 class _Tree:
@@ -131,83 +130,6 @@ class _Walker:
             raise PackError("bad_pack", f"commit {oid.hex()}: {e}") from None
 
 
-def _new_commits(
-    w: _Walker, wants: list[bytes], haves: list[bytes]
-) -> tuple[list[bytes], dict[bytes, tuple[bytes, list[bytes], int]]]:
-    """Commits reachable from wants and not from haves (newest first), and what was read."""
-    info: dict[bytes, tuple[bytes, list[bytes], int]] = {}
-    unint: set[bytes] = set()  # reachable from a have
-    queued: set[bytes] = set()
-    done: set[bytes] = set()
-    heap: list[tuple[int, int, bytes]] = []
-    seq = 0
-    n_int = 0  # queued entries not (yet) known to be reachable from a have
-
-    def push(oid: bytes, interesting: bool) -> None:
-        nonlocal seq, n_int
-        data = info.get(oid)
-        if data is None:
-            data = w.commit(oid)
-            if data is None:
-                if interesting:
-                    raise PackError("missing_objects", f"commit {oid.hex()} is missing")
-                return
-            info[oid] = data
-        seq += 1
-        heapq.heappush(heap, (-data[2], seq, oid))
-        queued.add(oid)
-        if interesting:
-            n_int += 1
-
-    def mark(oid: bytes) -> None:
-        """Mark oid and (if already walked) its ancestry as reachable from a have."""
-        nonlocal n_int
-        stack = [oid]
-        while stack:
-            c = stack.pop()
-            if c in unint:
-                continue
-            if c in queued:
-                unint.add(c)
-                n_int -= 1
-            elif c in done:
-                unint.add(c)
-                stack.extend(info[c][1])
-            else:
-                unint.add(c)
-                push(c, False)
-
-    for h in haves:
-        mark(h)  # an unknown have is simply not queued
-    for c in wants:
-        if c not in unint and c not in queued:
-            push(c, True)
-    new: list[bytes] = []
-    slop = _SLOP
-    while heap and (n_int > 0 or slop > 0):
-        if n_int == 0:
-            # Like git, walk a few more commits from the haves' side after everything queued
-            # is known to be theirs: with skewed clocks that reveals late have-side commits.
-            slop -= 1
-        _, _, oid = heapq.heappop(heap)
-        if oid not in queued:
-            continue
-        queued.discard(oid)
-        done.add(oid)
-        parents = info[oid][1]
-        if oid in unint:
-            for p in parents:
-                mark(p)
-            continue
-        n_int -= 1
-        new.append(oid)
-        for p in parents:
-            if p not in queued and p not in done and p not in unint:
-                push(p, True)
-    # Clock skew can reveal late that a walked commit was reachable from a have.
-    return [c for c in new if c not in unint], info
-
-
 def objects_to_send(
     reader: ObjectReader, wants: list[bytes], haves: list[bytes]
 ) -> list[tuple[int, bytes]]:
@@ -234,7 +156,7 @@ def objects_to_send(
         elif oid not in sent_blobs:
             sent_blobs.add(oid)
             blobs.append(oid)
-    new, info = _new_commits(w, commit_wants, haves)
+    new, info = new_commits(w.commit, commit_wants, haves)
     roots = tasks[b""]
     for c in new:
         tree, parents, _ = info[c]

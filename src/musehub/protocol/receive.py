@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.exc import IntegrityError
 
-from muse.core.log import is_ancestor
+from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT, from_hex
 from muse.core.pack.codec import PackError, PackLimits
 from muse.core.pack.file import PackFile

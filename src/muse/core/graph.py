@@ -1,0 +1,204 @@
+"""The commit graph: parents, history walks, ancestry and merge bases.
+
+Every question about how commits relate goes through here (log, merge, push, the hub's
+fast-forward check, branch -d). Walks read through any object reader and parse only what
+they need (parent lines), so the hub's pack set and a local store share them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+
+from muse.core.objects import COMMIT, Commit, commit_refs
+from muse.core.pack.codec import PackError
+from muse.core.reader import ObjectReader
+from muse.core.repo import Repository
+from muse.errors import MuseError
+
+
+def walk(repo: Repository, tips: list[bytes]) -> Iterator[tuple[bytes, Commit]]:
+    """Every commit reachable from tips once, by committer time, newest first (like git log)."""
+    seen: set[bytes] = set()
+    heap: list[tuple[int, int, bytes, Commit]] = []
+    n = 0
+    for t in tips:
+        if t not in seen:
+            seen.add(t)
+            c = repo.read_commit(t)
+            heapq.heappush(heap, (-c.committer.time, n, t, c))
+            n += 1
+    while heap:
+        _, _, oid, c = heapq.heappop(heap)
+        yield oid, c
+        for p in c.parents:
+            if p not in seen:
+                seen.add(p)
+                pc = repo.read_commit(p)
+                n += 1
+                heapq.heappush(heap, (-pc.committer.time, n, p, pc))
+
+
+def is_ancestor(reader: ObjectReader, ancestor: bytes, descendant: bytes) -> bool:
+    """Whether ancestor is reachable from descendant through parents (a commit is its own
+    ancestor). Takes any object reader (a local store, the hub's pack set), so the client's
+    push, the hub's fast-forward check and ``muse branch -d`` share one walk; it parses only
+    the parent lines and stops as soon as the ancestor is met."""
+    if ancestor == descendant:
+        return True
+    seen = {descendant}
+    todo = [descendant]
+    while todo:
+        found = reader.get(todo.pop())
+        if found is None or found[0] != COMMIT:
+            continue
+        for parent in commit_refs(found[1])[1]:
+            if parent == ancestor:
+                return True
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return False
+
+
+class MissingCommit(MuseError):
+    """A commit the walk needs is not in the repository (a broken or shallow history)."""
+
+
+def parents(reader: ObjectReader, oid: bytes) -> list[bytes]:
+    """The parents of a commit that must exist (MissingCommit otherwise)."""
+    found = reader.get(oid)
+    if found is None or found[0] != COMMIT:
+        raise MissingCommit(f"commit {oid.hex()[:12]} is missing")
+    return commit_refs(found[1])[1]
+
+
+def ancestors(reader: ObjectReader, tip: bytes) -> set[bytes]:
+    """Every commit reachable from tip, tip included."""
+    seen = {tip}
+    todo = [tip]
+    while todo:
+        for p in parents(reader, todo.pop()):
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return seen
+
+
+def merge_base(reader: ObjectReader, a: bytes, b: bytes) -> bytes | None:
+    """A best common ancestor of a and b (one that is not an ancestor of another candidate)."""
+    if a == b:
+        return a
+    from_a = ancestors(reader, a)
+    if b in from_a:
+        return b
+    candidates: list[bytes] = []
+    seen = {b}
+    todo = [b]
+    while todo:  # walk b's history; stop descending at the first common commits
+        oid = todo.pop()
+        if oid in from_a:
+            candidates.append(oid)
+            continue
+        for p in parents(reader, oid):
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        return candidates[0]
+    best = [
+        c for c in candidates if not any(c != o and c in ancestors(reader, o) for o in candidates)
+    ]
+    return best[0] if best else candidates[0]
+
+
+#: Commits walked from the haves' side after the wants are settled (skewed clocks).
+_SLOP = 5
+
+
+def new_commits(
+    commit_of: Callable[[bytes], tuple[bytes, list[bytes], int] | None],
+    wants: list[bytes],
+    haves: list[bytes],
+) -> tuple[list[bytes], dict[bytes, tuple[bytes, list[bytes], int]]]:
+    """Commits reachable from wants and not from haves (newest first), and what was read.
+
+    ``commit_of(oid)`` gives (tree, parents, committer time), None for an unknown commit.
+    Like git's revision walk, wants and haves are walked together by committer time and the
+    walk stops once every queued commit is reachable from a have: a one-commit fetch reads a
+    handful of commits whatever the history. A missing want raises PackError
+    ("missing_objects"); an unknown have is ignored.
+    """
+    info: dict[bytes, tuple[bytes, list[bytes], int]] = {}
+    unint: set[bytes] = set()  # reachable from a have
+    queued: set[bytes] = set()
+    done: set[bytes] = set()
+    heap: list[tuple[int, int, bytes]] = []
+    seq = 0
+    n_int = 0  # queued entries not (yet) known to be reachable from a have
+
+    def push(oid: bytes, interesting: bool) -> None:
+        nonlocal seq, n_int
+        data = info.get(oid)
+        if data is None:
+            data = commit_of(oid)
+            if data is None:
+                if interesting:
+                    raise PackError("missing_objects", f"commit {oid.hex()} is missing")
+                return
+            info[oid] = data
+        seq += 1
+        heapq.heappush(heap, (-data[2], seq, oid))
+        queued.add(oid)
+        if interesting:
+            n_int += 1
+
+    def mark(oid: bytes) -> None:
+        """Mark oid and (if already walked) its ancestry as reachable from a have."""
+        nonlocal n_int
+        stack = [oid]
+        while stack:
+            c = stack.pop()
+            if c in unint:
+                continue
+            if c in queued:
+                unint.add(c)
+                n_int -= 1
+            elif c in done:
+                unint.add(c)
+                stack.extend(info[c][1])
+            else:
+                unint.add(c)
+                push(c, False)
+
+    for h in haves:
+        mark(h)  # an unknown have is simply not queued
+    for c in wants:
+        if c not in unint and c not in queued:
+            push(c, True)
+    new: list[bytes] = []
+    slop = _SLOP
+    while heap and (n_int > 0 or slop > 0):
+        if n_int == 0:
+            # Like git, walk a few more commits from the haves' side after everything queued
+            # is known to be theirs: with skewed clocks that reveals late have-side commits.
+            slop -= 1
+        _, _, oid = heapq.heappop(heap)
+        if oid not in queued:
+            continue
+        queued.discard(oid)
+        done.add(oid)
+        parents = info[oid][1]
+        if oid in unint:
+            for p in parents:
+                mark(p)
+            continue
+        n_int -= 1
+        new.append(oid)
+        for p in parents:
+            if p not in queued and p not in done and p not in unint:
+                push(p, True)
+    # Clock skew can reveal late that a walked commit was reachable from a have.
+    return [c for c in new if c not in unint], info
