@@ -137,14 +137,6 @@ def merge_head(repo: Repository) -> bytes | None:
         return None
 
 
-def merge_message(repo: Repository) -> str | None:
-    try:
-        with open(_state_path(repo, MERGE_MSG), encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 def conflicted_paths(repo: Repository) -> list[str]:
     try:
         with open(_state_path(repo, MERGE_CONFLICTS), encoding="utf-8") as f:

@@ -57,24 +57,11 @@ def object_id(kind: int, body: bytes | bytearray | memoryview) -> bytes:
     return h.digest()
 
 
-def hasher(kind: int, length: int) -> hashlib._Hash:
-    """A SHA-256 already fed the header, for hashing a body that arrives in pieces."""
-    return hashlib.sha256(header(kind, length))
-
-
-def to_hex(oid: bytes) -> str:
-    return oid.hex()
-
-
 def from_hex(text: str) -> bytes:
     """Parse a full 64-character lower-case hex id; raises ValueError with a clear message."""
     if not isinstance(text, str) or not _is_hex64(text):
         raise ValueError(f"not an object id (64 lower-case hex digits): {text!r}")
     return bytes.fromhex(text)
-
-
-def is_hex_id(text: object) -> bool:
-    return isinstance(text, str) and _is_hex64(text)
 
 
 # --------------------------------------------------------------------------------------- trees

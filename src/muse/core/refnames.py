@@ -57,10 +57,3 @@ def _check_components(name: str, shown: str) -> None:
 
 def branch_ref(branch: str) -> str:
     return HEADS + check_branch_name(branch)
-
-
-def short_name(ref: str) -> str:
-    for prefix in (HEADS, TAGS, REMOTES):
-        if ref.startswith(prefix):
-            return ref[len(prefix) :]
-    return ref

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from muse.core import config as _config
-from muse.core.objects import COMMIT, TREE, Commit, Signature, decode_commit, decode_tree
+from muse.core.objects import COMMIT, Commit, Signature, decode_commit
 from muse.core.refnames import HEADS, TAGS, branch_ref, check_branch_name
 from muse.core.refs import RefStore
 from muse.core.store import ObjectStore
@@ -107,14 +107,6 @@ class Repository:
         if found[0] != COMMIT:
             raise UnknownRevision(f"{oid.hex()[:12]} is not a commit")
         return decode_commit(found[1])
-
-    def read_tree(self, oid: bytes) -> list[Any]:
-        found = self.store.get(oid)
-        if found is None:
-            raise UnknownRevision(f"tree {oid.hex()} is missing")
-        if found[0] != TREE:
-            raise UnknownRevision(f"{oid.hex()[:12]} is not a tree")
-        return decode_tree(found[1])
 
     def head_commit(self) -> bytes | None:
         return self.refs.head()[1]
