@@ -24,7 +24,7 @@ from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
 from muse.core.refnames import HEADS
 from muse.core.repo import Repository
-from muse.errors import MuseError, NotFound, Rejected, UsageError
+from muse.errors import NotFound, Rejected, UsageError
 
 
 class Update:
@@ -74,51 +74,19 @@ class PushResult:
         return f"PushResult({self.__dict__!r})"
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def write(self, b: bytes) -> int:
-        self.parts.append(bytes(b))
-        self.size += len(b)
-        return len(b)
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts, self.size = [], 0
-        return data
-
-
 def _pack_stream(
     repo: Repository, objs: list[tuple[int, bytes]], progress: Progress, counter: list[int]
 ) -> Iterator[bytes]:
     """The pack, produced piece by piece while the request body is being sent."""
-    from muse.core.pack.codec import PackWriter
+    from muse.core.pack.stream import pack_chunks
 
-    store = repo.store
-    sink = _Sink()
-    w = PackWriter(sink)
     counter[0] = 0
     progress.start("Sending objects", len(objs))
-    for _kind, oid in objs:
-        found = store.get(oid)
-        if found is None:
-            raise MuseError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
-        w.add(found[0], found[1], oid)
-        if progress.enabled:
-            progress.add_objects()
-        if sink.size >= CHUNK:
-            data = sink.take()
-            counter[0] += len(data)
-            if progress.enabled:
-                progress.add_bytes(len(data))
-            yield data
-    w.finish()
-    data = sink.take()
-    counter[0] += len(data)
-    progress.add_bytes(len(data))
-    yield data
+    on_object = progress.add_objects if progress.enabled else None
+    for data in pack_chunks(repo.store, objs, on_object, CHUNK):
+        counter[0] += len(data)
+        progress.add_bytes(len(data))
+        yield data
 
 
 def _write_temp_pack(
@@ -127,25 +95,16 @@ def _write_temp_pack(
     """The pack as a file (for a presigned PUT that needs a Content-Length)."""
     import tempfile
 
-    from muse.core.pack.codec import PackWriter
+    from muse.core.pack.stream import write_pack_of
 
     tmpdir = os.path.join(repo.muse_dir, "tmp")
     os.makedirs(tmpdir, exist_ok=True)
     fd, path = tempfile.mkstemp(dir=tmpdir, prefix="push-", suffix=".pack")
-    store = repo.store
     progress.start("Packing objects", len(objs))
+    on_object = progress.add_objects if progress.enabled else None
     try:
         with os.fdopen(fd, "wb", buffering=CHUNK) as f:
-            w = PackWriter(f)
-            for _, oid in objs:
-                found = store.get(oid)
-                if found is None:
-                    raise MuseError(f"object {oid.hex()} is missing locally (run 'muse fsck')")
-                w.add(found[0], found[1], oid)
-                if progress.enabled:
-                    progress.add_objects()
-            w.finish()
-            size = w.bytes_written
+            size = write_pack_of(f, repo.store, objs, on_object)
     except BaseException:
         os.unlink(path)
         raise
