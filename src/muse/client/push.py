@@ -22,15 +22,16 @@ from muse.client.session import Session, update_json
 from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
 from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
+from muse.core.record import Record
 from muse.core.refnames import HEADS
 from muse.core.repo import Repository
 from muse.errors import NotFound, Rejected, UsageError
 
 
-class Update:
-    """One ref to move (plain class, not a dataclass: start-up time)."""
+class Update(Record):
+    """One ref to move."""
 
-    __slots__ = ("local", "ref", "old", "new", "force")
+    _fields = ("local", "ref", "old", "new", "force")
 
     def __init__(self, local: str, ref: str, old: bytes | None, new: bytes, force: bool) -> None:
         self.local = local  # local branch name
@@ -39,20 +40,11 @@ class Update:
         self.new = new
         self.force = force
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Update):
-            return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
-        return f"Update({inner})"
-
-
-class PushResult:
+class PushResult(Record):
     """What a push did."""
+
+    _fields = ("objects", "bytes", "path", "wire_seconds", "updates", "up_to_date")
 
     def __init__(
         self,
@@ -69,9 +61,6 @@ class PushResult:
         self.wire_seconds = wire_seconds
         self.updates: list[Update] = updates if updates is not None else []
         self.up_to_date: list[str] = up_to_date if up_to_date is not None else []
-
-    def __repr__(self) -> str:
-        return f"PushResult({self.__dict__!r})"
 
 
 def _pack_stream(

@@ -18,7 +18,6 @@ import os
 import shutil
 import stat as _stat
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from muse.core.index import STORED, Entry, Index, load_index, make_entry
 from muse.core.objects import (
@@ -32,6 +31,7 @@ from muse.core.objects import (
     decode_tree,
 )
 from muse.core.paths import UnsafePath, check_dir_names, check_link_target
+from muse.core.record import Record
 from muse.core.repo import Repository
 from muse.core.store import ObjectStore
 from muse.core.treediff import (
@@ -58,11 +58,13 @@ class CheckoutConflict(MuseError):
         self.paths = paths
 
 
-@dataclass
-class CheckoutStats:
-    written: int = 0
-    removed: int = 0
-    conflicts_forced: int = 0
+class CheckoutStats(Record):
+    _fields = ("written", "removed", "conflicts_forced")
+
+    def __init__(self, written: int = 0, removed: int = 0, conflicts_forced: int = 0) -> None:
+        self.written = written
+        self.removed = removed
+        self.conflicts_forced = conflicts_forced
 
 
 def validate_tree(repo: Repository, tree_oid: bytes) -> set[bytes]:

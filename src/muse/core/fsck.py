@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 
 from muse.core.objects import (
     BLOB,
@@ -21,18 +20,21 @@ from muse.core.objects import (
     object_id,
     tree_refs,
 )
+from muse.core.record import Record
 from muse.core.refs import RefError
 from muse.core.repo import Repository
 from muse.core.store import _pack_files, _parse_loose
 
 
-@dataclass
-class FsckReport:
-    objects: int = 0
-    loose: int = 0
-    packed: int = 0
-    reachable: int = 0
-    problems: list[str] = field(default_factory=list)
+class FsckReport(Record):
+    _fields = ("objects", "loose", "packed", "reachable", "problems")
+
+    def __init__(self) -> None:
+        self.objects = 0
+        self.loose = 0
+        self.packed = 0
+        self.reachable = 0
+        self.problems: list[str] = []
 
     @property
     def ok(self) -> bool:

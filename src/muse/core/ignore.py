@@ -8,18 +8,32 @@ and a file inside an ignored directory cannot be re-included (the scan never ent
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from muse.core.record import Frozen
 
 IGNORE_FILE = ".museignore"
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Frozen):
+    """One line of a .museignore, compiled."""
+
+    __slots__ = ("regex", "negate", "dir_only", "anchored", "base")
+
     regex: re.Pattern[str]
     negate: bool
     dir_only: bool
     anchored: bool  # match the path relative to base, not just the basename
     base: str  # directory (relative to the root, "" for the root) holding the ignore file
+
+    def __init__(
+        self, regex: re.Pattern[str], negate: bool, dir_only: bool, anchored: bool, base: str
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "regex", regex)
+        _set(self, "negate", negate)
+        _set(self, "dir_only", dir_only)
+        _set(self, "anchored", anchored)
+        _set(self, "base", base)
 
 
 def _glob_to_regex(glob: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from muse.core.graph import merge_base
 from muse.core.objects import (
@@ -30,6 +29,7 @@ from muse.core.objects import (
     decode_tree,
     encode_tree,
 )
+from muse.core.record import Record
 from muse.core.repo import Repository
 from muse.core.treediff import changed_paths
 from muse.errors import MuseError
@@ -50,13 +50,22 @@ class MergeInProgress(MergeError):
     pass
 
 
-@dataclass
-class MergeResult:
-    kind: str  # "up-to-date" | "fast-forward" | "merged" | "conflict"
-    commit: bytes | None = None  # the new head (fast-forward target or merge commit)
-    tree: bytes | None = None
-    conflicts: list[str] = field(default_factory=list)
-    written: int = 0
+class MergeResult(Record):
+    _fields = ("kind", "commit", "tree", "conflicts", "written")
+
+    def __init__(
+        self,
+        kind: str,  # "up-to-date" | "fast-forward" | "merged" | "conflict"
+        commit: bytes | None = None,  # the new head (fast-forward target or merge commit)
+        tree: bytes | None = None,
+        conflicts: list[str] | None = None,
+        written: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.commit = commit
+        self.tree = tree
+        self.conflicts: list[str] = conflicts if conflicts is not None else []
+        self.written = written
 
 
 # ---------------------------------------------------------------------------- tree walk

@@ -13,6 +13,8 @@ import hashlib
 import operator
 from typing import Any, NamedTuple
 
+from muse.core.record import Frozen
+
 BLOB = 1
 TREE = 2
 COMMIT = 3
@@ -174,46 +176,7 @@ EMPTY_TREE_ID = object_id(TREE, EMPTY_TREE)
 # ------------------------------------------------------------------------------------- commits
 
 
-class FrozenInstanceError(AttributeError):
-    """Assigning to a field of a Signature or Commit (they are immutable values)."""
-
-
-class _Frozen:
-    """Immutable value class: what ``@dataclass(frozen=True)`` gives (init, repr, eq, hash, no
-    assignment), written out because creating dataclasses costs ~0.7 ms each at start-up."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f) for f in self.__slots__)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
-        return f"{type(self).__qualname__}({inner})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __getstate__(self) -> tuple[Any, ...]:
-        return self._values()
-
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        for f, v in zip(self.__slots__, state, strict=True):
-            object.__setattr__(self, f, v)
-
-
-class Signature(_Frozen):
+class Signature(Frozen):
     """Who and when: name, e-mail, seconds since the epoch (UTC) and the zone offset in minutes."""
 
     __slots__ = ("name", "email", "time", "tz_minutes")
@@ -271,7 +234,7 @@ def check_identity(name: str, email: str) -> None:
         raise ValueError(f"a name may not start or end with spaces: {name!r}")
 
 
-class Commit(_Frozen):
+class Commit(Frozen):
     """A snapshot (the root tree), its parents in order, who made it and why."""
 
     __slots__ = ("tree", "parents", "author", "committer", "message")

@@ -32,6 +32,7 @@ from muse.core.objects import (
     encode_tree,
 )
 from muse.core.paths import is_muse_dir_name
+from muse.core.record import Record
 from muse.core.repo import Repository
 from muse.core.store import ObjectStore
 from muse.core.treediff import Change, diff_trees, tree_reader
@@ -47,10 +48,10 @@ _BIG = 16 << 20
 PACK_THRESHOLD = 128  # more new objects than this go into one pack instead of loose files
 
 
-class ScanResult:
-    """What a scan found (a plain class: a dataclass costs start-up time on every status)."""
+class ScanResult(Record):
+    """What a scan found."""
 
-    __slots__ = ("tree", "trees", "skipped", "hashed")
+    _fields = ("tree", "trees", "skipped", "hashed")
 
     def __init__(
         self,
@@ -63,12 +64,6 @@ class ScanResult:
         self.trees: dict[bytes, bytes] = {} if trees is None else trees  # id -> body
         self.skipped: list[str] = [] if skipped is None else skipped
         self.hashed = hashed  # files whose contents had to be read
-
-    def __repr__(self) -> str:
-        return (
-            f"ScanResult(tree={self.tree.hex()[:12]}, trees={len(self.trees)}, "
-            f"skipped={self.skipped!r}, hashed={self.hashed})"
-        )
 
 
 def _read_file(path: str, size: int) -> bytes:
@@ -295,8 +290,8 @@ def snapshot(repo: Repository, index: Index | None = None) -> tuple[ScanResult, 
     return sc.result, idx
 
 
-class Status:
-    __slots__ = ("head", "tree", "changes", "skipped")
+class Status(Record):
+    _fields = ("head", "tree", "changes", "skipped")
 
     def __init__(
         self, head: bytes | None, tree: bytes, changes: list[Change], skipped: list[str]
@@ -305,21 +300,6 @@ class Status:
         self.tree = tree
         self.changes = changes
         self.skipped = skipped
-
-    def __repr__(self) -> str:
-        return f"Status(head={self.head!r}, tree={self.tree!r}, changes={self.changes!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Status):
-            return NotImplemented
-        return (self.head, self.tree, self.changes, self.skipped) == (
-            other.head,
-            other.tree,
-            other.changes,
-            other.skipped,
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # (mutable, like the dataclass it was)
 
     @property
     def clean(self) -> bool:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
 from muse.core.objects import BLOB, COMMIT, TREE, object_id
+from muse.core.record import Frozen
 from muse.errors import MuseError
 
 MAGIC = b"MUSEPACK"
@@ -88,12 +89,8 @@ class PackError(MuseError):
         return f"broken pack: {self.message}"
 
 
-class PackLimits:
-    """What a reader accepts; ``None`` means unlimited. Checked before anything is allocated.
-
-    (A frozen record written out rather than a dataclass: creating dataclasses costs start-up
-    time in every command that touches packs.)
-    """
+class PackLimits(Frozen):
+    """What a reader accepts; ``None`` means unlimited. Checked before anything is allocated."""
 
     __slots__ = ("max_object_bytes", "max_pack_bytes", "max_objects", "max_decompressed_bytes")
 
@@ -114,24 +111,6 @@ class PackLimits:
         _set(self, "max_pack_bytes", max_pack_bytes)
         _set(self, "max_objects", max_objects)
         _set(self, "max_decompressed_bytes", max_decompressed_bytes)
-
-    def _values(self) -> tuple[int | None, ...]:
-        return tuple(getattr(self, f) for f in self.__slots__)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"PackLimits is immutable ({name})")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PackLimits):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
-        return f"PackLimits({inner})"
 
 
 class _Writable(Protocol):
