@@ -90,3 +90,22 @@ def test_fsck_checks_the_pack_file_not_only_the_objects(tmp_path):
     rep = fsck(Repository(repo.root))
     assert not rep.ok
     assert any(pack in p for p in rep.problems)
+
+
+def test_fsck_catches_a_blob_shorter_than_the_file_it_was_hashed_from(tmp_path):
+    """What a read cut short at commit leaves: the index says the file had N bytes, the
+    blob it names holds fewer. fsck reports it (status alone would call the tree clean)."""
+    from muse.core.worktree import snapshot
+
+    repo = Repository.init(str(tmp_path / "r"))
+    with open(os.path.join(repo.root, "song.wav"), "wb") as f:
+        f.write(b"x" * 1000)
+    _res, idx = snapshot(repo)
+    idx.save()
+    assert fsck(repo).ok
+    oid, flags, size, *rest = idx.entries["song.wav"]
+    short = repo.store.put(BLOB, b"x" * 600)  # the truncated blob
+    idx.entries["song.wav"] = (short, flags, size, *rest)
+    idx.save()
+    problems = fsck(repo).problems
+    assert any("song.wav" in p and "1000 bytes" in p and "holds 600" in p for p in problems)

@@ -14,6 +14,7 @@ from typing import Any
 
 from muse.client.transport import origin_of
 from muse.core import config as _config
+from muse.core.fileio import write_all
 
 FILE_NAME = "credentials.toml"
 
@@ -45,7 +46,7 @@ def _save(hubs: dict[str, Any]) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, text.encode("utf-8"))
+        write_all(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
     os.replace(tmp, final)

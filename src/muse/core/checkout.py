@@ -19,6 +19,7 @@ import shutil
 import stat as _stat
 from collections.abc import Callable, Iterable, Sequence
 
+from muse.core.fileio import write_all
 from muse.core.index import STORED, Entry, Index, load_index, make_entry
 from muse.core.objects import (
     BLOB,
@@ -345,11 +346,7 @@ class _Writer:
     def _write(fd: int, oid: bytes, mode: int, data: bytes) -> Entry:
         """Write data to the new file fd, close it; its index entry from fstat (no lstat)."""
         try:
-            n = os.write(fd, data)
-            if n < len(data):
-                mv = memoryview(data)[n:]
-                while mv:
-                    mv = mv[os.write(fd, mv) :]
+            write_all(fd, data)
             st = os.fstat(fd)
         finally:
             os.close(fd)

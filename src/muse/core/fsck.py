@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from muse.core.index import load_index
 from muse.core.objects import (
     BLOB,
     COMMIT,
@@ -44,6 +45,7 @@ class FsckReport(Record):
 def fsck(repo: Repository) -> FsckReport:
     rep = FsckReport()
     kinds: dict[bytes, int] = {}
+    blob_sizes: dict[bytes, int] = {}
     tree_links: dict[bytes, tuple[bytes, bytes]] = {}  # tree -> (modes, ids)
     commit_links: dict[bytes, tuple[bytes, list[bytes]]] = {}  # commit -> (tree, parents)
     store = repo.store
@@ -51,7 +53,9 @@ def fsck(repo: Repository) -> FsckReport:
     def check(oid: bytes, kind: int, body: bytes, where: str) -> None:
         try:
             check_object(kind, body)
-            if kind == TREE:
+            if kind == BLOB:
+                blob_sizes[oid] = len(body)
+            elif kind == TREE:
                 tree_links[oid] = tree_refs(body)
             elif kind == COMMIT:
                 commit_links[oid] = commit_refs(body)
@@ -151,4 +155,15 @@ def fsck(repo: Repository) -> FsckReport:
                 if sub not in seen:
                     stack.append((sub, TREE if m == MODE_TREE else BLOB, where))
     rep.reachable = len(seen)
+
+    # The working tree's stat cache against the blobs it names: a file whose blob is not the
+    # size the file had when it was hashed was stored wrong (say, a read cut short).
+    idx = load_index(repo.muse_dir)
+    for path, (oid, _flags, size, *_rest) in sorted(idx.entries.items()):
+        stored = blob_sizes.get(oid)
+        if stored is not None and stored != size:
+            rep.problems.append(
+                f"tracked file {path}: {size} bytes when it was hashed, but its blob "
+                f"{oid.hex()} holds {stored}"
+            )
     return rep

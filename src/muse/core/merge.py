@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from muse.core.fileio import write_all
 from muse.core.graph import merge_base
 from muse.core.objects import (
     BLOB,
@@ -308,9 +309,7 @@ def _write_file(full: str, data: bytes) -> None:
     tmp = full + ".muse-merge-tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
-        mv = memoryview(data)
-        while mv:
-            mv = mv[os.write(fd, mv) :]
+        write_all(fd, data)
     finally:
         os.close(fd)
     os.replace(tmp, full)

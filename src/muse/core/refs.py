@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from muse.core.fileio import write_all
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.errors import MuseError, Rejected
 
@@ -122,7 +123,7 @@ class RefStore:
                 os.unlink(lock)
                 self._prune_dirs(os.path.dirname(path))
                 return
-            os.write(fd, new.hex().encode() + b"\n")
+            write_all(fd, new.hex().encode() + b"\n")
             os.close(fd)
             fd = -1
             os.replace(lock, path)
@@ -184,7 +185,7 @@ class RefStore:
         except FileExistsError:
             raise RefConflict(f"HEAD is locked by another process ({tmp})") from None
         try:
-            os.write(fd, text.encode())
+            write_all(fd, text.encode())
         finally:
             os.close(fd)
         os.replace(tmp, path)

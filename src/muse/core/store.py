@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from muse.core.fileio import write_all
 from muse.core.objects import KIND_CODES, ObjectFormatError, header, object_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,11 +182,8 @@ class ObjectStore:
         tmp = os.path.join(d, f"{_TMP_PREFIX}{os.getpid()}-{h[2:10]}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
         try:
-            os.write(fd, head)
-            mv = memoryview(body)
-            while mv:
-                n = os.write(fd, mv)
-                mv = mv[n:]
+            write_all(fd, head)
+            write_all(fd, body)
         finally:
             os.close(fd)
         os.replace(tmp, final)

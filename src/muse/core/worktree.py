@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterable, Iterator
 from itertools import chain, islice
 from typing import TYPE_CHECKING
 
+from muse.core.fileio import read_all
 from muse.core.index import MODE_MASK, STORED, Entry, Index, load_index, make_entry
 from muse.core.objects import (
     BLOB,
@@ -67,17 +68,10 @@ class ScanResult(Record):
 
 
 def _read_file(path: str, size: int) -> bytes:
+    """The whole file (``size``: what stat saw; a file that changed is still read whole)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
-        data = os.read(fd, size + 1)
-        if len(data) <= size:
-            return data
-        chunks = [data]
-        while True:
-            more = os.read(fd, 1 << 20)
-            if not more:
-                return b"".join(chunks)
-            chunks.append(more)
+        return read_all(fd, size)
     finally:
         os.close(fd)
 

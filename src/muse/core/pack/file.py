@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from muse.core.fileio import pread_exact
 from muse.core.pack import index
 from muse.core.pack.cache import BlockCache, next_owner
 from muse.core.pack.codec import (
@@ -125,7 +126,7 @@ class PackFile:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_RDONLY)
                 fd = self._fd
-        return os.pread(fd, n, offset)
+        return pread_exact(fd, n, offset)
 
     def _block(self, block_off: int) -> bytes:
         """The decompressed data of the zstd block at ``block_off`` (cached)."""
