@@ -355,13 +355,10 @@ def check_tree(body: bytes | memoryview) -> None:
     when :func:`decode_tree` (the reference, entry by entry) would. What receivers and fsck
     use: a push at XL carries 1.5 million tree entries."""
     body = bytes(body)
-    if len(body) < 4:
-        raise ObjectFormatError("tree too short")
-    n = int.from_bytes(body[:4], "big")
+    modes, _ids = tree_refs(body)
+    n = len(modes)
     names_at = 4 + 33 * n
-    if len(body) < names_at + 2 * n:
-        raise ObjectFormatError("tree truncated")
-    if body[4 : 4 + n].translate(None, _MODE_BYTES):
+    if modes.translate(None, _MODE_BYTES):
         raise ObjectFormatError("invalid mode in tree")
     section = body[names_at:]
     names = section.split(b"\0")
