@@ -35,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
     if message and not message.endswith("\n"):
         message += "\n"
     repo = open_repo()
+    from muse.core.journal import interrupted_checkout
+
+    if interrupted_checkout(repo.muse_dir) is not None:
+        raise MuseError(
+            "a checkout was interrupted and the working tree is half written: run the same "
+            "command again (muse checkout, pull or clone) to finish it before committing"
+        )
     try:
         author = repo.signature("AUTHOR")
         committer = repo.signature("COMMITTER")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from muse.core.fileio import write_all
 from muse.core.index import STORED, Entry, Index, load_index, make_entry
+from muse.core.journal import begin_checkout, end_checkout, interrupted_checkout
 from muse.core.objects import (
     BLOB,
     EMPTY_TREE_ID,
@@ -209,9 +210,27 @@ def checkout_tree(
 
 
 def _checkout(repo: Repository, tree_oid: bytes, force: bool, index: Index | None) -> CheckoutStats:
-    maps = _validated_trees(repo, tree_oid)
     idx = index or load_index(repo.muse_dir)
+    journal = interrupted_checkout(repo.muse_dir)
+    if journal is not None:
+        # A checkout was killed while writing: its precheck had passed, so what is on disk
+        # at its paths is its own work, possibly half written. Finish it first (rewriting
+        # those paths), then do what was asked.
+        jbase, jtarget = journal
+        _run(repo, idx, jbase, jtarget, force=False, resume=True)
     base = idx.base if idx.exists else repo.head_tree()
+    return _run(repo, idx, base, tree_oid, force, resume=False)
+
+
+def _run(
+    repo: Repository,
+    idx: Index,
+    base: bytes | None,
+    tree_oid: bytes,
+    force: bool,
+    resume: bool,
+) -> CheckoutStats:
+    maps = _validated_trees(repo, tree_oid)
     root = repo.root
     if force:
         changes = _forced_changes(repo, idx, base, tree_oid)
@@ -220,8 +239,14 @@ def _checkout(repo: Repository, tree_oid: bytes, force: bool, index: Index | Non
     stats = CheckoutStats()
 
     only_muse = base in (None, EMPTY_TREE_ID) and all(n == ".muse" for n in os.listdir(root))
-    if not only_muse:
+    if resume:
+        # every written path is rewritten: nothing there is trusted, nothing is a conflict
+        changes = [(rel, new if old is None else old, new) for rel, old, new in changes]
+        only_muse = False
+    elif not only_muse:
         _precheck(repo, idx, changes, force)
+    if changes:
+        begin_checkout(repo.muse_dir, base, tree_oid)
 
     # 1. removals (files that left the tree, or whose path becomes a directory)
     dirs_to_prune: set[str] = set()
@@ -270,6 +295,7 @@ def _checkout(repo: Repository, tree_oid: bytes, force: bool, index: Index | Non
         idx.entries.update(new_entries)
     idx.base = tree_oid
     idx.save()
+    end_checkout(repo.muse_dir)
     return stats
 
 

@@ -1,0 +1,49 @@
+"""The checkout journal: a mark that the working tree is being written.
+
+``.muse/CHECKOUT_IN_PROGRESS`` holds ``<base hex or -> <target hex>`` from the moment a
+checkout (or the checkout inside pull, merge or clone) starts writing files until its index
+is saved. A command killed in between leaves it behind, so the next checkout knows that
+what lies at the target's paths is its own half-finished work (and rewrites it), status
+can say so, and commit refuses to record a half-written tree. Kept tiny: status reads it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from muse.errors import MuseError
+
+JOURNAL = "CHECKOUT_IN_PROGRESS"
+
+
+class CorruptJournal(MuseError):
+    """The journal cannot be read."""
+
+
+def interrupted_checkout(muse_dir: str) -> tuple[bytes | None, bytes] | None:
+    """(base, target) of a checkout that was stopped while it wrote files, or None."""
+    path = os.path.join(muse_dir, JOURNAL)
+    try:
+        with open(path, "rb") as f:
+            parts = f.read().split()
+        base = None if parts[0] == b"-" else bytes.fromhex(parts[0].decode())
+        return base, bytes.fromhex(parts[1].decode())
+    except FileNotFoundError:
+        return None
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise CorruptJournal(f"{path} is corrupt: remove it, then run 'muse status'") from None
+
+
+def begin_checkout(muse_dir: str, base: bytes | None, target: bytes) -> None:
+    path = os.path.join(muse_dir, JOURNAL)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(f"{base.hex() if base else '-'} {target.hex()}\n".encode())
+    os.replace(tmp, path)
+
+
+def end_checkout(muse_dir: str) -> None:
+    try:
+        os.unlink(os.path.join(muse_dir, JOURNAL))
+    except FileNotFoundError:
+        pass
