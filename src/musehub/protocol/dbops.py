@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, delete, insert, or_, select, update
 
 from musehub.db.models import Pack, Ref, Upload
-from musehub.protocol.repostore import LIVE_STATES, UPLOAD_DONE, PackInfo
+from musehub.protocol.records import LIVE_STATES, UPLOAD_DONE, PackInfo
 
 # DML goes through the Core tables: ORM-enabled bulk statements do not report a reliable
 # rowcount on every driver, and compare-and-swap lives on rowcount.

@@ -36,16 +36,8 @@ from muse.wire.verify import Connectivity, StructureChecker
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
-from musehub.protocol.repostore import (
-    REPACK_AT,
-    UPLOAD_DONE,
-    UPLOAD_RECEIVING,
-    WORK_TTL_S,
-    PackInfo,
-    PackReader,
-    RepoStore,
-    pack_key,
-)
+from musehub.protocol.records import UPLOAD_DONE, UPLOAD_RECEIVING, PackInfo
+from musehub.protocol.repostore import REPACK_AT, WORK_TTL_S, PackReader, RepoStore, pack_key
 
 log = logging.getLogger("musehub.protocol")
 

@@ -17,22 +17,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from muse.core.pack.cache import BlockCache
 from muse.core.pack.file import PackFile
+from musehub.protocol import dbops
+from musehub.protocol.records import (
+    UPLOAD_BUNDLE,
+    UPLOAD_DONE,
+    UPLOAD_EXPIRED,
+    UPLOAD_RECEIVING,
+    PackInfo,
+)
 
 log = logging.getLogger("musehub.protocol")
-
-UPLOAD_PENDING = "pending"  # presigned URL handed out, not committed yet
-UPLOAD_RECEIVING = "receiving"  # a pack being uploaded by a push in progress
-UPLOAD_COMMITTING = "committing"  # a presigned bundle being verified by push/commit
-UPLOAD_BUNDLE = "bundle"  # a temporary fetch bundle, deleted after expiry
-UPLOAD_DONE = "done"
-UPLOAD_EXPIRED = "expired"
-LIVE_STATES = (UPLOAD_PENDING, UPLOAD_RECEIVING, UPLOAD_COMMITTING, UPLOAD_BUNDLE)
 
 WORK_TTL_S = 3600  # how long a crashed push's half-done upload may linger before the sweep
 REPACK_AT = 16  # more packs than this in one repository: merge the smaller ones
@@ -49,16 +48,6 @@ def upload_key(repo_id: int, upload_id: str) -> str:
 
 def bundle_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
     return f"repos/{repo_id}/bundles/{name}{suffix}"
-
-
-@dataclass(frozen=True)
-class PackInfo:
-    """One row of the packs table: what a stored pack holds."""
-
-    name: str
-    objects: int
-    blobs: int
-    bytes: int
 
 
 class PackReader:
@@ -112,8 +101,6 @@ class RepoStore:
 
     # ------------------------------------------------------------------------- database
     def pack_infos(self, repo_id: int) -> list[PackInfo]:
-        from musehub.protocol import dbops
-
         with self.db.session(readonly=True) as s:
             return dbops.pack_infos(s, repo_id)
 
@@ -206,7 +193,6 @@ class RepoStore:
         import secrets
 
         from muse.core.pack.write import write_pack_file
-        from musehub.protocol import dbops
 
         by_size = sorted(infos, key=lambda i: i.bytes)
         rest = by_size[:-1]
@@ -304,8 +290,6 @@ class RepoStore:
         with an expiry; the transaction marks it done. Rows still live after their expiry
         belong to someone who gave up (or crashed): their keys go, the row says expired.
         """
-        from musehub.protocol import dbops
-
         now = time.time() if now is None else now
         with self.db.session(readonly=True) as s:
             stale = dbops.expired_uploads(s, now)

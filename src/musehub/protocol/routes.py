@@ -26,15 +26,8 @@ from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
 from musehub.protocol.body import IDLE_TIMEOUT_S, AsyncBodyReader, BodyTooLarge, BodyTruncated
 from musehub.protocol.receive import Receiver, parse_updates, read_push_header
-from musehub.protocol.repostore import (
-    UPLOAD_COMMITTING,
-    UPLOAD_EXPIRED,
-    UPLOAD_PENDING,
-    WORK_TTL_S,
-    RepoStore,
-    iter_file,
-    upload_key,
-)
+from musehub.protocol.records import UPLOAD_COMMITTING, UPLOAD_EXPIRED, UPLOAD_PENDING
+from musehub.protocol.repostore import WORK_TTL_S, RepoStore, iter_file, upload_key
 from musehub.protocol.serve import PresignAnswer, Server, stream_pack
 
 log = logging.getLogger("musehub.protocol")

@@ -35,15 +35,8 @@ from muse.core.pack.codec import PackWriter
 from muse.wire.negotiate import objects_to_send
 from musehub.errors import HubError
 from musehub.protocol import dbops
-from musehub.protocol.repostore import (
-    REPACK_GRACE_S,
-    UPLOAD_BUNDLE,
-    PackInfo,
-    PackReader,
-    RepoStore,
-    bundle_key,
-    pack_key,
-)
+from musehub.protocol.records import UPLOAD_BUNDLE, PackInfo
+from musehub.protocol.repostore import REPACK_GRACE_S, PackReader, RepoStore, bundle_key, pack_key
 
 MAX_DIRECT_PACKS = 8  # at most this many stored packs are handed out as separate bundles
 BUNDLE_URL_TTL_S = 3600
