@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from muse.core.objects import BLOB
-from muse.core.pack.codec import PackWriter
+from muse.core.pack.stream import pack_chunks, write_pack_of
 from muse.wire.negotiate import objects_to_send
 from musehub.errors import HubError
 from musehub.protocol import dbops
@@ -69,54 +69,14 @@ class PresignAnswer:
         return {"path": "presign", "objects": self.objects, "bundles": self.bundles}
 
 
-class _Sink:
-    """A write-only file that hands its bytes out in chunks (the streaming response body)."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def write(self, b: bytes | bytearray | memoryview) -> int:
-        self.parts.append(bytes(b))
-        self.size += len(b)
-        return len(b)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        out = b"".join(self.parts)
-        self.parts.clear()
-        self.size = 0
-        return out
-
-
 def stream_pack(reader: PackReader, objects: list[tuple[int, bytes]]) -> Iterator[bytes]:
     """The pack of ``objects``, chunk by chunk, holding about one chunk in memory."""
-    sink = _Sink()
-    writer = PackWriter(sink)  # type: ignore[arg-type]
-    for _, oid in objects:
-        found = reader.get(oid)
-        if found is None:  # cannot happen: negotiation read it; do not send a broken pack
-            raise RuntimeError(f"object {oid.hex()} vanished")
-        writer.add(found[0], found[1], oid)
-        if sink.size >= CHUNK:
-            yield sink.take()
-    writer.finish()
-    if sink.size:
-        yield sink.take()
+    return pack_chunks(reader, objects, chunk=CHUNK)
 
 
 def write_pack_to(path: str, reader: PackReader, objects: list[tuple[int, bytes]]) -> int:
     with open(path, "wb") as f:
-        writer = PackWriter(f)
-        for _, oid in objects:
-            found = reader.get(oid)
-            if found is None:
-                raise RuntimeError(f"object {oid.hex()} vanished")
-            writer.add(found[0], found[1], oid)
-        writer.finish()
-    return os.path.getsize(path)
+        return write_pack_of(f, reader, objects)
 
 
 def wants_hash(wants: list[bytes]) -> str:
