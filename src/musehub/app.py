@@ -43,6 +43,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from muse.wire.messages import PROTOCOL_VERSION
 from musehub.config import Settings, load_settings
 from musehub.db import Database
 from musehub.errors import HubError, error_response, exception_handlers
@@ -53,7 +54,6 @@ from musehub.storage.signing import verify
 log = logging.getLogger("musehub")
 access_log = logging.getLogger("musehub.access")
 
-PROTOCOL_VERSION = "1"
 T = TypeVar("T")
 
 
@@ -94,7 +94,7 @@ class AccessLogMiddleware:
                 started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"muse-protocol", PROTOCOL_VERSION.encode()))
+                headers.append((b"muse-protocol", str(PROTOCOL_VERSION).encode()))
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))

@@ -92,6 +92,11 @@ async def _storage_unavailable(request: Request, exc: Exception) -> Response:
     return error_response(503, "unavailable", "object storage unavailable", {"Retry-After": "5"})
 
 
+async def _message_error(request: Request, exc: Exception) -> Response:
+    """A MuseWire message that does not parse (muse.wire.messages): 400 with its code."""
+    return error_response(400, getattr(exc, "code", "bad_request"), str(exc))
+
+
 async def _client_disconnect(request: Request, exc: Exception) -> Response:
     # Nobody is listening any more; the status only shows in the access log.
     return error_response(400, "bad_request", "client disconnected")
@@ -99,10 +104,12 @@ async def _client_disconnect(request: Request, exc: Exception) -> Response:
 
 def exception_handlers() -> dict[Any, ExceptionHandler]:
     """The handlers to pass to ``Starlette(exception_handlers=...)``."""
+    from muse.wire.messages import MessageError
     from musehub.storage import StorageUnavailable
 
     return {
         HubError: _hub_error,
+        MessageError: _message_error,
         HTTPException: _http_error,
         ClientDisconnect: _client_disconnect,
         StorageUnavailable: _storage_unavailable,

@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from proto_util import History, HubClient, request, update
+from proto_util import History, HubClient, auth, push_body, request, update
 from sqlalchemy import create_engine, text
 
 MAIN = "refs/heads/main"
@@ -195,3 +195,47 @@ def test_crashed_push_leftovers_are_swept(hub) -> None:  # type: ignore[no-untyp
     while leftover.exists() and time.time() < deadline:
         time.sleep(0.1)
     assert not leftover.exists() and not leftover.with_suffix(".idx").exists()
+
+
+def test_an_unsupported_protocol_version_is_refused(hub) -> None:  # type: ignore[no-untyped-def]
+    """The hub reads Muse-Protocol: another version is 400 unsupported_protocol, before any
+    work; the client's own version (or none: older clients) is served."""
+    hub.create_repo("alice", "versions")
+    client = HubClient(hub.url, "alice", "versions", hub.alice)
+    base = client.base
+    for value in ("2", "0", "banana", "1, 2"):
+        r = request("GET", f"{base}/refs", headers={"Muse-Protocol": value, **auth(hub.alice)})
+        assert (r.status, r.error) == (400, "unsupported_protocol"), (value, r.body)
+        p = request(
+            "POST",
+            f"{base}/push/stream",
+            body=push_body([update(MAIN, None, b"\1" * 32)], b""),
+            headers={
+                "Muse-Protocol": value,
+                "Content-Type": "application/x-muse-push",
+                **auth(hub.alice),
+            },
+        )
+        assert (p.status, p.error) == (400, "unsupported_protocol"), p.body
+    for headers in ({"Muse-Protocol": "1"}, {}):
+        r = request("GET", f"{base}/refs", headers={**headers, **auth(hub.alice)})
+        assert r.status == 200 and r.json()["protocol"] == 1
+
+
+def test_a_malformed_push_header_is_a_400_with_its_code(hub) -> None:  # type: ignore[no-untyped-def]
+    hub.create_repo("alice", "headers")
+    base = HubClient(hub.url, "alice", "headers", hub.alice).base
+    cases = [
+        (b"\0\0\0\x05{oops", "invalid_json"),
+        (b"\0\0\0\x02{}", "bad_request"),
+        (push_body([update("refs/heads/a b", None, b"\1" * 32)], b""), "invalid_ref_name"),
+        (push_body([{"ref": MAIN, "new": "xyz"}], b""), "invalid_id"),
+    ]
+    for body, code in cases:
+        r = request(
+            "POST",
+            f"{base}/push/stream",
+            body=body,
+            headers={"Content-Type": "application/x-muse-push", **auth(hub.alice)},
+        )
+        assert (r.status, r.error) == (400, code), (body, r.body)

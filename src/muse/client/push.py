@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from muse.client.progress import Progress
-from muse.client.session import Session, update_json
+from muse.client.session import Session
 from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
 from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
@@ -26,6 +26,7 @@ from muse.core.record import Record
 from muse.core.refnames import HEADS
 from muse.core.repo import Repository
 from muse.errors import NotFound, Rejected, UsageError
+from muse.wire.messages import update_json
 
 
 class Update(Record):

@@ -7,7 +7,6 @@ Each method is one request; a verb uses a fixed, small number of them whatever i
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
@@ -21,13 +20,14 @@ from muse.client.transport import (
     WireError,
     check_token_allowed,
 )
-
-DEFAULT_LIMITS = {
-    "stream_max_blobs": 500,
-    "stream_max_bytes": 50 * 1024 * 1024,
-    "max_pack_bytes": None,
-    "max_object_bytes": None,
-}
+from muse.wire.messages import (
+    DEFAULT_LIMITS,
+    JSON_TYPE,
+    PUSH_TYPE,
+    MessageError,
+    decode_refs,
+    encode_push_header,
+)
 
 
 class RemoteRefs(Record):
@@ -46,15 +46,6 @@ class RemoteRefs(Record):
     def limit(self, name: str) -> Any:
         v = self.limits.get(name)
         return DEFAULT_LIMITS.get(name) if v is None else v
-
-
-def update_json(ref: str, old: bytes | None, new: bytes | None, force: bool) -> dict[str, Any]:
-    return {
-        "ref": ref,
-        "old": old.hex() if old else None,
-        "new": new.hex() if new else None,
-        "force": force,
-    }
 
 
 class Session:
@@ -90,28 +81,24 @@ class Session:
     # ----------------------------------------------------------------------- endpoints
     def refs(self) -> RemoteRefs:
         resp = self.transport.request("GET", self._url("refs"))
-        obj = resp.json()
-        if not isinstance(obj, dict) or "refs" not in obj:
+        try:
+            doc = decode_refs(resp.json())
+        except MessageError as e:
+            if e.code == "unsupported_protocol":
+                raise WireError(
+                    f"{self.url.hub} {e} (upgrade muse)", "hub_refused", e.code
+                ) from None
             raise WireError(
                 f"{self.url.hub} did not answer like a MuseHub (check the URL)",
                 "hub_refused",
                 "bad_response",
-            )
-        if obj.get("protocol", 1) != 1:
-            raise WireError(
-                f"{self.url.hub} speaks MuseWire protocol {obj.get('protocol')}, this muse "
-                "speaks 1 (upgrade muse)",
-                "hub_refused",
-                "protocol",
-            )
-        refs = {str(k): bytes.fromhex(v) for k, v in (obj.get("refs") or {}).items() if v}
-        return RemoteRefs(refs, obj.get("default_branch"), dict(obj.get("limits") or {}))
+            ) from None
+        return RemoteRefs(doc.refs, doc.default_branch, doc.limits)
 
     def push_stream(
         self, updates: list[dict[str, Any]], pack: Callable[[], Iterable[bytes]]
     ) -> dict[str, Any]:
-        head = json.dumps({"updates": updates}, separators=(",", ":")).encode()
-        prefix = struct.pack(">I", len(head)) + head
+        prefix = encode_push_header(updates)
 
         def body() -> Iterable[bytes]:
             yield prefix
@@ -121,7 +108,7 @@ class Session:
             "POST",
             self._url("push/stream"),
             body=body,
-            headers={"Content-Type": "application/x-muse-push"},
+            headers={"Content-Type": PUSH_TYPE},
         )
         return dict(resp.json())
 
@@ -130,7 +117,7 @@ class Session:
             "POST",
             self._url("push/presign"),
             body=self._json_body({"size": size, "objects": objects}),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": JSON_TYPE},
         )
         return dict(resp.json())
 
@@ -159,7 +146,7 @@ class Session:
             "POST",
             self._url("push/commit"),
             body=self._json_body({"upload_id": upload_id, "updates": updates}),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": JSON_TYPE},
         )
         return dict(resp.json())
 
@@ -170,7 +157,7 @@ class Session:
             body=self._json_body(
                 {"wants": [w.hex() for w in wants], "haves": [h.hex() for h in haves], "path": path}
             ),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": JSON_TYPE},
         )
 
     def get_bundle(self, url: str) -> Response:

@@ -12,7 +12,6 @@ fails, its ``uploads`` row lets the sweep delete it after expiry).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import secrets
@@ -20,18 +19,18 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy.exc import IntegrityError
 
 from muse.core.graph import is_ancestor
-from muse.core.objects import BLOB, COMMIT, from_hex
+from muse.core.objects import BLOB, COMMIT
 from muse.core.pack.codec import PackError, PackLimits
 from muse.core.pack.file import PackFile
 from muse.core.pack.write import receive_pack, receive_pack_file
-from muse.core.refnames import HEADS, RefNameError, check_ref_name
+from muse.core.refnames import HEADS
+from muse.wire.messages import RefUpdate
 from muse.wire.verify import Connectivity, StructureChecker
 from musehub.errors import HubError
 from musehub.protocol import dbops
@@ -40,82 +39,6 @@ from musehub.protocol.records import UPLOAD_DONE, UPLOAD_RECEIVING, PackInfo
 from musehub.protocol.repostore import REPACK_AT, WORK_TTL_S, PackReader, RepoStore, pack_key
 
 log = logging.getLogger("musehub.protocol")
-
-MAX_UPDATES = 1000
-MAX_HEADER_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class RefUpdate:
-    ref: str
-    old: bytes | None
-    new: bytes | None
-    force: bool = False
-
-
-def _id_or_null(value: object, what: str) -> bytes | None:
-    if value is None:
-        return None
-    try:
-        return from_hex(value)  # type: ignore[arg-type]
-    except ValueError:
-        raise HubError(400, "invalid_id", f"{what}: not an object id: {value!r}") from None
-
-
-def parse_updates(doc: object) -> list[RefUpdate]:
-    """Validate the ``updates`` list of a push (docs/wire.md §4)."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("updates"), list):
-        raise HubError(400, "bad_request", 'expected {"updates": [...]}')
-    raw = doc["updates"]
-    if not raw:
-        raise HubError(400, "bad_request", "no ref updates")
-    if len(raw) > MAX_UPDATES:
-        raise HubError(400, "bad_request", f"more than {MAX_UPDATES} ref updates")
-    out: list[RefUpdate] = []
-    seen: set[str] = set()
-    for u in raw:
-        if not isinstance(u, dict) or not isinstance(u.get("ref"), str):
-            raise HubError(400, "bad_request", "each update needs a 'ref' string")
-        try:
-            ref = check_ref_name(u["ref"])
-        except RefNameError as e:
-            raise HubError(400, "invalid_ref_name", str(e)) from None
-        if ref in seen:
-            raise HubError(400, "bad_request", f"ref {ref} updated twice")
-        seen.add(ref)
-        old = _id_or_null(u.get("old"), f"{ref} old")
-        new = _id_or_null(u.get("new"), f"{ref} new")
-        force = u.get("force", False)
-        if not isinstance(force, bool):
-            raise HubError(400, "bad_request", "'force' must be true or false")
-        if old is None and new is None:
-            raise HubError(400, "bad_request", f"{ref}: old and new are both null")
-        out.append(RefUpdate(ref, old, new, force))
-    return out
-
-
-def parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HubError(400, "invalid_json", f"invalid JSON: {e}") from None
-
-
-def read_push_header(stream: BinaryIO) -> list[RefUpdate]:
-    """The 4-byte length and JSON that open a push/stream body."""
-    head = stream.read(4)
-    if len(head) < 4:
-        raise HubError(400, "bad_request", "body too short for the push header")
-    n = int.from_bytes(head, "big")
-    if n > MAX_HEADER_BYTES:
-        raise HubError(400, "bad_request", f"push header of {n} bytes is too large")
-    raw = b""
-    while len(raw) < n:
-        chunk = stream.read(n - len(raw))
-        if not chunk:
-            raise HubError(400, "bad_request", "body ends inside the push header")
-        raw += chunk
-    return parse_updates(parse_json(raw))
 
 
 def pack_limits(settings: Any) -> PackLimits:

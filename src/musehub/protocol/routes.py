@@ -21,19 +21,26 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from muse.core.objects import from_hex
+from muse.wire.messages import (
+    PACK_TYPE,
+    PROTOCOL_HEADER,
+    PUSH_TYPE,
+    check_protocol,
+    encode_refs,
+    parse_updates,
+    read_push_header,
+)
 from musehub.auth import authenticate, refresh_last_used, resolve_repo
 from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
 from musehub.protocol.body import IDLE_TIMEOUT_S, AsyncBodyReader, BodyTooLarge, BodyTruncated
-from musehub.protocol.receive import Receiver, parse_updates, read_push_header
+from musehub.protocol.receive import Receiver
 from musehub.protocol.records import UPLOAD_COMMITTING, UPLOAD_EXPIRED, UPLOAD_PENDING
 from musehub.protocol.repostore import WORK_TTL_S, RepoStore, iter_file, upload_key
 from musehub.protocol.serve import PresignAnswer, Server, stream_pack
 
 log = logging.getLogger("musehub.protocol")
 
-PUSH_TYPE = "application/x-muse-push"
-PACK_TYPE = "application/x-muse-pack"
 UPLOAD_TTL_S = 15 * 60
 #: A PUT may start just before its URL expires and take a while (a 10 GB bundle on a slow
 #: link): the upload may still be committed, and is swept, only this long after the URL expired.
@@ -83,7 +90,9 @@ class Protocol:
         self, request: Request, need: str, with_refs: bool
     ) -> tuple[Any, Any, dict[str, bytes] | None]:
         """The caller, the repository (and its refs): one read-only transaction, no write lock
-        (a stale token's last_used is written after it, at most once a minute)."""
+        (a stale token's last_used is written after it, at most once a minute). A request that
+        names another protocol version is refused before anything is read."""
+        check_protocol(request.headers.get(PROTOCOL_HEADER))
         try:
             with self.db.session(readonly=True) as s:
                 principal = authenticate(request, s)
@@ -131,19 +140,13 @@ class Protocol:
 
         repo, refs = await run_in_threadpool(read)
         lim = _limits(self.settings)
-        return JSONResponse(
-            {
-                "protocol": 1,
-                "default_branch": repo.default_branch,
-                "refs": {name: oid.hex() for name, oid in sorted(refs.items())},
-                "limits": {
-                    "stream_max_blobs": lim.stream_max_blobs,
-                    "stream_max_bytes": lim.stream_max_bytes,
-                    "max_pack_bytes": lim.max_pack_bytes,
-                    "max_object_bytes": lim.max_object_bytes,
-                },
-            },
-        )
+        limits = {
+            "stream_max_blobs": lim.stream_max_blobs,
+            "stream_max_bytes": lim.stream_max_bytes,
+            "max_pack_bytes": lim.max_pack_bytes,
+            "max_object_bytes": lim.max_object_bytes,
+        }
+        return JSONResponse(encode_refs(refs, repo.default_branch, limits))
 
     async def push_stream(self, request: Request) -> Response:
         require_content_type(request, PUSH_TYPE)
