@@ -1,10 +1,11 @@
 """Per-hub access tokens in ``credentials.toml``, readable by the user alone.
 
 The file lives in ``$MUSE_CONFIG_DIR`` or ``$XDG_CONFIG_HOME/muse`` (default
-``~/.config/muse``), so tests and scripts can isolate it. It is written atomically with mode
-0600 (the directory 0700) because it holds secrets. ``MUSE_TOKEN`` in the environment overrides
-whatever is stored, for CI and one-off commands. Tokens are keyed by the hub's origin
-(``scheme://host:port``), so every repository on a hub shares one login.
+``~/.config/muse``), so tests and scripts can isolate it. It is written atomically under
+``credentials.toml.lock`` (muse.core.lockfile) with mode 0600 (the directory 0700) because it
+holds secrets. ``MUSE_TOKEN`` in the environment overrides whatever is stored, for CI and
+one-off commands. Tokens are keyed by the hub's origin (``scheme://host:port``), so every
+repository on a hub shares one login.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from muse.client.transport import origin_of
 from muse.core import config as _config
-from muse.core.fileio import write_all
+from muse.core.lockfile import LockFile
 
 FILE_NAME = "credentials.toml"
 
@@ -41,15 +42,9 @@ def _save(hubs: dict[str, Any]) -> None:
     d = config_dir()
     os.makedirs(d, mode=0o700, exist_ok=True)
     text = _config.dumps({"hubs": hubs}) if hubs else ""
-    final = path()
-    tmp = f"{final}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        write_all(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
+    with LockFile(path(), mode=0o600, what="the credentials file") as lock:
+        os.fchmod(lock.fd, 0o600)  # exactly 0600, whatever the umask
+        lock.write(text.encode("utf-8"))
 
 
 def token_for(hub_url: str) -> str | None:

@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+from muse.core.lockfile import write_atomic
 from muse.core.objects import Signature, check_identity
 from muse.errors import MuseError
 
@@ -157,13 +158,11 @@ def _loads_simple(text: str) -> Config | None:
 
 
 def save(path: str, config: Config) -> None:
-    """Write a config atomically (temp file + rename)."""
+    """Write a config atomically under ``<path>.lock`` (muse.core.lockfile; not fsynced, as
+    git's default); LockHeld if another process holds the lock."""
     text = dumps(config)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"), what=f"the config file {path}")
 
 
 def _key(k: str) -> str:

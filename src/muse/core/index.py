@@ -6,9 +6,16 @@ itself are "racy" (the file may have changed within the same timestamp tick) and
 again, as git does. The index also records the base tree: the tree the working tree was last
 made to match (by commit or checkout), which checkout compares against.
 
-Layout: ``MUSEIDX1`` | base tree id (32 bytes, zeros if none) | n (u32 BE) | n fixed records
+Layout: ``MUSEWTI1`` | base tree id (32 bytes, zeros if none) | n (u32 BE) | n fixed records
 ``<32s B Q q q Q`` (id, flags, size, mtime_ns, ctime_ns, inode) | n NUL-terminated UTF-8
-paths | SHA-256 of everything before it.
+paths | SHA-256 of everything before it. Files written before the working-tree index had its
+own magic start with ``MUSEIDX1`` (the pack index's magic) and are still read.
+
+The file is replaced under ``index.lock`` (:mod:`muse.core.lockfile`; atomic, not fsynced:
+it is a cache, as in git): a save while another process holds the lock raises
+:class:`IndexLocked`. ``Index.load(path, lock=True)`` takes the lock before reading, so a
+read-modify-write (checkout) cannot lose a concurrent update; use it as a context manager so
+the lock is released when no save happens.
 """
 
 from __future__ import annotations
@@ -16,8 +23,13 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from types import TracebackType
 
-MAGIC = b"MUSEIDX1"
+from muse.core.lockfile import LockFile, LockHeld
+
+MAGIC = b"MUSEWTI1"
+LEGACY_MAGIC = b"MUSEIDX1"  # older repositories (the pack index's magic): read, never written
+_MAGICS = (MAGIC, LEGACY_MAGIC)
 _REC = struct.Struct("<32sBQqqQ")
 STORED = 0x80  # flag: the blob is known to be in the object store
 MODE_MASK = 0x0F
@@ -27,6 +39,11 @@ Entry = tuple[bytes, int, int, int, int, int]
 """(id, flags = mode | STORED, size, mtime_ns, ctime_ns, inode): a plain tuple, because a
 status of 25,000 files reads 25,000 of them and attribute-free tuples are the fastest."""
 E_OID, E_FLAGS, E_SIZE, E_MTIME, E_CTIME, E_INO = range(6)
+
+
+class IndexLocked(LockHeld, OSError):
+    """``index.lock`` exists. Also an OSError, so a command that only refreshes the cache
+    (status) skips the write as it does in a read-only repository, as git status does."""
 
 
 def make_entry(oid: bytes, flags: int, st: os.stat_result) -> Entry:
@@ -41,34 +58,74 @@ class Index:
         self.racy_ns = 0  # entries with mtime_ns >= this are not trusted
         self.dirty = False
         self.exists = False
+        self._lock: LockFile | None = None
+
+    def _new_lock(self) -> LockFile:
+        return LockFile(self.path, what="the index", error=IndexLocked)
 
     @classmethod
-    def load(cls, path: str) -> Index:
+    def load(cls, path: str, *, lock: bool = False) -> Index:
+        """Read an index (missing or corrupt: empty and dirty). ``lock=True`` takes
+        ``index.lock`` first and holds it until :meth:`save` or :meth:`unlock`."""
         idx = cls(path)
+        if not lock:
+            idx._read()
+            return idx
+        idx._lock = idx._new_lock().acquire()
         try:
-            with open(path, "rb") as f:
+            idx._read()
+        except BaseException:
+            idx.unlock()
+            raise
+        return idx
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unlock()
+
+    def unlock(self) -> None:
+        """Release a lock taken by ``load(lock=True)`` without writing (no-op otherwise)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.abort()
+
+    def _read(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
                 data = f.read()
                 st = os.fstat(f.fileno())
         except FileNotFoundError:
-            return idx
-        idx.racy_ns = st.st_mtime_ns
-        if len(data) < 76 or data[:8] != MAGIC or hashlib.sha256(data[:-32]).digest() != data[-32:]:
-            idx.dirty = True  # corrupt: start afresh (it is only a cache)
-            return idx
-        idx.exists = True
+            return
+        self.racy_ns = st.st_mtime_ns
+        if (
+            len(data) < 76
+            or data[:8] not in _MAGICS
+            or hashlib.sha256(data[:-32]).digest() != data[-32:]
+        ):
+            self.dirty = True  # corrupt: start afresh (it is only a cache)
+            return
+        self.exists = True
         base = data[8:40]
-        idx.base = None if base == bytes(32) else base
+        self.base = None if base == bytes(32) else base
         n = int.from_bytes(data[40:44], "big")
         end = 44 + _REC.size * n
         names = data[end:-32].decode("utf-8", "surrogateescape").split("\0")
         if len(names) != n + 1:
-            idx.dirty = True
-            return idx
-        idx.entries = dict(zip(names, _REC.iter_unpack(data[44:end]), strict=False))  # type: ignore[arg-type]
-        return idx
+            self.dirty = True
+            return
+        self.entries = dict(zip(names, _REC.iter_unpack(data[44:end]), strict=False))  # type: ignore[arg-type]
 
     def save(self) -> None:
-        """Write atomically; afterwards entries at least as new as the file count as racy."""
+        """Write atomically under ``index.lock`` (the one held since load, or taken now;
+        IndexLocked if someone else holds it); afterwards entries at least as new as the
+        file count as racy."""
         items = sorted(self.entries.items())
         parts = [
             MAGIC,
@@ -79,10 +136,9 @@ class Index:
         ]
         data = b"".join(parts)
         data += hashlib.sha256(data).digest()
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self.path)
+        lock, self._lock = self._lock or self._new_lock(), None
+        with lock:
+            lock.write(data)
         self.dirty = False
         self.exists = True
         try:
@@ -91,5 +147,5 @@ class Index:
             pass
 
 
-def load_index(muse_dir: str) -> Index:
-    return Index.load(os.path.join(muse_dir, "index"))
+def load_index(muse_dir: str, *, lock: bool = False) -> Index:
+    return Index.load(os.path.join(muse_dir, "index"), lock=lock)

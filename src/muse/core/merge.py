@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from muse.core.fileio import write_all
 from muse.core.graph import merge_base
+from muse.core.lockfile import write_atomic
 from muse.core.objects import (
     BLOB,
     COMMIT,
@@ -156,6 +157,7 @@ def conflicted_paths(repo: Repository) -> list[str]:
 
 
 def clear_state(repo: Repository) -> None:
+    """Forget the merge: MERGE_HEAD first (it is what says a merge is in progress)."""
     for name in (MERGE_HEAD, MERGE_MSG, MERGE_CONFLICTS, ORIG_HEAD):
         try:
             os.unlink(_state_path(repo, name))
@@ -164,11 +166,8 @@ def clear_state(repo: Repository) -> None:
 
 
 def _write_state(repo: Repository, name: str, text: str) -> None:
-    path = _state_path(repo, name)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Replace one merge-state file under its lock (muse.core.lockfile; atomic, not fsynced)."""
+    write_atomic(_state_path(repo, name), text.encode("utf-8"), what=name)
 
 
 def commit_parents(repo: Repository, head: bytes | None) -> tuple[bytes, ...]:
@@ -277,12 +276,13 @@ def merge(
         repo.refs.update_head(oid, ours)
         return MergeResult("merged", oid, merged_tree, written=stats.written)
 
-    # conflicts: markers into the working tree, state for `muse commit` / `merge --abort`
+    # conflicts: markers into the working tree, state for `muse commit` / `merge --abort`;
+    # MERGE_HEAD last: once it exists (a merge in progress), the list of conflicts does too
     _write_state(repo, ORIG_HEAD, ours.hex() + "\n")
-    _write_state(repo, MERGE_HEAD, theirs.hex() + "\n")
     lines = [f"    {p}" for p in conflicts]
     _write_state(repo, MERGE_MSG, msg + "\nConflicts:\n" + "\n".join(lines) + "\n")
     _write_state(repo, MERGE_CONFLICTS, "\n".join(conflicts) + "\n")
+    _write_state(repo, MERGE_HEAD, theirs.hex() + "\n")
     for path in conflicts:
         o = ours_ch.get(path)
         t = theirs_ch.get(path)

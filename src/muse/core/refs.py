@@ -1,9 +1,10 @@
 """Refs (branches, tags, remote-tracking refs) and HEAD, updated atomically.
 
 Each ref is a file ``.muse/<ref name>`` holding the 64-hex id and a newline. An update takes
-``<file>.lock`` with O_CREAT|O_EXCL (so two writers cannot interleave), checks the current
-value against what the caller expected (compare-and-swap), writes the lock file and renames it
-over the ref. HEAD is ``ref: refs/heads/<branch>`` (attached) or a bare id (detached).
+``<file>.lock`` (:mod:`muse.core.lockfile`: O_CREAT|O_EXCL, so two writers cannot interleave),
+checks the current value against what the caller expected (compare-and-swap), writes the lock
+file and renames it over the ref. Ref writes are durable (fsync of the file and directory).
+HEAD is ``ref: refs/heads/<branch>`` (attached) or a bare id (detached).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from muse.core.fileio import write_all
+from muse.core.lockfile import LockFile, LockHeld
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.errors import MuseError, Rejected
 
@@ -33,6 +34,11 @@ class RefConflict(RefError, Rejected):
     """A ref did not hold the value the caller expected, or is locked by someone else."""
 
     hint = "another muse command is running? try again"
+
+
+class RefLocked(RefConflict, LockHeld):
+    """A ref or HEAD whose ``.lock`` file exists: another writer holds it, or a crashed one
+    left it (the hint names the file to remove)."""
 
 
 class RefStore:
@@ -100,41 +106,24 @@ class RefStore:
                 raise RefConflict(f"cannot create {ref}: a ref is in the way") from None
             if os.path.isdir(path):
                 raise RefConflict(f"cannot create {ref}: refs exist below it")
-        lock = path + ".lock"
+        lock = LockFile(path, durable=True, what=f"ref {ref}", error=RefLocked)
         try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            raise RefConflict(f"ref {ref} is locked by another process ({lock})") from None
+            lock.acquire()
         except FileNotFoundError:  # deleting a ref whose directory does not exist
             if expected_old is not ANY and expected_old is not None:
                 raise RefConflict(f"ref {ref} does not exist") from None
             return
-        try:
+        with lock:
             current = self.read(ref)
             if expected_old is not ANY and current != expected_old:
                 raise RefConflict(
                     f"ref {ref} is at {_show(current)}, expected {_show(expected_old)}"
                 )
             if new is None:
-                os.close(fd)
-                fd = -1
-                if current is not None:
-                    os.unlink(path)
-                os.unlink(lock)
+                lock.commit_delete()
                 self._prune_dirs(os.path.dirname(path))
                 return
-            write_all(fd, new.hex().encode() + b"\n")
-            os.close(fd)
-            fd = -1
-            os.replace(lock, path)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            try:
-                os.unlink(lock)
-            except FileNotFoundError:
-                pass
-            raise
+            lock.write(new.hex().encode() + b"\n")
 
     def _prune_dirs(self, d: str) -> None:
         stop = os.path.join(self.muse_dir, "refs", "heads")
@@ -177,18 +166,12 @@ class RefStore:
             raise ValueError("HEAD must point at a 32-byte id")
         self._write_head(oid.hex() + "\n")
 
+    def _lock_head(self) -> LockFile:
+        return LockFile(self._head_path(), durable=True, what="HEAD", error=RefLocked)
+
     def _write_head(self, text: str) -> None:
-        path = self._head_path()
-        tmp = path + ".lock"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            raise RefConflict(f"HEAD is locked by another process ({tmp})") from None
-        try:
-            write_all(fd, text.encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        with self._lock_head() as lock:
+            lock.write(text.encode())
 
     def update_head(self, new: bytes, expected_old: bytes | None | _Any = ANY) -> None:
         """Move what HEAD points at: its branch if attached, HEAD itself if detached."""
@@ -196,9 +179,14 @@ class RefStore:
         if ref is not None:
             self.update(ref, new, expected_old)
             return
-        if expected_old is not ANY and cur != expected_old:
-            raise RefConflict(f"HEAD is at {_show(cur)}, expected {_show(expected_old)}")
-        self.set_head_detached(new)
+        if len(new) != 32:
+            raise ValueError("HEAD must point at a 32-byte id")
+        with self._lock_head() as lock:  # compare-and-swap under HEAD.lock
+            ref, cur = self.head()
+            if expected_old is not ANY and (ref is not None or cur != expected_old):
+                now = f"at {ref}" if ref is not None else f"at {_show(cur)}"
+                raise RefConflict(f"HEAD is {now}, expected {_show(expected_old)}")
+            lock.write(new.hex().encode() + b"\n")
 
 
 def _show(oid: object) -> str:

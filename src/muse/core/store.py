@@ -4,8 +4,10 @@ A loose object lives at ``.muse/objects/<first 2 hex>/<remaining 62 hex>`` and h
 bytes that are hashed: the typed header followed by the body, uncompressed. So the SHA-256 of a
 loose file is its name, and verifying it needs no decoding. Loose files are written to a
 temporary file in the same directory and renamed into place, so a reader never sees half an
-object. Bulk data (fetch, clone, large commits) goes into packs under ``.muse/packs/``, handled
-by :mod:`muse.core.pack`; those modules are imported only when a pack is actually used.
+object, and durably (fsync of the file, then of its directory: :mod:`muse.core.lockfile`), so
+a ref written afterwards never names an object a power cut lost. Bulk data (fetch, clone,
+large commits) goes into packs under ``.muse/packs/``, handled by :mod:`muse.core.pack`; those
+modules are imported only when a pack is actually used.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from muse.core.fileio import write_all
+from muse.core.lockfile import TMP_PREFIX, LockFile, fsync_dir
 from muse.core.objects import KIND_CODES, ObjectFormatError, header, object_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from muse.core.pack.file import PackFile
     from muse.core.pack.packset import PackSet
 
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_PREFIX  # temporary files of writers in progress (never object names)
 
 
 class ObjectStore:
@@ -176,17 +178,14 @@ class ObjectStore:
         h = oid.hex()
         d = os.path.join(self.objects_dir, h[:2])
         if d not in self._made_dirs:
-            os.makedirs(d, exist_ok=True)
+            if not os.path.isdir(d):
+                os.makedirs(d, exist_ok=True)
+                fsync_dir(self.objects_dir)  # the new fan-out directory's name is durable too
             self._made_dirs.add(d)
-        final = os.path.join(d, h[2:])
-        tmp = os.path.join(d, f"{_TMP_PREFIX}{os.getpid()}-{h[2:10]}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-        try:
-            write_all(fd, head)
-            write_all(fd, body)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+        # content-addressed: every writer writes the same bytes, so no lock, a unique temp name
+        with LockFile(os.path.join(d, h[2:]), durable=True, mode=0o444, lock=False) as f:
+            f.write(head)
+            f.write(body)
 
     def write_pack(self, objects: Iterable[tuple[int, bytes]]) -> PackFile:
         """Write many objects as one pack in ``.muse/packs`` (cheaper than many loose files)."""
