@@ -241,13 +241,17 @@ def test_refs_and_head_are_durable(repo, fsyncs):
     assert (_files(fsyncs), _dirs(fsyncs)) == (0, 1)
 
 
-def test_loose_objects_are_durable(repo, fsyncs):
-    oid = repo.store.put(BLOB, b"durable")
-    assert _files(fsyncs) == 1
-    assert _dirs(fsyncs) == 2  # the new fan-out directory in objects/, then the object's name
-    assert repo.store.get(oid) == (BLOB, b"durable")
+def test_loose_objects_are_atomic_and_packs_durable(repo, fsyncs):
+    """git's core.fsync default: packs (and their index and directory) are synced before any
+    ref can name them; loose objects are not."""
+    oid = repo.store.put(BLOB, b"loose")
+    assert fsyncs == []
+    assert repo.store.get(oid) == (BLOB, b"loose")
     d = os.path.dirname(repo.store.loose_path(oid))
     assert os.listdir(d) == [oid.hex()[2:]]
+    pf = repo.store.write_pack([(BLOB, b"packed %d" % i) for i in range(3)])
+    assert (_files(fsyncs), _dirs(fsyncs)) == (2, 1)  # the pack, its index; packs/
+    assert os.path.exists(pf.path) and os.path.exists(pf.idx_path)
 
 
 def test_index_config_and_merge_state_are_atomic_not_durable(repo, fsyncs):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from muse.core.lockfile import write_atomic
 from muse.errors import MuseError
 
 JOURNAL = "CHECKOUT_IN_PROGRESS"
@@ -35,11 +36,8 @@ def interrupted_checkout(muse_dir: str) -> tuple[bytes | None, bytes] | None:
 
 
 def begin_checkout(muse_dir: str, base: bytes | None, target: bytes) -> None:
-    path = os.path.join(muse_dir, JOURNAL)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(f"{base.hex() if base else '-'} {target.hex()}\n".encode())
-    os.replace(tmp, path)
+    text = f"{base.hex() if base else '-'} {target.hex()}\n"
+    write_atomic(os.path.join(muse_dir, JOURNAL), text.encode(), lock=False)
 
 
 def end_checkout(muse_dir: str) -> None:

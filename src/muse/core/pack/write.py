@@ -3,7 +3,8 @@
 A pack in ``.muse/packs`` (or the hub's cache) is byte for byte the pack that travelled, so
 receiving one is a single pass: the bytes are written to a temporary file while they are
 decoded and every object re-hashed, and the file is renamed into place with its index only
-when everything verified.
+when everything verified. Pack, index and directory are synced before this returns, so a ref
+written afterwards never outlives its objects in a power cut (docs/format.md §2.5).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
 
+from muse.core.lockfile import fsync_dir
 from muse.core.objects import COMMIT, MODE_TREE, TREE, commit_refs, object_id
 from muse.core.pack import index
 from muse.core.pack.codec import BlockReader, PackLimits, PackWriter, iter_records
@@ -32,14 +34,26 @@ def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[index.E
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(index.encode_index(checksum, entries))
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_file(tmp_pack)
         os.chmod(tmp_pack, 0o444)
         os.chmod(tmp_idx, 0o444)
         os.replace(tmp_pack, final_pack)
         os.replace(tmp_idx, final_idx)
+        fsync_dir(dest_dir)  # both names durable before anyone may point a ref at them
     except BaseException:
         _unlink(tmp_idx)
         raise
     return PackFile(final_pack)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _mkstemp(dest_dir: str, suffix: str) -> tuple[int, str]:
