@@ -175,3 +175,17 @@ def test_unexpected_errors_are_one_line(tmp_path, env):
     muse(tmp_path, env, "init", str(w))
     (w / ".muse" / "HEAD").write_text("garbage\n")
     muse(w, env, "log", code=1)
+
+
+def test_commit_takes_the_index_lock_before_recording_anything(tmp_path, env):
+    """As git: a held index.lock stops the commit at once (exit 5, the file named), with no
+    commit recorded; once it is gone the same command works."""
+    repo = tmp_path / "r"
+    muse(tmp_path, env, "init", str(repo))
+    (repo / "a.txt").write_text("a\n")
+    (repo / ".muse" / "index.lock").write_bytes(b"")
+    muse(repo, env, "commit", "-m", "x", code=5)
+    assert not (repo / ".muse" / "refs" / "heads" / "main").exists()  # nothing recorded
+    (repo / ".muse" / "index.lock").unlink()
+    muse(repo, env, "commit", "-m", "x")
+    assert "x" in muse(repo, env, "log", "--oneline")

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from muse.errors import MuseError, Rejected, UsageError
+
+if TYPE_CHECKING:
+    from muse.core.index import Index
+    from muse.core.objects import Signature
+    from muse.core.repo import Repository
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,11 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from muse.cli._util import open_repo, short
+    from muse.cli._util import open_repo
     from muse.core import config as _config
-    from muse.core.objects import COMMIT, Commit
-    from muse.core.refs import RefConflict
-    from muse.core.worktree import snapshot
 
     if args.message is None and args.file is None:
         raise UsageError("a message is required: muse commit -m <message>")
@@ -47,8 +50,27 @@ def run(args: argparse.Namespace) -> int:
         committer = repo.signature("COMMITTER")
     except _config.ConfigError as e:
         raise MuseError(str(e)) from None
+    from muse.core.index import load_index
+
+    with load_index(repo.muse_dir, lock=True) as idx:  # as git: index.lock for the whole commit
+        return _commit(repo, idx, args, author, committer, message)
+
+
+def _commit(
+    repo: Repository,
+    idx: Index,
+    args: argparse.Namespace,
+    author: Signature,
+    committer: Signature,
+    message: str,
+) -> int:
+    from muse.cli._util import short
+    from muse.core.objects import COMMIT, Commit
+    from muse.core.refs import RefConflict
+    from muse.core.worktree import snapshot
+
     head = repo.head_commit()
-    result, idx = snapshot(repo)
+    result, idx = snapshot(repo, idx)
     from muse.core.merge import clear_state, commit_parents, merge_head
 
     merging = merge_head(repo) is not None  # concluding a merge: MERGE_HEAD is a parent
