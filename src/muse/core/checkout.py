@@ -21,7 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 
 from muse.core.fileio import write_all
 from muse.core.index import STORED, Entry, Index, load_index, make_entry
-from muse.core.journal import begin_checkout, end_checkout, interrupted_checkout
+from muse.core.journal import (
+    begin_checkout,
+    end_checkout,
+    interrupted_checkout,
+    release_dead_lock,
+)
 from muse.core.objects import (
     BLOB,
     EMPTY_TREE_ID,
@@ -210,7 +215,14 @@ def checkout_tree(
 
 
 def _checkout(repo: Repository, tree_oid: bytes, force: bool, index: Index | None) -> CheckoutStats:
-    idx = index or load_index(repo.muse_dir)
+    if index is not None:
+        return _checkout_with(repo, tree_oid, force, index)
+    release_dead_lock(repo.muse_dir)  # left by a killed checkout: it is finished below
+    with load_index(repo.muse_dir, lock=True) as idx:  # as git: index.lock before any write
+        return _checkout_with(repo, tree_oid, force, idx)
+
+
+def _checkout_with(repo: Repository, tree_oid: bytes, force: bool, idx: Index) -> CheckoutStats:
     journal = interrupted_checkout(repo.muse_dir)
     if journal is not None:
         # A checkout was killed while writing: its precheck had passed, so what is on disk

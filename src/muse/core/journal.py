@@ -1,10 +1,12 @@
 """The checkout journal: a mark that the working tree is being written.
 
-``.muse/CHECKOUT_IN_PROGRESS`` holds ``<base hex or -> <target hex>`` from the moment a
+``.muse/CHECKOUT_IN_PROGRESS`` holds ``<base hex or -> <target hex> <pid>`` from the moment a
 checkout (or the checkout inside pull, merge or clone) starts writing files until its index
 is saved. A command killed in between leaves it behind, so the next checkout knows that
 what lies at the target's paths is its own half-finished work (and rewrites it), status
-can say so, and commit refuses to record a half-written tree. Kept tiny: status reads it.
+can say so, and commit refuses to record a half-written tree. The pid lets the next checkout
+tell that the ``index.lock`` left beside it belongs to a process that no longer exists, and
+remove it instead of asking the user to. Kept tiny: status reads it.
 """
 
 from __future__ import annotations
@@ -36,8 +38,36 @@ def interrupted_checkout(muse_dir: str) -> tuple[bytes | None, bytes] | None:
 
 
 def begin_checkout(muse_dir: str, base: bytes | None, target: bytes) -> None:
-    text = f"{base.hex() if base else '-'} {target.hex()}\n"
+    text = f"{base.hex() if base else '-'} {target.hex()} {os.getpid()}\n"
     write_atomic(os.path.join(muse_dir, JOURNAL), text.encode(), lock=False)
+
+
+def release_dead_lock(muse_dir: str) -> None:
+    """Remove ``index.lock`` when the journal shows the checkout that took it was killed
+    (its process is gone); a lock of a live process, or with no journal, stays."""
+    path = os.path.join(muse_dir, JOURNAL)
+    try:
+        with open(path, "rb") as f:
+            parts = f.read().split()
+        pid = int(parts[2])
+    except (OSError, ValueError, IndexError):
+        return
+    if pid == os.getpid() or _alive(pid):
+        return
+    try:
+        os.unlink(os.path.join(muse_dir, "index.lock"))
+    except FileNotFoundError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def end_checkout(muse_dir: str) -> None:
