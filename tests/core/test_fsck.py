@@ -109,3 +109,30 @@ def test_fsck_catches_a_blob_shorter_than_the_file_it_was_hashed_from(tmp_path):
     idx.save()
     problems = fsck(repo).problems
     assert any("song.wav" in p and "1000 bytes" in p and "holds 600" in p for p in problems)
+
+
+def test_leftover_temporary_packs_are_named_by_fsck_and_swept_by_the_next_pack(tmp_path):
+    """A fetch killed mid-way leaves .muse/packs/.tmp-pack-<pid>-*: fsck names it (a warning,
+    not corruption) and the next pack written removes it; a live writer's file stays."""
+    import subprocess
+    import sys
+
+    repo = Repository.init(str(tmp_path / "r"))
+    packs = repo.store.packs_dir
+    os.makedirs(packs, exist_ok=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    killed = os.path.join(packs, f".tmp-pack-{dead}-abc.pack")
+    old_style = os.path.join(packs, ".tmp-pack-xyz.pack")
+    live = os.path.join(packs, f".tmp-pack-{os.getpid()}-live.pack")
+    for p in (killed, old_style, live):
+        with open(p, "wb") as f:
+            f.write(b"half a pack")
+    rep = fsck(repo)
+    assert rep.ok
+    assert sorted(w.split(":")[0] for w in rep.warnings) == sorted([killed, old_style])
+    repo.store.write_pack([(BLOB, b"one %d" % i) for i in range(3)])
+    assert not os.path.exists(killed) and not os.path.exists(old_style)
+    assert os.path.exists(live)
+    assert fsck(repo).warnings == []

@@ -17,6 +17,8 @@ def run(args: argparse.Namespace) -> int:
     rep = fsck(open_repo())
     for p in rep.problems:
         sys.stderr.write(f"error: {p}\n")
+    for w in rep.warnings:
+        sys.stderr.write(f"warning: {w}\n")
     if not args.quiet:
         sys.stdout.write(
             f"checked {rep.objects} objects ({rep.loose} loose, {rep.packed} packed), "

@@ -28,7 +28,7 @@ from muse.core.store import _pack_files, _parse_loose
 
 
 class FsckReport(Record):
-    _fields = ("objects", "loose", "packed", "reachable", "problems")
+    _fields = ("objects", "loose", "packed", "reachable", "problems", "warnings")
 
     def __init__(self) -> None:
         self.objects = 0
@@ -36,6 +36,7 @@ class FsckReport(Record):
         self.packed = 0
         self.reachable = 0
         self.problems: list[str] = []
+        self.warnings: list[str] = []  # not corruption: leftovers of interrupted commands
 
     @property
     def ok(self) -> bool:
@@ -155,6 +156,13 @@ def fsck(repo: Repository) -> FsckReport:
                 if sub not in seen:
                     stack.append((sub, TREE if m == MODE_TREE else BLOB, where))
     rep.reachable = len(seen)
+
+    from muse.core.pack.write import leftovers
+
+    for path in leftovers(store.packs_dir):
+        rep.warnings.append(
+            f"{path}: left by an interrupted fetch or clone (the next one removes it)"
+        )
 
     # The working tree's stat cache against the blobs it names: a file whose blob is not the
     # size the file had when it was hashed was stored wrong (say, a read cut short).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from muse.core.lockfile import write_atomic
+from muse.core.lockfile import process_alive, write_atomic
 from muse.errors import MuseError
 
 JOURNAL = "CHECKOUT_IN_PROGRESS"
@@ -52,22 +52,12 @@ def release_dead_lock(muse_dir: str) -> None:
         pid = int(parts[2])
     except (OSError, ValueError, IndexError):
         return
-    if pid == os.getpid() or _alive(pid):
+    if pid == os.getpid() or process_alive(pid):
         return
     try:
         os.unlink(os.path.join(muse_dir, "index.lock"))
     except FileNotFoundError:
         pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def end_checkout(muse_dir: str) -> None:

@@ -36,7 +36,15 @@ from types import TracebackType
 from muse.core.fileio import write_all
 from muse.errors import Rejected
 
-__all__ = ["LOCK_SUFFIX", "TMP_PREFIX", "LockFile", "LockHeld", "fsync_dir", "write_atomic"]
+__all__ = [
+    "LOCK_SUFFIX",
+    "TMP_PREFIX",
+    "LockFile",
+    "LockHeld",
+    "fsync_dir",
+    "process_alive",
+    "write_atomic",
+]
 
 LOCK_SUFFIX = ".lock"
 TMP_PREFIX = ".tmp-"
@@ -224,3 +232,17 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (temporary files and journals
+    carry their writer's pid, so leftovers of a killed command can be told from live work)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
 
-from muse.core.lockfile import fsync_dir
+from muse.core.lockfile import fsync_dir, process_alive
 from muse.core.objects import COMMIT, MODE_TREE, TREE, commit_refs, object_id
 from muse.core.pack import index
 from muse.core.pack.codec import BlockReader, PackLimits, PackWriter, iter_records
@@ -59,7 +59,36 @@ def _fsync_file(path: str) -> None:
 def _mkstemp(dest_dir: str, suffix: str) -> tuple[int, str]:
     import tempfile  # only when writing: reading commands do not pay for importing it
 
-    return tempfile.mkstemp(dir=dest_dir, prefix=TMP_PREFIX, suffix=suffix)
+    sweep_leftovers(dest_dir)
+    return tempfile.mkstemp(dir=dest_dir, prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix)
+
+
+def leftovers(dest_dir: str) -> list[str]:
+    """Temporary pack files in ``dest_dir`` whose writer is gone (a killed fetch or clone)."""
+    try:
+        names = os.listdir(dest_dir)
+    except FileNotFoundError:
+        return []
+    out = []
+    for n in names:
+        if not n.startswith(TMP_PREFIX):
+            continue
+        pid = n[len(TMP_PREFIX) :].partition("-")[0]
+        if not pid.isdigit() or not process_alive(int(pid)):
+            out.append(os.path.join(dest_dir, n))
+    return sorted(out)
+
+
+def sweep_leftovers(dest_dir: str) -> int:
+    """Remove :func:`leftovers` (done before each new pack is written); returns how many."""
+    gone = 0
+    for path in leftovers(dest_dir):
+        try:
+            os.unlink(path)
+            gone += 1
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def _unlink(path: str) -> None:
