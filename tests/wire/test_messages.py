@@ -72,3 +72,15 @@ def test_protocol_header_check() -> None:
         with pytest.raises(M.MessageError) as info:
             M.check_protocol(bad)
         assert info.value.code == "unsupported_protocol"
+
+
+def test_hostile_json_is_invalid_json_not_a_crash() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = len(deep).to_bytes(4, "big") + deep
+    with pytest.raises(M.MessageError) as info:
+        M.read_push_header(io.BytesIO(body))
+    assert info.value.code == "invalid_json"
+    # a lone surrogate in a ref name (valid JSON, not a valid name)
+    with pytest.raises(M.MessageError) as info:
+        M.parse_updates({"updates": [{"ref": "refs/heads/\ud800", "new": "00" * 32}]})
+    assert info.value.code == "invalid_ref_name"

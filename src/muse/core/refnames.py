@@ -41,7 +41,11 @@ def check_branch_name(name: str) -> str:
 
 
 def _check_components(name: str, shown: str) -> None:
-    if len(name.encode("utf-8")) > MAX_LEN:
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") from JSON: not a name on disk
+        raise RefNameError(f"invalid name {shown!r}: not valid Unicode text") from None
+    if len(encoded) > MAX_LEN:
         raise RefNameError(f"invalid name {shown!r}: longer than {MAX_LEN} bytes")
     if name.endswith("/") or name.endswith(".") or name == "@":
         raise RefNameError(f"invalid name {shown!r}")

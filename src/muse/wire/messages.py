@@ -160,10 +160,13 @@ def encode_push_header(updates: list[dict[str, Any]]) -> bytes:
 
 
 def parse_json(raw: bytes) -> Any:
+    """JSON of a message; nesting too deep for the parser is invalid JSON, not a crash."""
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise MessageError("invalid_json", f"invalid JSON: {e}") from None
+    except RecursionError:
+        raise MessageError("invalid_json", "invalid JSON: nested too deeply") from None
 
 
 def read_push_header(stream: BinaryIO) -> list[RefUpdate]:
