@@ -7,6 +7,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import Muse, tree_of, write_files
 
 
@@ -96,9 +98,39 @@ def test_login_refuses_a_bad_token_and_plain_http(muse: Muse, hub: Any) -> None:
         "http://hub.example.com/alice/song",
         "x",
         check=False,
-        env={"MUSE_TOKEN": "secret"},
+        env={"MUSE_TOKEN": "secret", "MUSE_TOKEN_HUB": "http://hub.example.com"},
     )
     assert cp.returncode == 4 and "https" in cp.stderr
+
+
+def test_muse_token_goes_only_to_the_hub_it_is_meant_for(
+    muse: Muse, tmp_path: Path, hub: Any
+) -> None:
+    """A CI token in MUSE_TOKEN is sent to the hub MUSE_TOKEN_HUB names and to no other;
+    set for no hub in particular, it is refused for a hub elsewhere with a message."""
+    token = hub.create_user("carol")
+    hub.create_repo("carol", "private", private=True)
+    url = hub.repo_url("carol", "private")
+    ok = muse.run(
+        "clone", url, str(tmp_path / "a"), env={"MUSE_TOKEN": token, "MUSE_TOKEN_HUB": hub.url}
+    )
+    assert ok.returncode == 0
+    other = muse.run(
+        "clone",
+        url,
+        str(tmp_path / "b"),
+        check=False,
+        env={"MUSE_TOKEN": token, "MUSE_TOKEN_HUB": "https://elsewhere.example"},
+    )
+    assert other.returncode == 3 and not (tmp_path / "b").exists()  # anonymous: invisible
+    cp = muse.run(
+        "clone",
+        "https://hub.example.com/carol/x",
+        str(tmp_path / "c"),
+        check=False,
+        env={"MUSE_TOKEN": token},
+    )
+    assert cp.returncode == 2 and "MUSE_TOKEN_HUB=https://hub.example.com" in cp.stderr
 
 
 def test_errors_have_distinct_exit_codes(
@@ -166,3 +198,17 @@ def test_empty_repository_clone_then_push(muse: Muse, tmp_path: Path, hub: Any) 
     other = tmp_path / "other"
     muse.run("clone", url, str(other))
     assert tree_of(other) == tree_of(dst)
+
+
+def test_a_credentials_directory_others_can_read_is_made_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from muse.client import credentials
+
+    d = tmp_path / "conf"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    monkeypatch.setenv("MUSE_CONFIG_DIR", str(d))
+    credentials.store("https://hub.example", "mh_secret")
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(d / credentials.FILE_NAME).st_mode) == 0o600

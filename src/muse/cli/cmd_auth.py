@@ -87,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
         if args.url:
             hubs = {k: v for k, v in hubs.items() if k == origin_of(args.url)}
         if os.environ.get("MUSE_TOKEN"):
-            sys.stdout.write("MUSE_TOKEN is set: it is used for every hub\n")
+            scope = os.environ.get("MUSE_TOKEN_HUB")
+            where = (
+                origin_of(scope) if scope else "hubs on this machine only (MUSE_TOKEN_HUB unset)"
+            )
+            sys.stdout.write(f"MUSE_TOKEN is set: it is used for {where}\n")
         if not hubs:
             sys.stdout.write("not logged in to any hub\n")
             return 0 if not args.url else 4

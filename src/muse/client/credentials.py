@@ -3,8 +3,10 @@
 The file lives in ``$MUSE_CONFIG_DIR`` or ``$XDG_CONFIG_HOME/muse`` (default
 ``~/.config/muse``), so tests and scripts can isolate it. It is written atomically under
 ``credentials.toml.lock`` (muse.core.lockfile) with mode 0600 (the directory 0700) because it
-holds secrets. ``MUSE_TOKEN`` in the environment overrides whatever is stored, for CI and
-one-off commands. Tokens are keyed by the hub's origin (``scheme://host:port``), so every
+holds secrets. ``MUSE_TOKEN`` in the environment overrides what is stored for one hub, the one
+``MUSE_TOKEN_HUB`` names, so a CI token never reaches another hub a job talks to (without
+``MUSE_TOKEN_HUB`` it is used only for hubs on this machine, and refused with a message for
+any other). Tokens are keyed by the hub's origin (``scheme://host:port``), so every
 repository on a hub shares one login.
 """
 
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
-from muse.client.transport import origin_of
+from muse.client.transport import is_loopback, origin_of
 from muse.core import config as _config
 from muse.core.lockfile import LockFile
+from muse.errors import UsageError
 
 FILE_NAME = "credentials.toml"
 
@@ -41,18 +45,39 @@ def load() -> dict[str, Any]:
 def _save(hubs: dict[str, Any]) -> None:
     d = config_dir()
     os.makedirs(d, mode=0o700, exist_ok=True)
+    if os.stat(d).st_mode & 0o077:  # an existing directory others may read: make it ours
+        os.chmod(d, 0o700)
     text = _config.dumps({"hubs": hubs}) if hubs else ""
     with LockFile(path(), mode=0o600, what="the credentials file") as lock:
         os.fchmod(lock.fd, 0o600)  # exactly 0600, whatever the umask
         lock.write(text.encode("utf-8"))
 
 
+def env_token_for(origin: str) -> str | None:
+    """MUSE_TOKEN if it is meant for this hub (MUSE_TOKEN_HUB's origin, or, without one, a hub
+    on this machine); a UsageError when it is set for no hub in particular and this one is
+    elsewhere, rather than sending it or silently going anonymous."""
+    env = (os.environ.get("MUSE_TOKEN") or "").strip()
+    if not env:
+        return None
+    scope = (os.environ.get("MUSE_TOKEN_HUB") or "").strip()
+    if scope:
+        return env if origin_of(scope) == origin else None
+    if is_loopback(urlsplit(origin).hostname or ""):
+        return env
+    raise UsageError(
+        f"MUSE_TOKEN is set but MUSE_TOKEN_HUB is not: set MUSE_TOKEN_HUB={origin} to send it "
+        "to this hub (it is never sent to a hub it was not meant for)"
+    )
+
+
 def token_for(hub_url: str) -> str | None:
-    """The token to use for a hub: MUSE_TOKEN, else the stored one, else None (anonymous)."""
-    env = os.environ.get("MUSE_TOKEN")
+    """The token for a hub: MUSE_TOKEN when meant for it, else the stored one, else None."""
+    origin = origin_of(hub_url)
+    env = env_token_for(origin)
     if env:
-        return env.strip()
-    entry = load().get(origin_of(hub_url))
+        return env
+    entry = load().get(origin)
     if isinstance(entry, dict) and isinstance(entry.get("token"), str):
         return str(entry["token"])
     return None
