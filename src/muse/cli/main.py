@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("muse.cli.cmd_fetch", "download objects and refs from a hub"),
     "clone": ("muse.cli.cmd_clone", "copy a hub repository into a new directory"),
     "merge": ("muse.cli.cmd_merge", "merge a branch into the current one"),
+    "fast-import": ("muse.cli.cmd_fast_import", "import a git history (git fast-export)"),
 }
 
 

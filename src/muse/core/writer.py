@@ -33,8 +33,20 @@ from muse.core.refnames import branch_ref
 from muse.core.refs import ANY, _Any
 from muse.core.repo import Repository
 
-Change = bytes | tuple[int, bytes] | None
-"""bytes: a regular file; (mode, bytes) for MODE_EXEC / MODE_LINK; None: delete the path."""
+
+class Stored:
+    """A change naming a blob already written (by :meth:`HistoryWriter.blob`): mode and id."""
+
+    __slots__ = ("mode", "oid")
+
+    def __init__(self, mode: int, oid: bytes) -> None:
+        self.mode = mode
+        self.oid = oid
+
+
+Change = bytes | tuple[int, bytes] | Stored | None
+"""bytes: a regular file; (mode, bytes) for MODE_EXEC / MODE_LINK; Stored(mode, blob id);
+None: delete the path (a file or a whole directory)."""
 
 
 class _Dir:
@@ -58,6 +70,9 @@ class HistoryWriter:
         self._roots: dict[str, _Dir] = {}
         self.default_branch = branch
         self.closed = False
+        self._trees: dict[bytes, bytes] = {}  # new trees by id: later commits may start there
+        self._commit_trees: dict[bytes, bytes] = {}  # new commit -> its tree
+        self._commits: dict[bytes, bytes] = {}  # new commit bodies (ancestry checks)
 
     # ---------------------------------------------------------------------------- objects
     def _add(self, kind: int, body: bytes) -> bytes:
@@ -67,7 +82,19 @@ class HistoryWriter:
         if oid not in self._seen:
             self._seen.add(oid)
             self.objects.append((kind, body))
+            if kind == TREE:
+                self._trees[oid] = body
+            elif kind == COMMIT:
+                self._commits[oid] = body
         return oid
+
+    def written(self, oid: bytes) -> tuple[int, bytes] | None:
+        """A tree or commit written by this writer and not stored yet (None otherwise)."""
+        body = self._trees.get(oid)
+        if body is not None:
+            return TREE, body
+        body = self._commits.get(oid)
+        return (COMMIT, body) if body is not None else None
 
     def blob(self, data: bytes) -> bytes:
         return self._add(BLOB, bytes(data))
@@ -75,7 +102,8 @@ class HistoryWriter:
     def _load_dir(self, oid: bytes) -> _Dir:
         if oid == EMPTY_TREE_ID:
             return _Dir({}, oid)
-        found = self.repo.store.get(oid)
+        body = self._trees.get(oid)
+        found = (TREE, body) if body is not None else self.repo.store.get(oid)
         if found is None or found[0] != TREE:
             raise ObjectFormatError(f"tree {oid.hex()} missing from the store")
         return _Dir({e.name: (e.mode, e.id) for e in decode_tree(found[1])}, oid)
@@ -96,6 +124,36 @@ class HistoryWriter:
         if cur is not None:
             self._tips[branch] = cur
         return cur
+
+    def start_from(self, branch: str, commit: bytes | None) -> None:
+        """The branch's next commit starts from ``commit``'s tree (None: the empty tree),
+        whatever the branch held before; pass its parents to :meth:`commit`."""
+        tree = EMPTY_TREE_ID if commit is None else self.tree_of(commit)
+        self._roots[branch] = self._load_dir(tree)
+        if commit is None:
+            self._tips.pop(branch, None)
+        else:
+            self._tips[branch] = commit
+
+    def entry(self, branch: str, path: str) -> tuple[int, bytes] | None:
+        """(mode, id) at ``path`` in the branch's current tree (a directory: MODE_TREE)."""
+        d = self._root(branch)
+        parts = path.split("/")
+        for p in parts[:-1]:
+            sub = d.subdirs.get(p)
+            if sub is None:
+                cur = d.entries.get(p)
+                if cur is None or cur[0] != MODE_TREE:
+                    return None
+                sub = self._load_dir(cur[1])
+            d = sub
+        name = parts[-1]
+        if name in d.subdirs:
+            return MODE_TREE, self._encode(d.subdirs[name])
+        return d.entries.get(name)
+
+    def tree_of(self, commit: bytes) -> bytes:
+        return self._commit_trees.get(commit) or self.repo.read_commit(commit).tree
 
     # ----------------------------------------------------------------------------- commit
     def commit(
@@ -123,6 +181,7 @@ class HistoryWriter:
             parents = [] if tip is None else [tip]
         c = Commit(tree, tuple(parents), author, committer or author, message)
         oid = self._add(COMMIT, c.encode())
+        self._commit_trees[oid] = tree
         self._tips[branch] = oid
         self._start.setdefault(branch, None)
         return oid
@@ -156,14 +215,20 @@ class HistoryWriter:
             d.entries.pop(name, None)
             d.subdirs.pop(name, None)
             return
-        if isinstance(change, tuple):
-            mode, data = change
-            if mode not in (MODE_FILE, MODE_EXEC, MODE_LINK):
-                raise ObjectFormatError(f"invalid mode {mode} for {path!r}")
+        if isinstance(change, Stored):
+            mode, oid = change.mode, change.oid
+            if mode == MODE_TREE:  # a whole directory copied from elsewhere
+                d.subdirs.pop(name, None)
+                d.entries[name] = (MODE_TREE, oid)
+                return
+        elif isinstance(change, tuple):
+            mode, oid = change[0], self._add(BLOB, bytes(change[1]))
         else:
-            mode, data = MODE_FILE, change
+            mode, oid = MODE_FILE, self._add(BLOB, bytes(change))
+        if mode not in (MODE_FILE, MODE_EXEC, MODE_LINK):
+            raise ObjectFormatError(f"invalid mode {mode} for {path!r}")
         d.subdirs.pop(name, None)
-        d.entries[name] = (mode, self._add(BLOB, bytes(data)))
+        d.entries[name] = (mode, oid)
 
     def _encode(self, d: _Dir) -> bytes:
         """The id of a directory, re-encoding only dirty subdirectories (empty ones vanish)."""
