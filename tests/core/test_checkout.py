@@ -308,3 +308,22 @@ def test_tracked_symlink_replaced_by_directory_is_not_followed(tmp_path, repo):
     assert not os.path.islink(os.path.join(r, "d"))
     assert open(os.path.join(r, "d/f"), "rb").read() == b"inside"
     assert list(victim.iterdir()) == []
+
+
+def test_names_and_paths_longer_than_file_systems_allow_are_refused_up_front(repo):
+    """A hostile tree with a 256-byte name, or a path over 4,095 bytes, is refused before
+    anything is written, with a message (not ENAMETOOLONG half-way through)."""
+    blob = repo.store.put(BLOB, b"x")
+    long_name = encode_tree([("n" * 256, MODE_FILE, blob)])
+    t = repo.store.put(TREE, long_name)
+    with pytest.raises(UnsafePath, match="256 bytes"):
+        checkout_tree(repo, t)
+    sub = repo.store.put(TREE, encode_tree([("f", MODE_FILE, blob)]))
+    for depth in range(20):  # 20 levels of 250-byte names: a path over 5,000 bytes
+        sub = repo.store.put(TREE, encode_tree([(f"{depth:03d}" + "d" * 247, MODE_TREE, sub)]))
+    with pytest.raises(UnsafePath, match="a path of"):
+        checkout_tree(repo, sub)
+    assert os.listdir(repo.root) == [".muse"]
+    ok = repo.store.put(TREE, encode_tree([("é" * 127, MODE_FILE, blob)]))  # 254 bytes
+    checkout_tree(repo, ok)
+    assert os.path.exists(os.path.join(repo.root, "é" * 127))

@@ -44,9 +44,31 @@ def check_name(name: str, where: str = "") -> None:
         raise UnsafePath(f"refusing to check out {where + '/' if where else ''}{name}")
 
 
+#: What Linux, macOS and Windows file systems allow: a name of 255 bytes, a path of 4,095.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095
+
+
 def check_dir_names(names: list[str], where: str = "") -> None:
-    """Check every name of one directory, including case/normalization collisions."""
+    """Check every name of one directory, including case/normalization collisions and the
+    lengths file systems allow (refused here with a message, not by ENAMETOOLONG midway)."""
     seen: dict[str, str] = {}
+    base = len(where.encode("utf-8", "surrogateescape")) + 1 if where else 0
+    longest = max((len(n) for n in names), default=0)
+    if longest * 4 > MAX_NAME_BYTES or base + longest * 4 > MAX_PATH_BYTES:
+        for name in names:  # only when some name might be too long: measure in bytes
+            n = len(name.encode("utf-8", "surrogateescape"))
+            shown = f"{where}/{name}" if where else name
+            if n > MAX_NAME_BYTES:
+                raise UnsafePath(
+                    f"refusing to check out {shown[:80]}...: a name of {n} bytes "
+                    f"(file systems allow {MAX_NAME_BYTES})"
+                )
+            if base + n > MAX_PATH_BYTES:
+                raise UnsafePath(
+                    f"refusing to check out {shown[:80]}...: a path of {base + n} bytes "
+                    f"(file systems allow {MAX_PATH_BYTES})"
+                )
     for name in names:
         if name.isascii() and name and "/" not in name and "\0" not in name:
             # the common case, inlined (a checkout checks every name of the tree once)
