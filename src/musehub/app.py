@@ -10,14 +10,13 @@
   turns any unexpected exception into a logged traceback and a JSON 500; the
   ``Muse-Protocol: 1`` header on every response; the per-process rate limit.
 
-What the protocol routes get, ``app.state.hub`` (a :class:`HubState`):
+What the protocol routes get, ``app.state.hub`` (a :class:`musehub.state.HubState`):
 
 - ``state.settings``: :class:`musehub.config.Settings` (limits as ``settings.limits.*``, also
   flat as ``settings.max_pack_bytes`` etc.);
 - ``state.db``: :class:`musehub.db.Database` (``with state.db.session() as s:``);
 - ``state.storage``: :class:`musehub.storage.Storage` (synchronous methods);
-- ``await state.run(fn, *args, **kwargs)``: run blocking work in the thread pool;
-- it is a plain object: routes may attach their own attributes (e.g. ``state.protocol``).
+- ``await state.run(fn, *args, **kwargs)``: run blocking work in the thread pool.
 
 Database migrations are applied (under a lock) when the app is created, so every worker and
 command starts on the current schema.
@@ -29,14 +28,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -48,27 +43,13 @@ from musehub.config import Settings, load_settings
 from musehub.db import Database
 from musehub.errors import HubError, error_response, exception_handlers
 from musehub.ratelimit import RateLimiter, RateLimitMiddleware
-from musehub.storage import InvalidKey, Storage, open_storage
+from musehub.state import HubState
+from musehub.storage import InvalidKey, open_storage
+from musehub.storage.local import LocalStorage
 from musehub.storage.signing import verify
 
 log = logging.getLogger("musehub")
 access_log = logging.getLogger("musehub.access")
-
-T = TypeVar("T")
-
-
-@dataclass
-class HubState:
-    """Everything a route needs: settings, database, storage, a thread pool."""
-
-    settings: Settings
-    db: Database
-    storage: Storage
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking ``fn`` in the thread pool and await its result."""
-        return await run_in_threadpool(partial(fn, *args, **kwargs))
-
 
 # -------------------------------------------------------------------------- middleware
 
@@ -145,10 +126,17 @@ def _signed_key(request: Request, method: str) -> str:
     return key
 
 
+def _local_storage(hub: HubState) -> LocalStorage:
+    """The local backend (the only one whose presigned URLs point at the hub itself)."""
+    if not isinstance(hub.storage, LocalStorage):
+        raise HubError(404, "not_found", "this hub's storage is not local")
+    return hub.storage
+
+
 async def storage_get(request: Request) -> Response:
     """GET of a local presigned URL: the file, streamed, with its Content-Length."""
     key = _signed_key(request, "GET")
-    storage = request.app.state.hub.storage
+    storage = _local_storage(request.app.state.hub)
     try:
         path = storage.path(key)
     except InvalidKey:
@@ -172,7 +160,7 @@ async def storage_put(request: Request) -> Response:
     """PUT of a local presigned URL: the body streams to a temp file, then is renamed."""
     key = _signed_key(request, "PUT")
     hub: HubState = request.app.state.hub
-    storage: Any = hub.storage
+    storage = _local_storage(hub)
     try:
         storage.path(key)
     except InvalidKey:

@@ -74,10 +74,6 @@ class Principal:
     scopes: tuple[str, ...]
     token_id: int
 
-    @property
-    def id(self) -> int:
-        return self.user_id
-
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 

@@ -228,3 +228,26 @@ def test_copy_is_independent_of_its_source(storage: Storage) -> None:
     with pytest.raises(InvalidKey):
         storage.copy("repos/7/packs/p.pack", "../escape")
     storage.delete_prefix("repos/7/")
+
+
+def test_declared_capabilities(storage: Storage, tmp_path: Path) -> None:
+    """local_files / local_path / put_immutable say what the backend can do, no probing: the
+    local backend keeps the very file (one inode) and names it; s3 stores a copy, no path."""
+    src = tmp_path / "finished.pack"
+    data = os.urandom(1 << 16)
+    src.write_bytes(data)
+    storage.put_immutable("repos/8/packs/p.pack", str(src))
+    with storage.open_read("repos/8/packs/p.pack") as f:
+        assert f.read() == data
+    local = storage.local_path("repos/8/packs/p.pack")
+    if storage.local_files:
+        assert local is not None and os.path.samefile(local, src)
+        assert os.stat(src).st_nlink == 2
+    else:
+        assert local is None
+        src.write_bytes(b"the caller broke its promise")  # the store kept its own copy
+        with storage.open_read("repos/8/packs/p.pack") as f:
+            assert f.read() == data
+    with pytest.raises(InvalidKey):
+        storage.put_immutable("../escape", str(src))
+    storage.delete_prefix("repos/8/")

@@ -9,7 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Executable,
+    Insert,
+    Table,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
 
 from musehub.db.models import Pack, Ref, Upload
 from musehub.protocol.records import LIVE_STATES, UPLOAD_DONE, PackInfo
@@ -29,6 +41,11 @@ class StaleRef(Exception):
         self.ref = ref
 
 
+def _dml(s: Session, stmt: Executable) -> CursorResult[Any]:
+    """Run an UPDATE or DELETE; its result reports the rows it touched (``rowcount``)."""
+    return cast(CursorResult[Any], s.execute(stmt))
+
+
 def _utc(ts: float) -> int:
     """Times are integer Unix seconds in every table (musehub.db.models)."""
     return int(ts)
@@ -42,12 +59,12 @@ def _ts(value: Any) -> float:
     return float(value)
 
 
-def read_refs(s: Any, repo_id: int) -> dict[str, bytes]:
+def read_refs(s: Session, repo_id: int) -> dict[str, bytes]:
     rows = s.execute(select(Ref.name, Ref.target).where(Ref.repo_id == repo_id)).all()
     return {name: bytes.fromhex(target) for name, target in rows}
 
 
-def pack_infos(s: Any, repo_id: int) -> list[PackInfo]:
+def pack_infos(s: Session, repo_id: int) -> list[PackInfo]:
     rows = s.execute(
         select(Pack.name, Pack.objects, Pack.blobs, Pack.bytes)
         .where(Pack.repo_id == repo_id)
@@ -56,7 +73,7 @@ def pack_infos(s: Any, repo_id: int) -> list[PackInfo]:
     return [PackInfo(n, o, b, z) for n, o, b, z in rows]
 
 
-def insert_pack(s: Any, repo_id: int, info: PackInfo) -> None:
+def insert_pack(s: Session, repo_id: int, info: PackInfo) -> None:
     s.execute(
         insert(PACKS).values(
             repo_id=repo_id,
@@ -68,7 +85,7 @@ def insert_pack(s: Any, repo_id: int, info: PackInfo) -> None:
     )
 
 
-def _insert_ignore(s: Any, table: Any) -> Any:
+def _insert_ignore(s: Session, table: Table) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING: a lost creation race is a rowcount of 0, not an error
     that would abort the whole transaction."""
     if s.get_bind().dialect.name == "postgresql":
@@ -80,15 +97,15 @@ def _insert_ignore(s: Any, table: Any) -> Any:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
-def replace_packs(s: Any, repo_id: int, old: list[str], new: PackInfo) -> None:
+def replace_packs(s: Session, repo_id: int, old: list[str], new: PackInfo) -> None:
     """Swap merged packs for their union; raises StaleRef if any row is already gone."""
-    res = s.execute(delete(PACKS).where(PACKS.c.repo_id == repo_id, PACKS.c.name.in_(old)))
+    res = _dml(s, delete(PACKS).where(PACKS.c.repo_id == repo_id, PACKS.c.name.in_(old)))
     if res.rowcount != len(old):
         raise StaleRef("packs")
     insert_pack(s, repo_id, new)
 
 
-def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> bool:
+def move_ref(s: Session, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> bool:
     """Compare-and-swap one ref inside the caller's transaction; raises StaleRef.
 
     The first statement is always a write, so SQLite takes its write lock at once (a read
@@ -102,16 +119,17 @@ def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | Non
         if s.execute(stmt.returning(REFS.c.id)).first() is not None:
             return True
     elif new is None and old is not None:
-        res = s.execute(
-            delete(REFS).where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
+        res = _dml(
+            s, delete(REFS).where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
         )
         if res.rowcount == 1:
             return True
     elif old is not None and new is not None:
-        res = s.execute(
+        res = _dml(
+            s,
             update(REFS)
             .where(Ref.repo_id == repo_id, Ref.name == ref, Ref.target == old.hex())
-            .values(target=new.hex())
+            .values(target=new.hex()),
         )
         if res.rowcount == 1:
             return True
@@ -125,7 +143,13 @@ def move_ref(s: Any, repo_id: int, ref: str, old: bytes | None, new: bytes | Non
 
 # ------------------------------------------------------------------------------- uploads
 def add_upload(
-    s: Any, upload_id: str, repo_id: int, user_id: int | None, key: str, expires: float, state: str
+    s: Session,
+    upload_id: str,
+    repo_id: int,
+    user_id: int | None,
+    key: str,
+    expires: float,
+    state: str,
 ) -> None:
     s.execute(
         insert(UPLOADS).values(
@@ -139,7 +163,7 @@ def add_upload(
     )
 
 
-def get_upload(s: Any, upload_id: str) -> tuple[int, int | None, str, float, str] | None:
+def get_upload(s: Session, upload_id: str) -> tuple[int, int | None, str, float, str] | None:
     row = s.execute(
         select(Upload.repo_id, Upload.user_id, Upload.key, Upload.expires_at, Upload.state).where(
             Upload.id == upload_id
@@ -150,21 +174,24 @@ def get_upload(s: Any, upload_id: str) -> tuple[int, int | None, str, float, str
     return row[0], row[1], row[2], _ts(row[3]), row[4]
 
 
-def claim_upload(s: Any, upload_id: str, from_state: str, to_state: str, expires: float) -> bool:
+def claim_upload(
+    s: Session, upload_id: str, from_state: str, to_state: str, expires: float
+) -> bool:
     """Move an upload between states by compare-and-swap (two commits of one id: one wins)."""
-    res = s.execute(
+    res = _dml(
+        s,
         update(UPLOADS)
         .where(Upload.id == upload_id, Upload.state == from_state)
-        .values(state=to_state, expires_at=_utc(expires))
+        .values(state=to_state, expires_at=_utc(expires)),
     )
-    return bool(res.rowcount == 1)
+    return res.rowcount == 1
 
 
-def set_upload_state(s: Any, upload_id: str, state: str) -> None:
+def set_upload_state(s: Session, upload_id: str, state: str) -> None:
     s.execute(update(UPLOADS).where(Upload.id == upload_id).values(state=state))
 
 
-def expired_uploads(s: Any, now: float) -> list[tuple[str, str]]:
+def expired_uploads(s: Session, now: float) -> list[tuple[str, str]]:
     """Rows whose keys are garbage: live work past its expiry, and committed presigned uploads
     (their URL could still PUT a new copy until it expired; the pack itself is elsewhere)."""
     rows = s.execute(

@@ -11,7 +11,6 @@ fails, its ``uploads`` row lets the sweep delete it after expiry).
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import secrets
@@ -20,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy.exc import IntegrityError
 
@@ -38,16 +37,20 @@ from musehub.protocol.body import BodyTooLarge, BodyTruncated
 from musehub.protocol.records import UPLOAD_DONE, UPLOAD_RECEIVING, PackInfo
 from musehub.protocol.repostore import REPACK_AT, WORK_TTL_S, PackReader, RepoStore, pack_key
 
+if TYPE_CHECKING:
+    from musehub.config import Settings
+
 log = logging.getLogger("musehub.protocol")
 
 
-def pack_limits(settings: Any) -> PackLimits:
-    lim = getattr(settings, "limits", settings)
+def pack_limits(settings: Settings) -> PackLimits:
+    """The hub's own policy for what one pack may hold (musehub.config.Limits)."""
+    lim = settings.limits
     return PackLimits(
-        max_object_bytes=getattr(lim, "max_object_bytes", None),
-        max_pack_bytes=getattr(lim, "max_pack_bytes", None),
-        max_objects=getattr(lim, "max_objects", None),
-        max_decompressed_bytes=getattr(lim, "max_decompressed_bytes", None),
+        max_object_bytes=lim.max_object_bytes,
+        max_pack_bytes=lim.max_pack_bytes,
+        max_objects=lim.max_objects,
+        max_decompressed_bytes=lim.max_decompressed_bytes,
     )
 
 
@@ -88,9 +91,9 @@ class Receiver:
         deletes it. Local storage links and verifies the upload in place as before.
         """
         storage = self.store.storage
-        if getattr(storage, "temp_file", None) is not None:
+        if storage.local_files:
             with storage.open_read(key) as stream:
-                return self.receive(stream, updates, done_uploads)
+                return self.receive(stream, updates, done_uploads, local=storage.local_path(key))
         # Not derived from the checksum (unknown until verified), random: unique, and a
         # name still always denotes the same bytes.
         name = f"pack-{secrets.token_hex(32)}-{secrets.token_hex(4)}"
@@ -125,12 +128,15 @@ class Receiver:
         updates: list[RefUpdate],
         done_uploads: Iterable[str] = (),
         stored_name: str | None = None,
+        local: str | None = None,
     ) -> dict[str, Any]:
         """Decode ``stream`` (the pack) in quarantine, verify, store and move the refs.
 
         ``done_uploads``: uploads rows (a presigned bundle) that the ref transaction marks
         done together with everything else. ``stored_name``: the pack is already in storage
-        under that name (``stream`` reads it), only its index is uploaded.
+        under that name (``stream`` reads it), only its index is uploaded. ``local``: the
+        file ``stream`` reads, in a storage that never writes a file in place (it may be
+        linked into quarantine and verified there instead of copied).
         """
         limits = pack_limits(self.store.settings)
         qdir = self.store.quarantine_dir()
@@ -148,13 +154,7 @@ class Receiver:
             try:
                 t0 = time.perf_counter()
                 pack = None
-                local = getattr(stream, "name", None)  # a bundle in local storage
-                if (
-                    isinstance(stream, io.BufferedReader | io.FileIO)
-                    and getattr(self.store.storage, "temp_file", None) is not None
-                    and isinstance(local, str)
-                    and os.path.isfile(local)
-                ):
+                if local is not None:
                     # Linked and verified in place, not copied (storage writes atomically).
                     pack = receive_pack_file(local, str(qdir), limits, inspect)
                 if pack is None:
@@ -245,7 +245,7 @@ class Receiver:
                 if stored_name is None:  # else receive_upload deletes it
                     store.delete_pack(self.repo_id, upload.name)
         if keep and info is not None:
-            _close(pack)
+            pack.close()
             try:
                 store.adopt(info.name, pack_path)
             except OSError:
@@ -298,7 +298,7 @@ class Receiver:
             raise pack_error(e) from None
         self.times["verify"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        overlay = PackReader([pack, *existing.packs])
+        overlay = PackReader([pack, *existing.packs], existing.cache)
         for u in updates:
             if u.new is not None and u.ref.startswith(HEADS):
                 if overlay.kind(u.new) != COMMIT:
@@ -340,7 +340,7 @@ class _Upload:
         self.seconds = 0.0
         self._error: BaseException | None = None
         self._t: threading.Thread | None = None
-        if getattr(store.storage, "temp_file", None) is not None:
+        if store.storage.local_files:
             # Local storage: two hard links, faster than starting a thread.
             self._run(store, repo_id, path)
             return
@@ -366,9 +366,3 @@ class _Upload:
         self.join()
         if self._error is not None:
             raise self._error
-
-
-def _close(pack: Any) -> None:
-    close = getattr(pack, "close", None)
-    if close is not None:
-        close()

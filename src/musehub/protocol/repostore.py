@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from muse.core.pack.cache import BlockCache
 from muse.core.pack.file import PackFile
+from muse.core.pack.packset import PackSet
 from musehub.protocol import dbops
 from musehub.protocol.records import (
     UPLOAD_BUNDLE,
@@ -30,6 +31,11 @@ from musehub.protocol.records import (
     UPLOAD_RECEIVING,
     PackInfo,
 )
+
+if TYPE_CHECKING:
+    from musehub.config import Settings
+    from musehub.db import Database
+    from musehub.storage import Storage
 
 log = logging.getLogger("musehub.protocol")
 
@@ -50,42 +56,27 @@ def bundle_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
     return f"repos/{repo_id}/bundles/{name}{suffix}"
 
 
-class PackReader:
-    """ObjectReader over several packs (newest first), as negotiate/verify expect."""
+class PackReader(PackSet):
+    """The packs of one repository (newest first) behind core's pack-set reader.
 
-    def __init__(self, packs: Sequence[Any]) -> None:
-        self.packs = list(packs)
+    Core's PackSet finds its packs by listing a directory; a hub repository's packs are its
+    ``packs`` rows, so this reader is handed the opened packs and keeps exactly those (the
+    rows are read again per request). ``cache``: the request's block cache, shared by them.
+    """
 
-    def get(self, oid: bytes) -> tuple[int, bytes] | None:
-        for p in self.packs:
-            found = p.get(oid)
-            if found is not None:
-                return found  # type: ignore[no-any-return]
-        return None
+    def __init__(self, packs: Sequence[PackFile], cache: BlockCache | None = None) -> None:
+        self._listed = list(packs)
+        super().__init__("", cache)
 
-    def has(self, oid: bytes) -> bool:
-        return any(p.has(oid) for p in self.packs)
-
-    def kind(self, oid: bytes) -> int | None:
-        for p in self.packs:
-            k = p.kind(oid)
-            if k is not None:
-                return k  # type: ignore[no-any-return]
-        return None
-
-    def size(self, oid: bytes) -> int | None:
-        """Body length from the indexes alone (no object read)."""
-        for p in self.packs:
-            n = p.size(oid)
-            if n is not None:
-                return n  # type: ignore[no-any-return]
-        return None
+    def refresh(self) -> None:
+        """Nothing to pick up: the database, not a directory, says which packs there are."""
+        self.packs = list(self._listed)
 
 
 class RepoStore:
     """Packs of every repository: storage keys, the local cache, readers, the upload sweep."""
 
-    def __init__(self, settings: Any, db: Any, storage: Any) -> None:
+    def __init__(self, settings: Settings, db: Database, storage: Storage) -> None:
         self.settings = settings
         self.db = db
         self.storage = storage
@@ -158,7 +149,7 @@ class RepoStore:
             cache = BlockCache()  # one per request, shared by its packs
             try:
                 packs = [self.pack(repo_id, i.name, cache) for i in reversed(infos)]
-                return PackReader(packs), infos
+                return PackReader(packs, cache), infos
             except NotFound:
                 # A repack replaced a pack between our query and the download: list again.
                 if attempt == 2:
@@ -256,24 +247,10 @@ class RepoStore:
         self.put_immutable(pack_key(repo_id, name), pack_path)
 
     def put_immutable(self, key: str, path: Path) -> None:
-        """put_file, but a hard link when the local backend shares our file system.
-
-        Packs are never modified in place, so the quarantine copy (soon the cache copy) and
-        the stored one may be the same inode: a 1 GB push is then not copied once more.
+        """Store a finished file (packs are never modified in place): the quarantine copy,
+        soon the cache copy, and the stored one may then be one inode (Storage.put_immutable).
         """
-        temp_file = getattr(self.storage, "temp_file", None)
-        commit_temp = getattr(self.storage, "commit_temp", None)
-        if temp_file is not None and commit_temp is not None:
-            try:
-                f, tmp = temp_file()
-                f.close()
-                os.unlink(tmp)
-                os.link(path, tmp)
-                commit_temp(tmp, key)
-                return
-            except OSError:
-                pass  # another file system: copy
-        self.storage.put_file(key, str(path))
+        self.storage.put_immutable(key, str(path))
 
     def delete_pack(self, repo_id: int, name: str) -> None:
         for suffix in (".pack", ".idx"):

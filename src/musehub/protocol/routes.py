@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,19 +25,24 @@ from muse.wire.messages import (
     PACK_TYPE,
     PROTOCOL_HEADER,
     PUSH_TYPE,
+    RefUpdate,
     check_protocol,
     encode_refs,
     parse_updates,
     read_push_header,
 )
-from musehub.auth import authenticate, refresh_last_used, resolve_repo
+from musehub.auth import Principal, authenticate, refresh_last_used, resolve_repo
+from musehub.db import Repo
 from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
 from musehub.protocol.body import IDLE_TIMEOUT_S, AsyncBodyReader, BodyTooLarge, BodyTruncated
 from musehub.protocol.receive import Receiver
 from musehub.protocol.records import UPLOAD_COMMITTING, UPLOAD_EXPIRED, UPLOAD_PENDING
 from musehub.protocol.repostore import WORK_TTL_S, RepoStore, iter_file, upload_key
-from musehub.protocol.serve import PresignAnswer, Server, stream_pack
+from musehub.protocol.serve import PresignAnswer, Server, StreamAnswer, stream_pack
+
+if TYPE_CHECKING:
+    from musehub.state import HubState
 
 log = logging.getLogger("musehub.protocol")
 
@@ -48,19 +53,8 @@ COMMIT_GRACE_S = 3600
 SWEEP_EVERY_S = 0.0  # one indexed query; the lock keeps sweeps from piling up
 
 
-def _limits(settings: Any) -> Any:
-    return getattr(settings, "limits", settings)
-
-
-def _user_id(principal: Any) -> int | None:
-    if principal is None:
-        return None
-    for attr in ("user_id", "id"):
-        value = getattr(principal, attr, None)
-        if isinstance(value, int):
-            return value
-    user = getattr(principal, "user", None)
-    return getattr(user, "id", None)
+def _user_id(principal: Principal | None) -> int | None:
+    return None if principal is None else principal.user_id
 
 
 #: A stored pack up to this size that answers a fetch is sent from memory (one write).
@@ -70,10 +64,11 @@ SMALL_BODY = 4 << 20
 class Protocol:
     """The endpoints of one hub process, sharing one RepoStore (and its pack cache)."""
 
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    def __init__(self, state: HubState) -> None:
         self.settings = state.settings
+        self.limits = state.settings.limits
         self.db = state.db
+        self.storage = state.storage
         self.store = RepoStore(state.settings, state.db, state.storage)
         self.server = Server(self.store)
         self._last_sweep = 0.0
@@ -82,13 +77,13 @@ class Protocol:
         self._sweep_lock = threading.Lock()
 
     # ------------------------------------------------------------------------ helpers
-    def _repo(self, request: Request, need: str) -> tuple[Any, Any]:
+    def _repo(self, request: Request, need: str) -> tuple[Principal | None, Repo]:
         principal, repo, _ = self._repo_and_refs(request, need, False)
         return principal, repo
 
     def _repo_and_refs(
         self, request: Request, need: str, with_refs: bool
-    ) -> tuple[Any, Any, dict[str, bytes] | None]:
+    ) -> tuple[Principal | None, Repo, dict[str, bytes] | None]:
         """The caller, the repository (and its refs): one read-only transaction, no write lock
         (a stale token's last_used is written after it, at most once a minute). A request that
         names another protocol version is refused before anything is read."""
@@ -133,13 +128,13 @@ class Protocol:
     # ---------------------------------------------------------------------- endpoints
     async def refs(self, request: Request) -> Response:
 
-        def read() -> tuple[Any, dict[str, bytes]]:
+        def read() -> tuple[Repo, dict[str, bytes]]:
             _, repo, refs = self._repo_and_refs(request, "read", True)
             assert refs is not None
             return repo, refs
 
         repo, refs = await run_in_threadpool(read)
-        lim = _limits(self.settings)
+        lim = self.limits
         limits = {
             "stream_max_blobs": lim.stream_max_blobs,
             "stream_max_bytes": lim.stream_max_bytes,
@@ -151,7 +146,7 @@ class Protocol:
     async def push_stream(self, request: Request) -> Response:
         require_content_type(request, PUSH_TYPE)
         principal, repo = await run_in_threadpool(self._repo, request, "write")
-        limit = _limits(self.settings).max_pack_bytes + (1 << 20) + 4
+        limit = self.limits.max_pack_bytes + (1 << 20) + 4
         declared = request.headers.get("content-length")
         if declared is not None:
             try:
@@ -182,7 +177,7 @@ class Protocol:
         doc = await read_json(request)
         size = field(doc, "size", int)
         field(doc, "objects", int, 0)
-        max_pack = _limits(self.settings).max_pack_bytes
+        max_pack = self.limits.max_pack_bytes
         if size < 0:
             raise HubError(400, "bad_request", "size must not be negative")
         if size > max_pack:
@@ -203,7 +198,7 @@ class Protocol:
                     expires + COMMIT_GRACE_S,
                     UPLOAD_PENDING,
                 )
-            url, headers = self.state.storage.presign_put(key, UPLOAD_TTL_S)
+            url, headers = self.storage.presign_put(key, UPLOAD_TTL_S)
             return url, dict(headers or {})
 
         url, headers = await run_in_threadpool(work)
@@ -226,8 +221,10 @@ class Protocol:
         result = await run_in_threadpool(self._commit, repo.id, user_id, upload_id, updates)
         return JSONResponse(result)
 
-    def _commit(self, repo_id: int, user_id: int | None, upload_id: str, updates: Any) -> Any:
-        storage = self.state.storage
+    def _commit(
+        self, repo_id: int, user_id: int | None, upload_id: str, updates: list[RefUpdate]
+    ) -> dict[str, Any]:
+        storage = self.storage
         with self.db.session(readonly=True) as s:
             row = dbops.get_upload(s, upload_id)
         if (
@@ -254,7 +251,7 @@ class Protocol:
         try:
             if not storage.exists(key):
                 raise HubError(400, "bad_pack", "nothing was uploaded")
-            max_pack = _limits(self.settings).max_pack_bytes
+            max_pack = self.limits.max_pack_bytes
             if storage.size(key) > max_pack:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
             result = Receiver(self.store, repo_id, user_id).receive_upload(
@@ -282,7 +279,7 @@ class Protocol:
             raise HubError(400, "bad_request", "path must be auto, stream or presign")
         user_id = _user_id(principal) or repo.owner_id
 
-        def work() -> tuple[Any, bytes | None, int | None]:
+        def work() -> tuple[StreamAnswer | PresignAnswer, bytes | None, int | None]:
             answer = self.server.fetch(repo.id, user_id, wants, haves, path)
             if isinstance(answer, PresignAnswer) or not answer.file:
                 return answer, None, None
@@ -321,10 +318,9 @@ def _ids(values: list[Any], what: str) -> list[bytes]:
     return out
 
 
-def routes(state: Any) -> list[Route]:
+def routes(state: HubState) -> list[Route]:
     """The protocol routes of one app; sweeps abandoned uploads once at start-up."""
     proto = Protocol(state)
-    state.protocol = proto
     threading.Thread(target=proto.startup, daemon=True).start()
     base = "/{owner}/{slug}"
     return [

@@ -91,9 +91,9 @@ class Server:
 
     def __init__(self, store: RepoStore) -> None:
         self.store = store
-        lim = getattr(store.settings, "limits", store.settings)
-        self.stream_max_blobs: int = getattr(lim, "stream_max_blobs", 500)
-        self.stream_max_bytes: int = getattr(lim, "stream_max_bytes", 50 << 20)
+        lim = store.settings.limits
+        self.stream_max_blobs = lim.stream_max_blobs
+        self.stream_max_bytes = lim.stream_max_bytes
 
     def fetch(
         self, repo_id: int, user_id: int, wants: list[bytes], haves: list[bytes], path: str

@@ -59,9 +59,27 @@ def check_key(key: str) -> str:
 
 
 class Storage(ABC):
-    """The operations the hub needs from object storage."""
+    """The operations the hub needs from object storage, and what the backend can do.
+
+    Capabilities are declared, not probed: :attr:`local_files` says the objects are plain
+    files on this machine (:meth:`local_path` answers, :meth:`put_immutable` is a hard link),
+    which lets the hub verify a bundle in place and store a pack without copying it.
+    """
 
     name: str
+    #: The objects are files on this machine's file system, each replaced by a rename and
+    #: never written in place: a key's file may be hard-linked, and storing is cheap.
+    local_files: bool = False
+
+    def local_path(self, key: str) -> str | None:
+        """The file holding ``key`` when :attr:`local_files` (whether or not it exists);
+        None for a backend reached over the network."""
+        return None
+
+    def put_immutable(self, key: str, path: str) -> None:
+        """Store the finished file at ``path`` under ``key``; the caller never modifies
+        ``path`` again, so a backend may keep the very file (a hard link) instead of a copy."""
+        self.put_file(key, path)
 
     @abstractmethod
     def put_file(self, key: str, path: str) -> None:

@@ -15,6 +15,7 @@ CHUNK = 1 << 20
 
 class LocalStorage(Storage):
     name = "local"
+    local_files = True
 
     def __init__(self, root: str, public_url: str, secret_key: str) -> None:
         self.root = os.path.abspath(root)
@@ -26,6 +27,9 @@ class LocalStorage(Storage):
 
     def path(self, key: str) -> str:
         return os.path.join(self.root, *check_key(key).split("/"))
+
+    def local_path(self, key: str) -> str:
+        return self.path(key)
 
     def temp_file(self) -> tuple[BinaryIO, str]:
         """An open temp file on the same file system (for :meth:`commit_temp`)."""
@@ -44,6 +48,25 @@ class LocalStorage(Storage):
         try:
             with f, open(path, "rb") as src:
                 shutil.copyfileobj(src, f, CHUNK)
+            self.commit_temp(tmp, key)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def put_immutable(self, key: str, path: str) -> None:
+        """A hard link when ``path`` is on our file system (a 1 GB pack is not copied once
+        more: quarantine, cache and storage may share one inode), else :meth:`put_file`."""
+        self.path(key)
+        f, tmp = self.temp_file()
+        f.close()
+        try:
+            os.unlink(tmp)
+            os.link(path, tmp)
+        except OSError:
+            _unlink(tmp)
+            self.put_file(key, path)
+            return
+        try:
             self.commit_temp(tmp, key)
         except BaseException:
             _unlink(tmp)
