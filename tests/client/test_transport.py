@@ -147,3 +147,31 @@ def test_https_keepalive_chunked_and_retry(
     with pytest.raises(WireError) as e:
         t2.request("GET", base + "/a/b/refs")
     assert e.value.kind == "network"
+
+
+def test_unsafe_requests_are_one_line_errors_and_send_nothing() -> None:
+    """CR/LF from a hub (a presigned URL's headers) or a user (a token) never reaches a socket."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.setblocking(False)
+    base = f"http://127.0.0.1:{srv.getsockname()[1]}"
+    t = Transport(hub_origin=origin_of(base), retries=0)
+    cases = [
+        ({"headers": {"X-Amz-Meta": "v\r\nX-Injected: 1"}, "presigned": True}, "hub_refused"),
+        ({"headers": {"Bad\nName": "v"}, "presigned": True}, "hub_refused"),
+        ({"headers": {"X-A": "nul\x00"}}, "usage"),
+    ]
+    for kw, kind in cases:
+        with pytest.raises(WireError) as e:
+            t.request("PUT", base + "/_storage/k", body=lambda: b"x", **kw)
+        assert e.value.kind == kind and e.value.code == "bad_request"
+        assert "\n" not in str(e.value)
+    with pytest.raises(WireError) as e:
+        Transport(token="tok\r\nX-Injected: 1", hub_origin=origin_of(base)).request("GET", base)
+    assert e.value.kind == "usage"
+    with pytest.raises(BlockingIOError):
+        srv.accept()  # not even a connection
+    srv.close()

@@ -91,6 +91,7 @@ def _clone_into(
     from muse.core.repo import Repository
 
     t0 = time.monotonic()
+    limits = pack_limits()  # the client's own (global config, environment), not the hub's
     with Session(url) as s:
         rr = s.refs()
         heads = {r[len(HEADS) :]: oid for r, oid in rr.refs.items() if r.startswith(HEADS)}
@@ -114,7 +115,7 @@ def _clone_into(
         wants = list(dict.fromkeys(heads.values()))
         transfer = Transfer()
         if wants:
-            transfer = download(repo, s, wants, [], path, pack_limits(rr), progress)
+            transfer = download(repo, s, wants, [], path, limits, progress)
             check_connected(repo, transfer.packs, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests

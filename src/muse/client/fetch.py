@@ -9,14 +9,31 @@ pack; a retry simply runs again.
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from muse.client.progress import Progress
 from muse.client.session import RemoteRefs, Session
 from muse.client.transport import ExpiredURL, Record, Response, WireError, network_error
 from muse.core.refnames import HEADS, REMOTES, TAGS
 from muse.core.repo import Repository
+from muse.errors import UsageError
+
+if TYPE_CHECKING:
+    from muse.core.pack.codec import PackLimits
+
+#: What this client accepts in one pack it receives (fetch, pull, clone): the receiver's own
+#: policy, whatever the hub announces (docs/client.md, "Limits"). Each can be changed with
+#: ``MUSE_<NAME>`` in the environment (``MUSE_MAX_PACK_BYTES=20G``) or ``[fetch] <name>`` in
+#: the global or the repository's config; the environment wins.
+RECEIVE_LIMITS: dict[str, int] = {
+    "max_pack_bytes": 10 << 30,  # 10 GiB of pack on the wire
+    "max_object_bytes": 2 << 30,  # 2 GiB for one object
+    "max_objects": 10_000_000,
+    "max_decompressed_bytes": 40 << 30,  # 40 GiB after decompression (a zstd bomb stops)
+}
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 class Transfer(Record):
@@ -75,13 +92,50 @@ class _Counted:
         return n
 
 
-def pack_limits(rr: RemoteRefs) -> Any:
+def pack_limits(repo: Repository | None = None) -> PackLimits:
+    """The limits every pack received into ``repo`` is held to: :data:`RECEIVE_LIMITS`, then
+    ``[fetch]`` in the config (global, then the repository's; only the global one without a
+    repository), then ``MUSE_MAX_*``. A bad value is a UsageError, never ignored.
+
+    What the hub announces in its refs document is the hub's policy for what it *accepts*;
+    it plays no part here, so a hub announcing ``null`` or huge limits lifts none of these.
+    """
     from muse.core.pack.codec import PackLimits
 
-    return PackLimits(
-        max_object_bytes=rr.limits.get("max_object_bytes"),
-        max_pack_bytes=rr.limits.get("max_pack_bytes"),
-    )
+    if repo is not None:
+        config: Any = repo.effective_config().get("fetch")
+    else:
+        from muse.core import config as _config
+
+        config = _config.load(_config.global_config_path()).get("fetch")
+    values: dict[str, int] = {}
+    for name, default in RECEIVE_LIMITS.items():
+        env = "MUSE_" + name.upper()
+        raw = os.environ.get(env)
+        if raw is not None and raw.strip():
+            values[name] = _size(raw, env)
+        elif isinstance(config, dict) and config.get(name) is not None:
+            values[name] = _size(config[name], f"fetch.{name} in the config")
+        else:
+            values[name] = default
+    return PackLimits(**values)
+
+
+def _size(value: Any, where: str) -> int:
+    """A positive count of bytes or objects: an integer, optionally with k, m, g or t (KiB...)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    else:
+        text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+        unit = _UNITS.get(text[-1:], 1)
+        digits = text[:-1] if unit > 1 else text
+        n = int(digits) if digits.isascii() and digits.isdigit() else 0
+        n *= unit
+    if n <= 0:
+        raise UsageError(
+            f"bad limit {value!r} in {where} (a positive number, optionally with k, m, g or t)"
+        )
+    return n
 
 
 def _receive(repo: Repository, resp: Response, limits: Any, progress: Progress) -> Any:
@@ -149,7 +203,9 @@ def download(
         except PackError as e:
             if e.code == "too_large":
                 raise WireError(
-                    f"the hub sent more than this repository's limits allow: {e}",
+                    f"the hub sent more than this client accepts: {e} (if you trust the hub, "
+                    "raise MUSE_MAX_PACK_BYTES, MUSE_MAX_OBJECT_BYTES, MUSE_MAX_OBJECTS or "
+                    "MUSE_MAX_DECOMPRESSED_BYTES, or [fetch] in the config)",
                     "hub_refused",
                     e.code,
                 ) from None
@@ -248,7 +304,8 @@ def fetch(
         wants = list(dict.fromkeys(oid for oid in heads.values() if not store.has(oid)))
         transfer = Transfer()
         if wants:
-            transfer = download(repo, s, wants, local_haves(repo), path, pack_limits(rr), progress)
+            limits = pack_limits(repo)  # the client's own, not what the hub announced
+            transfer = download(repo, s, wants, local_haves(repo), path, limits, progress)
             check_connected(repo, transfer.packs, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests

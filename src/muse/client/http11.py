@@ -7,7 +7,14 @@ a chunked body from an iterator; responses framed by Content-Length, chunked enc
 connection's end; keep-alive; TCP_NODELAY; TLS through ``ssl`` imported only for https.
 
 Failures are ``OSError`` subclasses (``ConnectionError`` for a peer that vanished or spoke
-nonsense), so callers retry them like any network error.
+nonsense), so callers retry them like any network error. A request that cannot be sent safely
+(CR, LF or NUL in its method, target, a header name or value, which would let the caller's
+input write other headers or another request) is refused with :class:`InvalidRequest` (a
+``ValueError``) before anything is sent.
+
+The parser is strict where leniency would be ambiguous: a status code is three digits, a
+Content-Length and a chunk size are plain digits (no sign, no ``0x``, no ``_``), no line is
+longer than ``MAX_LINE``; anything else is :class:`BadResponse`.
 """
 
 from __future__ import annotations
@@ -30,24 +37,84 @@ class BadResponse(ConnectionError):
     """The server's answer is not HTTP/1.x, or its body ended early."""
 
 
+class InvalidRequest(ValueError):
+    """A request this client refuses to send (nothing was sent): CR, LF or NUL in its method,
+    target, a header name or value, or text that is not Latin-1."""
+
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+#: The bytes of a header name (RFC 9110 token).
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789" + bytes(range(65, 91)) + bytes(range(97, 123)))
+_MAX_DIGITS = 19  # a length of 10**19 bytes is already nonsense; int() of more is slow
+
+
+def _digits(s: str) -> int | None:
+    """A decimal length: ASCII digits only (``int`` would take " 5", "+5", "-5" and "5_0")."""
+    if not s or len(s) > _MAX_DIGITS or not (s.isascii() and s.isdigit()):
+        return None
+    return int(s)
+
+
+def _chunk_size(line: bytes) -> int | None:
+    """The size on a chunk-size line (``1a;ext=v\r\n``): hex digits only, no sign, no 0x."""
+    size = line.split(b";", 1)[0].strip(b" \t\r\n")
+    if not size or len(size) > 16 or not _HEX.issuperset(size):
+        return None
+    return int(size, 16)
+
+
+#: Never in a header value: CR, LF, NUL and the other control characters (HTAB is allowed).
+_CTL = "\r\n\x00" + "".join(chr(c) for c in range(1, 32) if c not in (9, 10, 13)) + "\x7f"
+#: Never in a method, request target or host: the controls above, space and HTAB.
+_CTL_SP = _CTL + " \t"
+
+
+def _check(what: str, text: str, forbidden: str = _CTL) -> None:
+    if text.isascii() and text.isprintable() and (forbidden is _CTL or " " not in text):
+        return  # the usual case, in one pass
+    for ch in forbidden:
+        if ch in text:
+            raise InvalidRequest(f"refusing to send {what} holding {ch!r}: {text[:60]!r}")
+    if not text.isascii():
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"{what} is not Latin-1 text: {text[:60]!r}") from None
+
+
 class Response:
     """Status, headers (lower-case names) and a body read as a stream."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._fp = conn._reader()
+        try:
+            self._read_head(conn)
+        except BaseException:
+            conn.close()  # what follows on this connection cannot be trusted
+            raise
+
+    def _read_head(self, conn: Connection) -> None:
         while True:
             line = self._fp.readline(MAX_LINE + 1)
             if not line:
                 raise RemoteDisconnected("the server closed the connection without answering")
+            if len(line) > MAX_LINE:
+                raise BadResponse("the status line is too long")
             parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            version = parts[0]
+            if (
+                len(parts) < 2
+                or len(version) != 8
+                or not version.startswith("HTTP/1.")
+                or version[7] not in "0123456789"
+            ):
                 raise BadResponse(f"not an HTTP/1.x answer: {line[:60]!r}")
-            try:
-                self.status = int(parts[1])
-            except ValueError:
-                raise BadResponse(f"bad status line: {line[:60]!r}") from None
-            self.version = parts[0]
+            status = _digits(parts[1]) if len(parts[1]) == 3 else None
+            if status is None or status < 100:
+                raise BadResponse(f"bad status line: {line[:60]!r}")
+            self.status = status
+            self.version = version
             self.reason = parts[2] if len(parts) > 2 else ""
             self.headers = self._read_headers()
             if not 100 <= self.status < 200:
@@ -61,15 +128,16 @@ class Response:
         if not self.chunked:
             cl = self.headers.get("content-length")
             if cl is not None:
-                try:
-                    self.length = int(cl)
-                except ValueError:
-                    raise BadResponse(f"bad Content-Length {cl!r}") from None
+                self.length = _digits(cl)
+                if self.length is None:
+                    raise BadResponse(f"bad Content-Length {cl[:40]!r}")
             elif self.status in (204, 304) or conn.last_method == "HEAD":
                 self.length = 0
             else:
                 self.will_close = True  # body runs to the end of the connection
         self._done = self.length == 0
+        if self._done:
+            self._finish()
 
     def _read_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -77,6 +145,8 @@ class Response:
             line = self._fp.readline(MAX_LINE + 1)
             if not line:
                 raise BadResponse("the connection ended inside the headers")
+            if len(line) > MAX_LINE:
+                raise BadResponse("a header line is too long")
             if line in (b"\r\n", b"\n"):
                 return headers
             name, sep, value = line.decode("latin-1").partition(":")
@@ -126,19 +196,26 @@ class Response:
         fp = self._fp
         if not self._chunk_left:
             line = fp.readline(MAX_LINE + 1)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
+            size = _chunk_size(line) if len(line) <= MAX_LINE else None
+            if size is None:
                 self._fail()
-                raise BadResponse(f"bad chunk size line {line[:40]!r}") from None
+                if not line:
+                    raise BadResponse("the connection ended before the chunked body did")
+                raise BadResponse(f"bad chunk size line {line[:40]!r}")
             if size == 0:
-                while True:  # trailers, then the final empty line
+                for _ in range(MAX_HEADERS + 1):  # trailers, then the final empty line
                     t = fp.readline(MAX_LINE + 1)
                     if not t:
                         self._fail()
                         raise BadResponse("the connection ended inside the chunked trailer")
+                    if len(t) > MAX_LINE:
+                        self._fail()
+                        raise BadResponse("a chunked trailer line is too long")
                     if t in (b"\r\n", b"\n"):
                         break
+                else:
+                    self._fail()
+                    raise BadResponse("too many chunked trailers")
                 self._finish()
                 return b""
             self._chunk_left = size
@@ -195,6 +272,7 @@ class Connection:
         self.host_header = hp if port == default else f"{hp}:{port}"
 
     def connect(self) -> None:
+        _check("a host name", self.host, _CTL_SP)
         # An ASCII host goes to getaddrinfo as bytes: a str is run through the "idna" codec
         # first, which imports encodings.idna, unicodedata and stringprep (~1.5 ms).
         host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
@@ -235,6 +313,15 @@ class Connection:
 
     def request(self, method: str, target: str, headers: dict[str, str], body: Body) -> Response:
         """Send one request and read the status and headers of its answer."""
+        if not method or not target:
+            raise InvalidRequest(f"refusing to send a request line {method!r} {target!r}")
+        _check("a method", method, _CTL_SP)
+        _check("a request target", target, _CTL_SP)
+        for k, v in headers.items():
+            if not k or not _TOKEN.issuperset(k.encode("latin-1", "replace")):
+                _check("a header name", k)
+                raise InvalidRequest(f"refusing to send a header named {k[:60]!r}")
+            _check(f"the header {k}", v)
         if self.sock is None:
             self.connect()
         sock = self.sock

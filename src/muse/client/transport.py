@@ -1,6 +1,8 @@
 """HTTP for MuseWire: one keep-alive connection per host, streaming bodies, retries, errors.
 
-Built on :mod:`muse.client.http11` (only ``socket`` to import): every socket gets TCP_NODELAY so a
+Connections come from a factory handed to :class:`Transport` (``connection=``; the seam is typed
+by :class:`Connection` and :class:`RawResponse`). The default is :mod:`muse.client.http11` (only
+``socket`` to import): every socket gets TCP_NODELAY so a
 small request never waits on a delayed ACK, a verb's requests reuse one connection, request
 bodies are streamed (chunked from a generator, or from a file with a Content-Length) and
 response bodies are handed to the caller as a stream (fed straight into ``receive_pack``).
@@ -19,11 +21,14 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from muse.client import http11
 from muse.errors import MuseError, UsageError
+
+InvalidRequest = http11.InvalidRequest
+"""A request a connection refuses to send (a ``ValueError``; nothing was sent)."""
 
 NET_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 """What a broken connection raises here (http11 reports protocol errors as OSError too)."""
@@ -181,13 +186,64 @@ Body = bytes | Iterable[bytes] | tuple[BinaryIO, int] | None
 BodyFactory = Callable[[], Body]
 
 
+if TYPE_CHECKING:  # the seam's types; classes built by typing cost ~0.15 ms at start-up
+
+    class RawResponse(Protocol):
+        """What a connection's ``request`` returns: the status and headers have been read, the
+        body has not (``http11.Response``; ``http.client.HTTPResponse`` has the same shape)."""
+
+        status: int
+        #: Body bytes still to read when known (Content-Length framing), else None.
+        length: int | None
+        #: The server will close the connection after this answer (it cannot be reused).
+        will_close: bool
+
+        def getheader(self, name: str, default: str | None = None) -> str | None: ...
+
+        def read(self, n: int = -1, /) -> bytes: ...
+
+        def readinto(self, b: Any, /) -> int: ...
+
+        def isclosed(self) -> bool: ...
+
+        def close(self) -> None: ...
+
+    class Connection(Protocol):
+        """One keep-alive connection to one (scheme, host, port), connected on first use.
+
+        ``request`` sends one request (``body``: None, bytes, ``(file, length)`` sent with a
+        Content-Length, or an iterator of chunks sent with chunked encoding) and returns the answer
+        with its status and headers read. A broken connection or an answer that is not HTTP raises
+        ``OSError`` (``ConnectionResetError`` for a peer that closed an idle connection, so the
+        request is retried once on a fresh one); a request the connection refuses to send (CR or
+        LF in a header, ...) raises :class:`InvalidRequest` (a ``ValueError``) before anything is
+        sent.
+        """
+
+        #: Not None while connected: a request on a connected socket may meet a stale keep-alive.
+        sock: Any
+
+        def request(
+            self, method: str, target: str, headers: dict[str, str], body: Body, /
+        ) -> RawResponse: ...
+
+        def close(self) -> None: ...
+
+    class ConnectionFactory(Protocol):
+        """Makes a :class:`Connection`; ``http11.Connection`` (the class itself) is one."""
+
+        def __call__(
+            self, host: str, port: int, tls: bool = ..., timeout: float = ...
+        ) -> Connection: ...
+
+
 class Response:
     """A response whose body has not been read yet: read ``json()`` or stream ``body``."""
 
-    def __init__(self, transport: Transport, key: tuple[str, str, int], raw: Any) -> None:
+    def __init__(self, transport: Transport, key: tuple[str, str, int], raw: RawResponse) -> None:
         self._transport = transport
         self._key = key
-        self.raw: http11.Response = raw
+        self.raw: RawResponse = raw
         self.status: int = raw.status
         self.bytes_read = 0
 
@@ -251,9 +307,22 @@ class ErrorContext(Record):
 
 
 class Transport(Record):
-    """One client's HTTP: keep-alive connections per (scheme, host, port), retry policy."""
+    """One client's HTTP: keep-alive connections per (scheme, host, port), retry policy.
 
-    _fields = ("token", "hub_origin", "timeout", "retries", "backoff", "context", "requests")
+    ``connection`` makes the connections (``connection(host, port, tls=..., timeout=...)``);
+    the default is the small HTTP/1.1 client of :mod:`muse.client.http11`.
+    """
+
+    _fields = (
+        "token",
+        "hub_origin",
+        "timeout",
+        "retries",
+        "backoff",
+        "context",
+        "requests",
+        "connection",
+    )
 
     def __init__(
         self,
@@ -264,6 +333,7 @@ class Transport(Record):
         backoff: float | None = None,
         context: ErrorContext | None = None,
         requests: int = 0,
+        connection: ConnectionFactory | None = None,
     ) -> None:
         self.token = token
         self.hub_origin = hub_origin
@@ -272,17 +342,18 @@ class Transport(Record):
         self.backoff = _env_float("MUSE_HTTP_BACKOFF", 0.25) if backoff is None else backoff
         self.context = ErrorContext() if context is None else context
         self.requests = requests
+        self.connection: ConnectionFactory = http11.Connection if connection is None else connection
         self._last_url = ""
-        self._conns: dict[tuple[str, str, int], http11.Connection] = {}
+        self._conns: dict[tuple[str, str, int], Connection] = {}
         if self.token and self.hub_origin:
             check_token_allowed(self.hub_origin)
 
     # ----------------------------------------------------------------------- plumbing
-    def _conn(self, key: tuple[str, str, int]) -> http11.Connection:
+    def _conn(self, key: tuple[str, str, int]) -> Connection:
         c = self._conns.get(key)
         if c is None:
             scheme, host, port = key
-            c = http11.Connection(host, port, tls=scheme == "https", timeout=self.timeout)
+            c = self.connection(host, port, tls=scheme == "https", timeout=self.timeout)
             self._conns[key] = c
         return c
 
@@ -371,6 +442,13 @@ class Transport(Record):
                 if attempt < attempts:
                     self.sleep_before(attempt - 1)
                 continue
+            except http11.InvalidRequest as e:  # refused, nothing sent (CR/LF in a header)
+                self._drop(key)
+                raise WireError(
+                    f"refusing to send the request to {origin_of(url)}: {e}",
+                    "hub_refused" if presigned else "usage",
+                    "bad_request",
+                ) from None
             self.requests += 1
             resp = Response(self, key, raw)
             if resp.status < 400:
@@ -389,12 +467,12 @@ class Transport(Record):
 
     def _send(
         self,
-        conn: http11.Connection,
+        conn: Connection,
         method: str,
         target: str,
         headers: dict[str, str],
         body: Body,
-    ) -> http11.Response:
+    ) -> RawResponse:
         if body is None or isinstance(body, bytes | bytearray | tuple):
             return conn.request(method, target, headers, body)
         return conn.request(method, target, headers, _coalesce(body))
