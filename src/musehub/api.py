@@ -7,8 +7,8 @@
   ``POST /api/users/{username}/tokens`` ``{"scopes": ["write"], "expires_days": null}`` ->
   ``{"token": ...}`` (shown once). The ``musehub`` command does the same offline.
 
-Deleting a repository deletes its rows (refs, packs, uploads cascade) and then its objects
-under ``repos/<repo id>/`` in storage.
+Deleting a repository deletes its rows (refs, packs, deferred deletions cascade) and then its
+objects under ``repos/<repo id>/`` in storage.
 """
 
 from __future__ import annotations

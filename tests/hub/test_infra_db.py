@@ -12,10 +12,10 @@ from fixtures import PostgresCluster, hub_env
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from musehub.db import Collaborator, Database, Pack, Ref, Repo, Token, Upload, User
+from musehub.db import Collaborator, Database, DeferredDeletion, Pack, Ref, Repo, Token, User
 from musehub.db.migrate import current_revision, head_revision
 
-TABLES = {"users", "tokens", "repos", "collaborators", "refs", "packs", "uploads"}
+TABLES = {"users", "tokens", "repos", "collaborators", "refs", "packs", "deferred_deletions"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,7 +58,9 @@ def test_constraints_and_cascades(db_url: str) -> None:
             [
                 Ref(repo_id=r.id, name="refs/heads/main", target="a" * 64),
                 Pack(repo_id=r.id, name="p1", objects=3, blobs=1, bytes=100),
-                Upload(id="up1", repo_id=r.id, user_id=u.id, key="k", expires_at=1),
+                DeferredDeletion(
+                    id="up1", repo_id=r.id, user_id=u.id, key="k", state="storing", delete_after=1
+                ),
                 Collaborator(repo_id=r.id, user_id=u.id),
                 Token(user_id=u.id, token_hash="h" * 64, scopes="read"),
             ]
@@ -77,7 +79,7 @@ def test_constraints_and_cascades(db_url: str) -> None:
     with db.session() as s:
         s.delete(s.get(Repo, repo_id))
     with db.session(readonly=True) as s:
-        for model in (Ref, Pack, Upload, Collaborator):
+        for model in (Ref, Pack, DeferredDeletion, Collaborator):
             assert s.execute(select(model)).first() is None, model
         assert s.execute(select(User)).scalar_one().username == "alice"
     db.dispose()
@@ -191,4 +193,84 @@ def test_repo_ids_are_never_reused(db_url: str) -> None:
         s.add(r)
         s.flush()
         assert r.id > first
+    db.dispose()
+
+
+def test_the_uploads_table_becomes_the_ledger_of_deferred_deletions(db_url: str) -> None:
+    """0002 on a database with rows: the table, its column and each state get their names,
+    a 'done' row split by what it was (a committed upload: still deleted; a pack: kept), and
+    the sweep's query finds exactly the rows that were garbage before."""
+    from musehub.db.migrate import upgrade
+    from musehub.protocol import dbops
+
+    db = Database(db_url)
+    upgrade(db, "0001")
+    old = [  # (id, key, state, expires_at)
+        ("a", "repos/1/uploads/a.pack", "pending", 10),
+        ("b", "repos/1/uploads/b.pack", "committing", 10),
+        ("c", "repos/1/packs/pack-c.pack", "receiving", 10),
+        ("d", "repos/1/bundles/tmp-d.pack", "bundle", 10),
+        ("e", "repos/1/uploads/e.pack", "done", 10),
+        ("f", "repos/1/packs/pack-f.pack", "done", 10),
+        ("g", "repos/1/uploads/g.pack", "expired", 10),
+        ("h", "repos/1/bundles/tmp-h.pack", "bundle", 99),
+    ]
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO users (id, username, is_admin, created_at) VALUES (1, 'u', false, 0)")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO repos (id, owner_id, slug, private, default_branch, created_at)"
+                " VALUES (1, 1, 'r', false, 'main', 0)"
+            )
+        )
+        for row_id, key, state, expires in old:
+            conn.execute(
+                text(
+                    "INSERT INTO uploads (id, repo_id, user_id, key, state, created_at, expires_at)"
+                    " VALUES (:id, 1, 1, :k, :s, 0, :e)"
+                ),
+                {"id": row_id, "k": key, "s": state, "e": expires},
+            )
+    db.upgrade()
+    assert current_revision(db) == head_revision()
+    tables = set(inspect(db.engine).get_table_names())
+    assert "uploads" not in tables and "deferred_deletions" in tables
+    with db.session(readonly=True) as s:
+        got = {
+            r.id: (r.key, r.state, r.delete_after)
+            for r in s.execute(select(DeferredDeletion)).scalars()
+        }
+        due = dict(dbops.due_deletions(s, now=50))
+    assert {k: v[1] for k, v in got.items()} == {
+        "a": "awaiting_upload",
+        "b": "verifying",
+        "c": "storing",
+        "d": "scheduled",
+        "e": "scheduled",
+        "f": "cancelled",
+        "g": "deleted",
+        "h": "scheduled",
+    }
+    assert all(got[k][0] == key and got[k][2] == exp for k, key, _, exp in old)
+    # What the old sweep deleted at t=50 (live states, and done uploads), nothing else.
+    assert set(due) == {"a", "b", "c", "d", "e"}
+    with db.engine.connect() as conn:  # the migrated schema is the models' schema
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        from musehub.db.models import Base
+
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    from alembic import command
+
+    from musehub.db.migrate import alembic_config
+
+    with db.engine.connect() as conn:  # and back: the old table, the old names
+        command.downgrade(alembic_config(conn), "0001")
+        conn.commit()
+    with db.engine.connect() as conn:
+        back = dict(conn.execute(text("SELECT id, state FROM uploads")).all())
+    assert back == {row_id: state for row_id, _, state, _ in old}
     db.dispose()

@@ -148,7 +148,7 @@ def test_abandoned_upload_is_cleaned(hub) -> None:  # type: ignore[no-untyped-de
     engine = create_engine(hub.database_url)
     with engine.begin() as conn:
         conn.execute(
-            text("UPDATE uploads SET expires_at = :t WHERE id = :id"),
+            text("UPDATE deferred_deletions SET delete_after = :t WHERE id = :id"),
             {"t": int(time.time()) - 5, "id": doc["upload_id"]},
         )
     engine.dispose()
@@ -180,8 +180,9 @@ def test_crashed_push_leftovers_are_swept(hub) -> None:  # type: ignore[no-untyp
         key = f"repos/{repo_id}/packs/pack-{'ab' * 32}-deadbeef.pack"
         conn.execute(
             text(
-                "INSERT INTO uploads (id, repo_id, user_id, key, state, created_at, expires_at)"
-                " VALUES (:id, :r, :u, :k, 'receiving', :t, :t)"
+                "INSERT INTO deferred_deletions"
+                " (id, repo_id, user_id, key, state, created_at, delete_after)"
+                " VALUES (:id, :r, :u, :k, 'storing', :t, :t)"
             ),
             {"id": "c" * 32, "r": repo_id, "u": user_id, "k": key, "t": int(time.time()) - 1},
         )

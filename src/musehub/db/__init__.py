@@ -25,17 +25,27 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from musehub.db.models import Base, Collaborator, Pack, Ref, Repo, Token, Upload, User, now
+from musehub.db.models import (
+    Base,
+    Collaborator,
+    DeferredDeletion,
+    Pack,
+    Ref,
+    Repo,
+    Token,
+    User,
+    now,
+)
 
 __all__ = [
     "Base",
     "Collaborator",
     "Database",
+    "DeferredDeletion",
     "Pack",
     "Ref",
     "Repo",
     "Token",
-    "Upload",
     "User",
     "now",
 ]

@@ -124,18 +124,18 @@ class Pack(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
 
 
-class Upload(Base):
-    """A presigned push in flight: ``state`` is pending, committed or failed."""
+class DeferredDeletion(Base):
+    """A storage key to delete after ``delete_after`` unless its state says otherwise: the
+    ledger of uploads, packs being stored, bundles, manifests and replaced packs (the states
+    are in ``musehub.protocol.records``). ``id`` is the upload id of a presigned upload."""
 
-    __tablename__ = "uploads"
-    __table_args__ = (Index("ix_uploads_state_expires", "state", "expires_at"),)
+    __tablename__ = "deferred_deletions"
+    __table_args__ = (Index("ix_deferred_deletions_state_delete_after", "state", "delete_after"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(512))
-    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    objects: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
-    expires_at: Mapped[int] = mapped_column(BigInteger)
+    delete_after: Mapped[int] = mapped_column(BigInteger)

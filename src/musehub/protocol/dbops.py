@@ -1,4 +1,4 @@
-"""Every database statement of the protocol, in one place: refs, packs and uploads.
+"""Every database statement of the protocol, in one place: refs, packs, deferred deletions.
 
 Kept apart so the transaction that makes a push visible reads as a whole, and so each
 statement is visibly a bulk one (no per-object rows, no per-object queries).
@@ -14,23 +14,21 @@ from sqlalchemy import (
     Executable,
     Insert,
     Table,
-    and_,
     delete,
     insert,
-    or_,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
-from musehub.db.models import Pack, Ref, Upload
-from musehub.protocol.records import LIVE_STATES, UPLOAD_DONE, PackInfo
+from musehub.db.models import DeferredDeletion, Pack, Ref
+from musehub.protocol.records import DUE_STATES, PackInfo
 
 # DML goes through the Core tables: ORM-enabled bulk statements do not report a reliable
 # rowcount on every driver, and compare-and-swap lives on rowcount.
 REFS = cast(Table, Ref.__table__)
 PACKS = cast(Table, Pack.__table__)
-UPLOADS = cast(Table, Upload.__table__)
+DEFERRED = cast(Table, DeferredDeletion.__table__)
 
 
 class StaleRef(Exception):
@@ -141,66 +139,61 @@ def move_ref(s: Session, repo_id: int, ref: str, old: bytes | None, new: bytes |
     raise StaleRef(ref)
 
 
-# ------------------------------------------------------------------------------- uploads
-def add_upload(
+# ---------------------------------------------------------------------- deferred deletions
+def defer_deletion(
     s: Session,
-    upload_id: str,
+    row_id: str,
     repo_id: int,
     user_id: int | None,
     key: str,
-    expires: float,
+    delete_after: float,
     state: str,
 ) -> None:
+    """Record ``key`` in the ledger: deleted after ``delete_after`` while ``state`` is due."""
     s.execute(
-        insert(UPLOADS).values(
-            id=upload_id,
+        insert(DEFERRED).values(
+            id=row_id,
             repo_id=repo_id,
             user_id=user_id,
             key=key,
-            expires_at=_utc(expires),
+            delete_after=_utc(delete_after),
             state=state,
         )
     )
 
 
-def get_upload(s: Session, upload_id: str) -> tuple[int, int | None, str, float, str] | None:
+def get_deferred(s: Session, row_id: str) -> tuple[int, int | None, str, float, str] | None:
+    """(repo_id, user_id, key, delete_after, state) of one row, or None."""
+    d = DeferredDeletion
     row = s.execute(
-        select(Upload.repo_id, Upload.user_id, Upload.key, Upload.expires_at, Upload.state).where(
-            Upload.id == upload_id
-        )
+        select(d.repo_id, d.user_id, d.key, d.delete_after, d.state).where(d.id == row_id)
     ).first()
     if row is None:
         return None
     return row[0], row[1], row[2], _ts(row[3]), row[4]
 
 
-def claim_upload(
-    s: Session, upload_id: str, from_state: str, to_state: str, expires: float
+def claim_deferred(
+    s: Session, row_id: str, from_state: str, to_state: str, delete_after: float
 ) -> bool:
-    """Move an upload between states by compare-and-swap (two commits of one id: one wins)."""
+    """Move a row between states by compare-and-swap (two commits of one id: one wins)."""
     res = _dml(
         s,
-        update(UPLOADS)
-        .where(Upload.id == upload_id, Upload.state == from_state)
-        .values(state=to_state, expires_at=_utc(expires)),
+        update(DEFERRED)
+        .where(DeferredDeletion.id == row_id, DeferredDeletion.state == from_state)
+        .values(state=to_state, delete_after=_utc(delete_after)),
     )
     return res.rowcount == 1
 
 
-def set_upload_state(s: Session, upload_id: str, state: str) -> None:
-    s.execute(update(UPLOADS).where(Upload.id == upload_id).values(state=state))
+def set_deferred_state(s: Session, row_id: str, state: str) -> None:
+    s.execute(update(DEFERRED).where(DeferredDeletion.id == row_id).values(state=state))
 
 
-def expired_uploads(s: Session, now: float) -> list[tuple[str, str]]:
-    """Rows whose keys are garbage: live work past its expiry, and committed presigned uploads
-    (their URL could still PUT a new copy until it expired; the pack itself is elsewhere)."""
+def due_deletions(s: Session, now: float) -> list[tuple[str, str]]:
+    """(row id, key) of every row whose key is garbage: due, and past its delete_after."""
+    d = DeferredDeletion
     rows = s.execute(
-        select(Upload.id, Upload.key).where(
-            or_(
-                Upload.state.in_(LIVE_STATES),
-                and_(Upload.state == UPLOAD_DONE, Upload.key.like("%/uploads/%")),
-            ),
-            Upload.expires_at < _utc(now),
-        )
+        select(d.id, d.key).where(d.state.in_(DUE_STATES), d.delete_after < _utc(now))
     ).all()
     return [(r[0], r[1]) for r in rows]

@@ -6,7 +6,7 @@ new tips found in the pack or the repository. Then the pack goes to storage, and
 database transaction inserts its ``packs`` row and moves every ref from the id the client
 expected to the new one (all or none). Any failure leaves the repository exactly as it was:
 quarantine files are removed, an uploaded pack nobody references is deleted (and if even that
-fails, its ``uploads`` row lets the sweep delete it after expiry).
+fails, its ``deferred_deletions`` row lets the sweep delete it after a while).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -34,7 +33,7 @@ from muse.wire.verify import Connectivity, StructureChecker
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
-from musehub.protocol.records import UPLOAD_DONE, UPLOAD_RECEIVING, PackInfo
+from musehub.protocol.records import CANCELLED, SCHEDULED, STORING, PackInfo
 from musehub.protocol.repostore import REPACK_AT, WORK_TTL_S, PackReader, RepoStore, pack_key
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ class Receiver:
         self._kept: str | None = None  # the name of the pack the ref transaction stored
 
     def receive_upload(
-        self, key: str, updates: list[RefUpdate], done_uploads: Iterable[str] = ()
+        self, key: str, updates: list[RefUpdate], upload_id: str | None = None
     ) -> dict[str, Any]:
         """Verify and accept the bundle a client uploaded to ``key`` (push/commit).
 
@@ -86,14 +85,14 @@ class Receiver:
         pack key, and that copy is what gets verified, stored and cached: the client's
         presigned URL stays valid until it expires, so the upload key itself could still
         change after verification, but the copy cannot. Only the index is uploaded then,
-        never the pack a second time. The final key has its own ``uploads`` row from before
+        never the pack a second time. The final key has its own ledger row from before
         the copy, so a hub dying in between leaves nothing the sweep misses; any refusal
         deletes it. Local storage links and verifies the upload in place as before.
         """
         storage = self.store.storage
         if storage.local_files:
             with storage.open_read(key) as stream:
-                return self.receive(stream, updates, done_uploads, local=storage.local_path(key))
+                return self.receive(stream, updates, upload_id, local=storage.local_path(key))
         # Not derived from the checksum (unknown until verified), random: unique, and a
         # name still always denotes the same bytes.
         name = f"pack-{secrets.token_hex(32)}-{secrets.token_hex(4)}"
@@ -101,14 +100,8 @@ class Receiver:
         work_id = secrets.token_hex(16)
         t0 = time.perf_counter()
         with self.store.db.session() as s:
-            dbops.add_upload(
-                s,
-                work_id,
-                self.repo_id,
-                self.user_id,
-                final,
-                time.time() + WORK_TTL_S,
-                UPLOAD_RECEIVING,
+            dbops.defer_deletion(
+                s, work_id, self.repo_id, self.user_id, final, time.time() + WORK_TTL_S, STORING
             )
         self.times["prepare"] = time.perf_counter() - t0
         self._kept = None
@@ -117,7 +110,9 @@ class Receiver:
             storage.copy(key, final)
             self.times["copy"] = time.perf_counter() - t0
             with storage.open_read(final) as stream:
-                return self.receive(stream, updates, [*done_uploads, work_id], stored_name=name)
+                return self.receive(
+                    stream, updates, upload_id, stored_name=name, stored_row=work_id
+                )
         finally:
             if self._kept != name:
                 self.store.delete_pack(self.repo_id, name)
@@ -126,15 +121,17 @@ class Receiver:
         self,
         stream: BinaryIO,
         updates: list[RefUpdate],
-        done_uploads: Iterable[str] = (),
+        upload_id: str | None = None,
         stored_name: str | None = None,
+        stored_row: str | None = None,
         local: str | None = None,
     ) -> dict[str, Any]:
         """Decode ``stream`` (the pack) in quarantine, verify, store and move the refs.
 
-        ``done_uploads``: uploads rows (a presigned bundle) that the ref transaction marks
-        done together with everything else. ``stored_name``: the pack is already in storage
-        under that name (``stream`` reads it), only its index is uploaded. ``local``: the
+        ``upload_id``: the ledger row of a presigned bundle, which the ref transaction
+        schedules for deletion with everything else. ``stored_name``: the pack is already in
+        storage under that name (``stream`` reads it), only its index is uploaded;
+        ``stored_row`` is its ledger row, cancelled once the pack is kept. ``local``: the
         file ``stream`` reads, in a storage that never writes a file in place (it may be
         linked into quarantine and verified there instead of copied).
         """
@@ -168,7 +165,7 @@ class Receiver:
                 raise HubError(413, "payload_too_large", str(e)) from None
             except BodyTruncated as e:
                 raise HubError(400, "bad_pack", f"body ended early: {e}") from None
-            return self._apply(pack, conn, updates, list(done_uploads), stored_name)
+            return self._apply(pack, conn, updates, upload_id, stored_name, stored_row)
         finally:
             try:
                 os.rmdir(qdir)  # accepted: the pack moved to the cache, nothing is left
@@ -180,13 +177,15 @@ class Receiver:
         pack: PackFile,
         conn: Connectivity,
         updates: list[RefUpdate],
-        done_uploads: list[str],
+        upload_id: str | None,
         stored_name: str | None = None,
+        stored_row: str | None = None,
     ) -> dict[str, Any]:
         store = self.store
         pack_path = Path(pack.path)
         received = (pack.count, pack_path.stat().st_size)
         upload: _Upload | None = None
+        storing = [stored_row] if stored_row is not None else []
         if pack.count > 0 and stored_name is not None:
             # The pack is in storage already (receive_upload): its index goes up meanwhile.
             upload = _Upload(self.store, self.repo_id, stored_name, pack_path, index_only=True)
@@ -197,17 +196,17 @@ class Receiver:
             work_id = secrets.token_hex(16)
             t0 = time.perf_counter()
             with store.db.session() as s:
-                dbops.add_upload(
+                dbops.defer_deletion(
                     s,
                     work_id,
                     self.repo_id,
                     self.user_id,
                     pack_key(self.repo_id, name),
                     time.time() + WORK_TTL_S,
-                    UPLOAD_RECEIVING,
+                    STORING,
                 )
             self.times["prepare"] = time.perf_counter() - t0
-            done_uploads = [*done_uploads, work_id]
+            storing.append(work_id)
             upload = _Upload(store, self.repo_id, name, pack_path)
         keep = False
         try:
@@ -227,8 +226,11 @@ class Receiver:
                 stored = info is not None and changed
                 if stored and info is not None:
                     dbops.insert_pack(s, self.repo_id, info)
-                for upload_id in done_uploads:
-                    dbops.set_upload_state(s, upload_id, UPLOAD_DONE)
+                if stored:  # the pack is part of the repository now: never delete it
+                    for row_id in storing:
+                        dbops.set_deferred_state(s, row_id, CANCELLED)
+                if upload_id is not None:  # a still-valid URL could PUT it again until then
+                    dbops.set_deferred_state(s, upload_id, SCHEDULED)
             keep = stored  # only once the transaction committed
             if keep and info is not None:
                 self._kept = info.name

@@ -24,13 +24,7 @@ from muse.core.pack.cache import BlockCache
 from muse.core.pack.file import PackFile
 from muse.core.pack.packset import PackSet
 from musehub.protocol import dbops
-from musehub.protocol.records import (
-    UPLOAD_BUNDLE,
-    UPLOAD_DONE,
-    UPLOAD_EXPIRED,
-    UPLOAD_RECEIVING,
-    PackInfo,
-)
+from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
 
 if TYPE_CHECKING:
     from musehub.config import Settings
@@ -39,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("musehub.protocol")
 
-WORK_TTL_S = 3600  # how long a crashed push's half-done upload may linger before the sweep
+WORK_TTL_S = 3600  # how long a crashed push's half-stored pack may linger before the sweep
 REPACK_AT = 16  # more packs than this in one repository: merge the smaller ones
 REPACK_GRACE_S = 3 * 3600  # replaced packs stay this long: readers, and URLs handed out
 
@@ -74,7 +68,7 @@ class PackReader(PackSet):
 
 
 class RepoStore:
-    """Packs of every repository: storage keys, the local cache, readers, the upload sweep."""
+    """Packs of every repository: storage keys, the local cache, readers, the sweep."""
 
     def __init__(self, settings: Settings, db: Database, storage: Storage) -> None:
         self.settings = settings
@@ -206,29 +200,23 @@ class RepoStore:
             work_id = secrets.token_hex(16)
             now = time.time()
             with self.db.session() as s:
-                dbops.add_upload(
-                    s,
-                    work_id,
-                    repo_id,
-                    user_id,
-                    pack_key(repo_id, name),
-                    now + WORK_TTL_S,
-                    UPLOAD_RECEIVING,
+                dbops.defer_deletion(
+                    s, work_id, repo_id, user_id, pack_key(repo_id, name), now + WORK_TTL_S, STORING
                 )
             self.upload_pack(repo_id, name, path)
             try:
                 with self.db.session() as s:
                     dbops.replace_packs(s, repo_id, [i.name for i in chosen], info)
-                    dbops.set_upload_state(s, work_id, UPLOAD_DONE)
+                    dbops.set_deferred_state(s, work_id, CANCELLED)
                     for old in chosen:  # garbage once nobody can still be reading them
-                        dbops.add_upload(
+                        dbops.defer_deletion(
                             s,
                             secrets.token_hex(16),
                             repo_id,
                             user_id,
                             pack_key(repo_id, old.name),
                             now + REPACK_GRACE_S,
-                            UPLOAD_BUNDLE,
+                            SCHEDULED,
                         )
             except dbops.StaleRef:
                 self.delete_pack(repo_id, name)
@@ -261,17 +249,19 @@ class RepoStore:
 
     # ---------------------------------------------------------------------------- sweep
     def sweep(self, now: float | None = None) -> int:
-        """Delete what abandoned uploads and crashed pushes left in storage; returns a count.
+        """Delete the keys the ledger says are garbage by now; returns how many rows.
 
-        Every key a push or a presign writes before its ref transaction has an ``uploads`` row
-        with an expiry; the transaction marks it done. Rows still live after their expiry
-        belong to someone who gave up (or crashed): their keys go, the row says expired.
+        Every key a push or a presign writes before its ref transaction has a
+        ``deferred_deletions`` row with a ``delete_after``; the transaction cancels the
+        deletion of what it made part of the repository. Rows still due after that time
+        belong to someone who gave up (or crashed), or are bundles, manifests and replaced
+        packs nobody may read any more: their keys go, the row says deleted.
         """
         now = time.time() if now is None else now
         with self.db.session(readonly=True) as s:
-            stale = dbops.expired_uploads(s, now)
+            due = dbops.due_deletions(s, now)
         swept = 0
-        for upload_id, key in stale:
+        for row_id, key in due:
             keys = [key]
             if key.endswith(".pack"):
                 keys.append(key[: -len(".pack")] + ".idx")
@@ -284,7 +274,7 @@ class RepoStore:
                     ok = False
             if ok:
                 with self.db.session() as s:
-                    dbops.set_upload_state(s, upload_id, UPLOAD_EXPIRED)
+                    dbops.set_deferred_state(s, row_id, DELETED)
                 swept += 1
         return swept
 

@@ -37,7 +37,7 @@ from musehub.errors import HubError, field, read_json, require_content_type
 from musehub.protocol import dbops
 from musehub.protocol.body import IDLE_TIMEOUT_S, AsyncBodyReader, BodyTooLarge, BodyTruncated
 from musehub.protocol.receive import Receiver
-from musehub.protocol.records import UPLOAD_COMMITTING, UPLOAD_EXPIRED, UPLOAD_PENDING
+from musehub.protocol.records import AWAITING_UPLOAD, DELETED, VERIFYING
 from musehub.protocol.repostore import WORK_TTL_S, RepoStore, iter_file, upload_key
 from musehub.protocol.serve import PresignAnswer, Server, StreamAnswer, stream_pack
 
@@ -101,7 +101,7 @@ class Protocol:
         return principal, repo, refs
 
     def startup(self) -> None:
-        """Housekeeping once per process: quarantines left by a crash, expired uploads."""
+        """Housekeeping once per process: quarantines left by a crash, due deletions."""
         try:
             self.store.clean_tmp()
         except OSError:
@@ -109,7 +109,7 @@ class Protocol:
         self.sweep(force=True)
 
     def sweep(self, force: bool = False) -> None:
-        """Delete abandoned uploads now and then (called at start-up and on presign)."""
+        """Delete what the ledger says is garbage now and then (at start-up and on presign)."""
         now = time.monotonic()
         if not force and now - self._last_sweep < SWEEP_EVERY_S:
             return
@@ -119,9 +119,9 @@ class Protocol:
             self._last_sweep = now
             n = self.store.sweep()
             if n:
-                log.info("swept %d abandoned uploads", n)
+                log.info("swept %d deferred deletions", n)
         except Exception:  # noqa: BLE001 - never let housekeeping fail a request
-            log.exception("upload sweep failed")
+            log.exception("sweep of deferred deletions failed")
         finally:
             self._sweep_lock.release()
 
@@ -189,14 +189,14 @@ class Protocol:
         def work() -> tuple[str, dict[str, str]]:
             self.sweep()
             with self.db.session() as s:
-                dbops.add_upload(
+                dbops.defer_deletion(
                     s,
                     upload_id,
                     repo.id,
                     _user_id(principal),
                     key,
                     expires + COMMIT_GRACE_S,
-                    UPLOAD_PENDING,
+                    AWAITING_UPLOAD,
                 )
             url, headers = self.storage.presign_put(key, UPLOAD_TTL_S)
             return url, dict(headers or {})
@@ -226,24 +226,20 @@ class Protocol:
     ) -> dict[str, Any]:
         storage = self.storage
         with self.db.session(readonly=True) as s:
-            row = dbops.get_upload(s, upload_id)
+            row = dbops.get_deferred(s, upload_id)
         if (
             row is None
             or row[0] != repo_id
             or row[1] != user_id
-            or row[4]
-            not in (
-                UPLOAD_PENDING,
-                UPLOAD_EXPIRED,
-            )
+            or row[4] not in (AWAITING_UPLOAD, DELETED)
         ):
             raise HubError(404, "upload_not_found", f"no upload {upload_id!r} to commit")
-        _, _, key, expires, state = row
-        if state == UPLOAD_EXPIRED or expires < time.time():
+        _, _, key, delete_after, state = row
+        if state == DELETED or delete_after < time.time():
             raise HubError(410, "upload_expired", "the upload expired; push again")
         with self.db.session() as s:
-            claimed = dbops.claim_upload(
-                s, upload_id, UPLOAD_PENDING, UPLOAD_COMMITTING, time.time() + WORK_TTL_S
+            claimed = dbops.claim_deferred(
+                s, upload_id, AWAITING_UPLOAD, VERIFYING, time.time() + WORK_TTL_S
             )
         if not claimed:
             raise HubError(404, "upload_not_found", f"upload {upload_id!r} is already committed")
@@ -254,9 +250,7 @@ class Protocol:
             max_pack = self.limits.max_pack_bytes
             if storage.size(key) > max_pack:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
-            result = Receiver(self.store, repo_id, user_id).receive_upload(
-                key, updates, done_uploads=[upload_id]
-            )
+            result = Receiver(self.store, repo_id, user_id).receive_upload(key, updates, upload_id)
             ok = True
             return result
         finally:
@@ -265,7 +259,7 @@ class Protocol:
                 storage.delete(key)
                 if not ok:
                     with self.db.session() as s:
-                        dbops.set_upload_state(s, upload_id, UPLOAD_EXPIRED)
+                        dbops.set_deferred_state(s, upload_id, DELETED)
             except Exception:  # noqa: BLE001 - the sweep deletes it later
                 log.warning("could not delete upload %s", key)
 
@@ -319,7 +313,7 @@ def _ids(values: list[Any], what: str) -> list[bytes]:
 
 
 def routes(state: HubState) -> list[Route]:
-    """The protocol routes of one app; sweeps abandoned uploads once at start-up."""
+    """The protocol routes of one app; sweeps due deletions once at start-up."""
     proto = Protocol(state)
     threading.Thread(target=proto.startup, daemon=True).start()
     base = "/{owner}/{slug}"

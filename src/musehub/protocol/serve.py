@@ -35,7 +35,7 @@ from muse.core.pack.stream import pack_chunks, write_pack_of
 from muse.wire.negotiate import objects_to_send
 from musehub.errors import HubError
 from musehub.protocol import dbops
-from musehub.protocol.records import UPLOAD_BUNDLE, PackInfo
+from musehub.protocol.records import SCHEDULED, PackInfo
 from musehub.protocol.repostore import REPACK_GRACE_S, PackReader, RepoStore, bundle_key, pack_key
 
 MAX_DIRECT_PACKS = 8  # at most this many stored packs are handed out as separate bundles
@@ -124,14 +124,14 @@ class Server:
             manifest = self._manifest(repo_id, user_id, reader, direct, objects)
             if clone:  # remembered per tips set (cheap for stored packs, else built once)
                 with self.store.db.session() as s:
-                    dbops.add_upload(
+                    dbops.defer_deletion(
                         s,
                         secrets.token_hex(16),
                         repo_id,
                         user_id,
                         manifest_key,
                         manifest["expires"],
-                        UPLOAD_BUNDLE,
+                        SCHEDULED,
                     )
                 self.save_manifest(manifest_key, manifest)
             return self._presigned(manifest)
@@ -234,7 +234,7 @@ class Server:
             key = bundle_key(repo_id, name)
             expires = time.time() + CLONE_BUNDLE_TTL_S
             with self.store.db.session() as s:
-                dbops.add_upload(s, name, repo_id, user_id, key, expires, UPLOAD_BUNDLE)
+                dbops.defer_deletion(s, name, repo_id, user_id, key, expires, SCHEDULED)
             tmp = tempfile.NamedTemporaryFile(dir=self.store.tmp_dir, suffix=".pack", delete=False)
             tmp.close()
             try:
@@ -268,18 +268,12 @@ class Server:
         reader: PackReader,
         objects: list[tuple[int, bytes]],
     ) -> PresignAnswer:
-        """A fetch's own bundle; its uploads row lets the sweep delete it once the URL expired."""
+        """A fetch's own bundle; its ledger row lets the sweep delete it once the URL expired."""
         token = secrets.token_hex(16)
         key = bundle_key(repo_id, f"tmp-{token}")
         with self.store.db.session() as s:
-            dbops.add_upload(
-                s,
-                token,
-                repo_id,
-                user_id,
-                key,
-                time.time() + BUNDLE_URL_TTL_S + 300,
-                UPLOAD_BUNDLE,
+            dbops.defer_deletion(
+                s, token, repo_id, user_id, key, time.time() + BUNDLE_URL_TTL_S + 300, SCHEDULED
             )
         tmp = tempfile.NamedTemporaryFile(dir=self.store.tmp_dir, suffix=".pack", delete=False)
         tmp.close()
