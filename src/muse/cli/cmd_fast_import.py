@@ -7,9 +7,7 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "file", nargs="?", default="-", help="the stream (default: standard input, '-')"
-    )
+    p.add_argument("file", nargs="?", default="-", help="the stream (default: standard input, '-')")
     p.add_argument("--force", action="store_true", help="replace refs that would lose commits")
     p.add_argument("-q", "--quiet", action="store_true")
 

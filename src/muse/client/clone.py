@@ -14,7 +14,8 @@ import time
 from muse.client.fetch import Transfer, check_connected, download, pack_limits
 from muse.client.progress import Progress
 from muse.client.session import Session
-from muse.client.transport import HubURL, Record
+from muse.client.transport import HubURL
+from muse.core.record import Record
 from muse.core.refnames import HEADS
 from muse.errors import MuseError, NotFound
 

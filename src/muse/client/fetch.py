@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from muse.client.progress import Progress
 from muse.client.session import RemoteRefs, Session
-from muse.client.transport import ExpiredURL, Record, Response, WireError, network_error
+from muse.client.transport import ExpiredURL, Response, WireError, network_error
+from muse.core.record import Record
 from muse.core.refnames import HEADS, REMOTES, TAGS
 from muse.core.repo import Repository
 from muse.errors import UsageError

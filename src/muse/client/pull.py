@@ -12,7 +12,7 @@ import time
 
 from muse.client.fetch import FetchResult, fetch
 from muse.client.progress import Progress
-from muse.client.transport import Record
+from muse.core.record import Record
 from muse.core.repo import Repository
 from muse.errors import Conflict, MuseError, UsageError
 

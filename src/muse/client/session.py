@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from muse.client import credentials
 from muse.client.transport import (
     ErrorContext,
     HubURL,
-    Record,
     Response,
     Transport,
     WireError,
     check_token_allowed,
 )
+from muse.core.record import Record
 from muse.wire.messages import (
     DEFAULT_LIMITS,
     JSON_TYPE,
@@ -28,6 +28,9 @@ from muse.wire.messages import (
     decode_refs,
     encode_push_header,
 )
+
+if TYPE_CHECKING:
+    from muse.client.transport import ConnectionFactory
 
 
 class RemoteRefs(Record):
@@ -51,7 +54,14 @@ class RemoteRefs(Record):
 class Session:
     """A hub repository reached at ``url`` with the user's stored token (if any)."""
 
-    def __init__(self, url: str, write: bool = False, token: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        write: bool = False,
+        token: str | None = None,
+        connection: ConnectionFactory | None = None,
+    ) -> None:
+        """``connection``: how connections are made (see Transport); default http11's."""
         self.url = HubURL.parse(url)
         self.token = token if token is not None else credentials.token_for(self.url.origin)
         if self.token:
@@ -60,6 +70,7 @@ class Session:
             token=self.token,
             hub_origin=self.url.origin,
             context=ErrorContext(self.url.hub, self.url.name, write, bool(self.token)),
+            connection=connection,
         )
 
     def close(self) -> None:

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from muse.client import http11
+from muse.core.record import Record
 from muse.errors import MuseError, UsageError
+from muse.wire.messages import PROTOCOL_HEADER, PROTOCOL_VERSION
 
 InvalidRequest = http11.InvalidRequest
 """A request a connection refuses to send (a ``ValueError``; nothing was sent)."""
@@ -34,7 +36,6 @@ NET_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 """What a broken connection raises here (http11 reports protocol errors as OSError too)."""
 
 USER_AGENT = "muse/0.1"
-PROTOCOL = 1
 CHUNK = 1 << 20
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _STALE = (ConnectionResetError, BrokenPipeError)
@@ -69,27 +70,6 @@ def _env_float(name: str, default: float) -> float:
         return float(os.environ.get(name, ""))
     except ValueError:
         return default
-
-
-class Record:
-    """What ``@dataclass`` gives a plain record (repr and equality over ``_fields``), written out:
-    creating a dataclass execs generated code, ~0.5 ms a class at every command's start-up."""
-
-    _fields: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f) for f in self._fields)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
-        return f"{type(self).__qualname__}({inner})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()  # type: ignore[attr-defined]
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass without frozen
 
 
 # ------------------------------------------------------------------------------- URLs
@@ -405,7 +385,7 @@ class Transport(Record):
             target += "?" + p.query
         hdrs = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         if not presigned:
-            hdrs["Muse-Protocol"] = str(PROTOCOL)
+            hdrs[PROTOCOL_HEADER] = str(PROTOCOL_VERSION)
         if auth and self.token and not presigned:
             if origin_of(url) != self.hub_origin:
                 raise WireError(
