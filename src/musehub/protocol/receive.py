@@ -65,6 +65,22 @@ def _count_blobs(pack: PackFile) -> int:
     return pack.count_kind(BLOB)
 
 
+def _answer(updates: list[RefUpdate], objects: int, size: int) -> dict[str, Any]:
+    """The push's JSON answer (docs/wire.md §4): the refs moved and what was received."""
+    return {
+        "updated": [
+            {
+                "ref": u.ref,
+                "old": u.old.hex() if u.old else None,
+                "new": u.new.hex() if u.new else None,
+            }
+            for u in updates
+        ],
+        "objects": objects,
+        "bytes": size,
+    }
+
+
 class Receiver:
     """One push into one repository, from quarantine to the ref transaction."""
 
@@ -135,44 +151,52 @@ class Receiver:
         file ``stream`` reads, in a storage that never writes a file in place (it may be
         linked into quarantine and verified there instead of copied).
         """
-        limits = pack_limits(self.store.settings)
         qdir = self.store.quarantine_dir()
-        conn = Connectivity()
-        structure = StructureChecker()
-
-        def inspect(kind: int, _oid: bytes, view: memoryview) -> None:
-            # Structure and references of each tree and commit, in the decoding pass (its
-            # id was just re-hashed): the pack is never read a second time.
-            body = bytes(view)
-            structure.check(kind, body)
-            conn.add(kind, body)
-
         try:
-            try:
-                t0 = time.perf_counter()
-                pack = None
-                if local is not None:
-                    # Linked and verified in place, not copied (storage writes atomically).
-                    pack = receive_pack_file(local, str(qdir), limits, inspect)
-                if pack is None:
-                    pack = receive_pack(stream, str(qdir), limits, inspect)
-                    if stream.read(1):
-                        raise HubError(400, "bad_pack", "data after the end of the pack")
-                self.times["receive"] = time.perf_counter() - t0
-            except PackError as e:
-                raise pack_error(e) from None
-            except BodyTooLarge as e:
-                raise HubError(413, "payload_too_large", str(e)) from None
-            except BodyTruncated as e:
-                raise HubError(400, "bad_pack", f"body ended early: {e}") from None
-            return self._apply(pack, conn, updates, upload_id, stored_name, stored_row)
+            pack, conn = self._quarantine(stream, local, qdir)
+            return self._accept(pack, conn, updates, upload_id, stored_name, stored_row)
         finally:
             try:
                 os.rmdir(qdir)  # accepted: the pack moved to the cache, nothing is left
             except OSError:
                 shutil.rmtree(qdir, ignore_errors=True)
 
-    def _apply(
+    # ------------------------------------------------------- phase 1: quarantine, verify
+    def _quarantine(
+        self, stream: BinaryIO, local: str | None, qdir: Path
+    ) -> tuple[PackFile, Connectivity]:
+        """Decode the pack into ``qdir``, re-hashing every object and checking each tree's
+        and commit's structure in that one pass, so nothing unverified ever leaves quarantine
+        and the pack is never read twice. Returns it with what its objects reference."""
+        limits = pack_limits(self.store.settings)
+        conn = Connectivity()
+        structure = StructureChecker()
+
+        def inspect(kind: int, _oid: bytes, view: memoryview) -> None:
+            body = bytes(view)
+            structure.check(kind, body)
+            conn.add(kind, body)
+
+        try:
+            t0 = time.perf_counter()
+            pack = None
+            if local is not None:
+                # Linked and verified in place, not copied (storage writes atomically).
+                pack = receive_pack_file(local, str(qdir), limits, inspect)
+            if pack is None:
+                pack = receive_pack(stream, str(qdir), limits, inspect)
+                if stream.read(1):
+                    raise HubError(400, "bad_pack", "data after the end of the pack")
+            self.times["receive"] = time.perf_counter() - t0
+        except PackError as e:
+            raise pack_error(e) from None
+        except BodyTooLarge as e:
+            raise HubError(413, "payload_too_large", str(e)) from None
+        except BodyTruncated as e:
+            raise HubError(400, "bad_pack", f"body ended early: {e}") from None
+        return pack, conn
+
+    def _accept(
         self,
         pack: PackFile,
         conn: Connectivity,
@@ -181,79 +205,20 @@ class Receiver:
         stored_name: str | None = None,
         stored_row: str | None = None,
     ) -> dict[str, Any]:
-        store = self.store
-        pack_path = Path(pack.path)
-        received = (pack.count, pack_path.stat().st_size)
-        upload: _Upload | None = None
-        storing = [stored_row] if stored_row is not None else []
-        if pack.count > 0 and stored_name is not None:
-            # The pack is in storage already (receive_upload): its index goes up meanwhile.
-            upload = _Upload(self.store, self.repo_id, stored_name, pack_path, index_only=True)
-        elif pack.count > 0:
-            # Storage upload runs while the pack is verified; undone if anything refuses it.
-            checksum = pack_path.stem.removeprefix("pack-")
-            name = f"pack-{checksum}-{secrets.token_hex(4)}"
-            work_id = secrets.token_hex(16)
-            t0 = time.perf_counter()
-            with store.db.session() as s:
-                dbops.defer_deletion(
-                    s,
-                    work_id,
-                    self.repo_id,
-                    self.user_id,
-                    pack_key(self.repo_id, name),
-                    time.time() + WORK_TTL_S,
-                    STORING,
-                )
-            self.times["prepare"] = time.perf_counter() - t0
-            storing.append(work_id)
-            upload = _Upload(store, self.repo_id, name, pack_path)
-        keep = False
+        """The phases after quarantine: storing overlaps verifying (a refusal undoes it),
+        then the ref transaction, then the pack joins the local cache."""
+        received = (pack.count, os.path.getsize(pack.path))
+        upload, storing = self._start_publish(pack, stored_name, stored_row)
+        kept: PackInfo | None = None
         try:
             info = self._check(pack, conn, updates)
-            if upload is not None:
-                upload.wait()
-                self.times["store"] = upload.seconds
-                if info is not None:
-                    info = PackInfo(upload.name, info.objects, info.blobs, info.bytes)
-            else:
-                info = None
-            t0 = time.perf_counter()
-            with store.db.session() as s:
-                changed = False
-                for u in updates:
-                    changed |= dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
-                stored = info is not None and changed
-                if stored and info is not None:
-                    dbops.insert_pack(s, self.repo_id, info)
-                if stored:  # the pack is part of the repository now: never delete it
-                    for row_id in storing:
-                        dbops.set_deferred_state(s, row_id, CANCELLED)
-                if upload_id is not None:  # a still-valid URL could PUT it again until then
-                    dbops.set_deferred_state(s, upload_id, SCHEDULED)
-            keep = stored  # only once the transaction committed
-            if keep and info is not None:
-                self._kept = info.name
-            self.times["transaction"] = time.perf_counter() - t0
-        except dbops.StaleRef as e:
-            raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
-        except IntegrityError:
-            # The only foreign key a push writes is its repository: deleted meanwhile.
-            raise HubError(404, "repo_not_found", "the repository was deleted") from None
+            info = self._finish_publish(upload, info)
+            kept = self._transaction(updates, info, storing, upload_id)
         finally:
-            if upload is not None and not keep:
-                # Refused, or a retry / lost race whose objects are stored already.
-                upload.join()
-                if stored_name is None:  # else receive_upload deletes it
-                    store.delete_pack(self.repo_id, upload.name)
-        if keep and info is not None:
-            pack.close()
-            try:
-                store.adopt(info.name, pack_path)
-            except OSError:
-                pass  # downloaded again on first use
-            if self.pack_count + 1 > REPACK_AT and self.user_id is not None:
-                threading.Thread(target=self._repack, daemon=True).start()
+            if upload is not None and kept is None:
+                self._unpublish(upload, stored_name)
+        if kept is not None:
+            self._adopt(pack, kept)
         log.info(
             "push to repo %d: %d objects, %d bytes; %s",
             self.repo_id,
@@ -261,18 +226,108 @@ class Receiver:
             received[1],
             ", ".join(f"{k} {v:.3f}s" for k, v in self.times.items()),
         )
-        return {
-            "updated": [
-                {
-                    "ref": u.ref,
-                    "old": u.old.hex() if u.old else None,
-                    "new": u.new.hex() if u.new else None,
-                }
-                for u in updates
-            ],
-            "objects": received[0],
-            "bytes": received[1],
-        }
+        return _answer(updates, *received)
+
+    # ------------------------------------------------------------ phase 2: publish
+    def _start_publish(
+        self, pack: PackFile, stored_name: str | None, stored_row: str | None
+    ) -> tuple[_Upload | None, list[str]]:
+        """Start storing the pack while it is verified, which hides the upload's time.
+
+        A pack already in storage (receive_upload) sends only its index. Any other gets a
+        fresh name and a ledger row first, so that a crash mid-upload leaves a key the sweep
+        finds. Returns the upload under way and the ledger rows the transaction cancels.
+        """
+        storing = [stored_row] if stored_row is not None else []
+        if pack.count == 0:
+            return None, storing
+        pack_path = Path(pack.path)
+        if stored_name is not None:
+            return _Upload(self.store, self.repo_id, stored_name, pack_path, True), storing
+        checksum = pack_path.stem.removeprefix("pack-")
+        name = f"pack-{checksum}-{secrets.token_hex(4)}"
+        work_id = secrets.token_hex(16)
+        t0 = time.perf_counter()
+        with self.store.db.session() as s:
+            dbops.defer_deletion(
+                s,
+                work_id,
+                self.repo_id,
+                self.user_id,
+                pack_key(self.repo_id, name),
+                time.time() + WORK_TTL_S,
+                STORING,
+            )
+        self.times["prepare"] = time.perf_counter() - t0
+        storing.append(work_id)
+        return _Upload(self.store, self.repo_id, name, pack_path), storing
+
+    def _finish_publish(self, upload: _Upload | None, info: PackInfo | None) -> PackInfo | None:
+        """Wait for the storage upload (its failure refuses the push) and name the packs row
+        after the stored pack; None when there is nothing to record."""
+        if upload is None:
+            return None
+        upload.wait()
+        self.times["store"] = upload.seconds
+        if info is None:
+            return None
+        return PackInfo(upload.name, info.objects, info.blobs, info.bytes)
+
+    def _unpublish(self, upload: _Upload, stored_name: str | None) -> None:
+        """Undo a storage upload that no ref will name: refused, or a retry (or lost race)
+        whose objects are stored already. receive_upload deletes a pack it stored itself."""
+        upload.join()
+        if stored_name is None:
+            self.store.delete_pack(self.repo_id, upload.name)
+
+    # ---------------------------------------------------- phase 3: the ref transaction
+    def _transaction(
+        self,
+        updates: list[RefUpdate],
+        info: PackInfo | None,
+        storing: list[str],
+        upload_id: str | None,
+    ) -> PackInfo | None:
+        """Move every ref by compare-and-swap and record the pack, in one transaction: all or
+        nothing, so a concurrent push that moved a ref first makes this one 409, not a mix.
+
+        Returns the packs row written (None: nothing new was kept). The ledger changes ride
+        in the same transaction: a kept pack's deletion is cancelled, a presigned upload's
+        scheduled.
+        """
+        t0 = time.perf_counter()
+        try:
+            with self.store.db.session() as s:
+                changed = False
+                for u in updates:
+                    changed |= dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
+                kept = info if changed else None
+                if kept is not None:  # the pack is part of the repository now
+                    dbops.insert_pack(s, self.repo_id, kept)
+                    for row_id in storing:
+                        dbops.set_deferred_state(s, row_id, CANCELLED)
+                if upload_id is not None:  # a still-valid URL could PUT it again until then
+                    dbops.set_deferred_state(s, upload_id, SCHEDULED)
+        except dbops.StaleRef as e:
+            raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
+        except IntegrityError:
+            # The only foreign key a push writes is its repository: deleted meanwhile.
+            raise HubError(404, "repo_not_found", "the repository was deleted") from None
+        self.times["transaction"] = time.perf_counter() - t0
+        if kept is not None:
+            self._kept = kept.name  # only once the transaction committed
+        return kept
+
+    def _adopt(self, pack: PackFile, info: PackInfo) -> None:
+        """Move the accepted pack into the local cache (no download on first read) and
+        start a repack when the repository has collected too many packs."""
+        pack.close()
+        try:
+            self.store.adopt(info.name, Path(pack.path))
+        except OSError:
+            pass  # downloaded again on first use
+        if self.pack_count + 1 > REPACK_AT and self.user_id is not None:
+            threading.Thread(target=self._repack, daemon=True).start()
 
     def _repack(self) -> None:
         try:
@@ -284,30 +339,44 @@ class Receiver:
     def _check(
         self, pack: PackFile, conn: Connectivity, updates: list[RefUpdate]
     ) -> PackInfo | None:
-        """Structure, connectivity, kinds, staleness and fast-forward; raises HubError.
+        """Connectivity, kinds, staleness and fast-forward; raises HubError.
 
         Returns what the packs row would say (None when every ref already holds its new
         value: a retry of a push that succeeded stores nothing again).
         """
-        store = self.store
+        overlay = self._connected(pack, conn, updates)
+        t0 = time.perf_counter()
+        current = self._check_refs(overlay, updates)
+        self.times["refs"] = time.perf_counter() - t0
+        if pack.count == 0 or all(current.get(u.ref) == u.new for u in updates):
+            return None
+        return PackInfo("", pack.count, _count_blobs(pack), os.path.getsize(pack.path))
+
+    def _connected(
+        self, pack: PackFile, conn: Connectivity, updates: list[RefUpdate]
+    ) -> PackReader:
+        """Everything reachable from the new tips is in the pack or the repository (the
+        structure was checked while receiving). Returns a reader over both."""
         t0 = time.perf_counter()
         try:
-            existing, infos = store.reader(self.repo_id)
+            existing, infos = self.store.reader(self.repo_id)
             self.pack_count = len(infos)
             tips = [u.new for u in updates if u.new is not None]
-            conn.check(pack, existing, tips)  # structure was verified while receiving
+            conn.check(pack, existing, tips)
         except PackError as e:
             raise pack_error(e) from None
         self.times["verify"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        overlay = PackReader([pack, *existing.packs], existing.cache)
+        return PackReader([pack, *existing.packs], existing.cache)
+
+    def _check_refs(self, overlay: PackReader, updates: list[RefUpdate]) -> dict[str, bytes]:
+        """Branches name commits; refuse early what the transaction would refuse anyway
+        (stale, non-fast-forward), before anything is stored. Returns the refs as read."""
         for u in updates:
             if u.new is not None and u.ref.startswith(HEADS):
                 if overlay.kind(u.new) != COMMIT:
                     raise HubError(400, "bad_request", f"{u.ref}: {u.new.hex()} is not a commit")
 
-        # Refuse early what the transaction would refuse anyway (stale, non-fast-forward).
-        with store.db.session(readonly=True) as s:
+        with self.store.db.session(readonly=True) as s:
             current = dbops.read_refs(s, self.repo_id)
         for u in updates:
             cur = current.get(u.ref)
@@ -325,10 +394,7 @@ class Receiver:
                     raise HubError(
                         409, "non_fast_forward", f"{u.ref}: {u.new.hex()} does not contain it"
                     )
-        self.times["refs"] = time.perf_counter() - t0
-        if pack.count == 0 or all(current.get(u.ref) == u.new for u in updates):
-            return None
-        return PackInfo("", pack.count, _count_blobs(pack), os.path.getsize(pack.path))
+        return current
 
 
 class _Upload:
