@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from muse.wire.messages import STREAM_MAX_BLOBS, STREAM_MAX_BYTES
+
 MiB = 1 << 20
 GiB = 1 << 30
 
@@ -37,8 +39,8 @@ class Limits:
 
     max_pack_bytes: int = 10 * GiB
     max_object_bytes: int = 2 * GiB
-    stream_max_blobs: int = 500
-    stream_max_bytes: int = 50 * MiB
+    stream_max_blobs: int = STREAM_MAX_BLOBS  # the protocol's defaults (muse.wire.messages)
+    stream_max_bytes: int = STREAM_MAX_BYTES
     #: Records in one pack, and bytes after decompression (a zstd bomb stops here).
     max_objects: int = 10_000_000
     max_decompressed_bytes: int = 40 * GiB

@@ -31,6 +31,8 @@ __all__ = [
     "MessageError",
     "RefUpdate",
     "RefsDocument",
+    "STREAM_MAX_BLOBS",
+    "STREAM_MAX_BYTES",
     "check_protocol",
     "decode_refs",
     "encode_push_header",
@@ -48,11 +50,15 @@ PUSH_TYPE = "application/x-muse-push"  # push/stream body: push header, then the
 PACK_TYPE = "application/x-muse-pack"  # a fetch answer streamed by the hub
 JSON_TYPE = "application/json"
 
-#: What the hub announces in the refs document unless configured otherwise (docs/wire.md §3):
-#: a transfer of at most 500 blobs whose sizes add up to at most 50 MiB streams through the hub.
+#: The default stream/presign thresholds (docs/wire.md §3): a transfer of at most 500 blobs
+#: whose sizes add up to at most 50 MiB streams through the hub, a larger one is presigned.
+STREAM_MAX_BLOBS = 500
+STREAM_MAX_BYTES = 50 * 1024 * 1024
+
+#: What the hub announces in the refs document unless configured otherwise.
 DEFAULT_LIMITS: dict[str, int | None] = {
-    "stream_max_blobs": 500,
-    "stream_max_bytes": 50 * 1024 * 1024,
+    "stream_max_blobs": STREAM_MAX_BLOBS,
+    "stream_max_bytes": STREAM_MAX_BYTES,
     "max_pack_bytes": None,
     "max_object_bytes": None,
 }
