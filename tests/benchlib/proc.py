@@ -2,7 +2,7 @@
 
 A timed command is one process, wall clock, with `sync` (untimed) just before it: the scratch
 disk has no journal, and dirty pages left by the set-up would otherwise be flushed inside the
-measurement (WORKLOAD.md).
+measurement (docs/benchmarks.md, "Definition").
 """
 
 from __future__ import annotations

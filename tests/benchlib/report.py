@@ -1,7 +1,7 @@
-"""Statistics, the ticket's gates, and the Markdown/JSON the benchmark prints.
+"""Statistics, the gates, and the Markdown/JSON the benchmark prints.
 
 Figures are compared by ratios measured in the same run (ours/git), since the machines are
-shared and noisy; absolute times only judge the ticket's gates.
+shared and noisy; absolute times only judge the gates (docs/benchmarks.md, "Definition").
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# (verb, size, path) -> seconds: the ten gates of the ticket (#47).
+# (verb, size, path) -> seconds: the ten gates of docs/benchmarks.md ("Definition").
 GATES: dict[tuple[str, str, str], float] = {
     ("push", "m", "stream"): 5.0,
     ("push", "l", "presign"): 15.0,
@@ -27,7 +27,7 @@ GATES: dict[tuple[str, str, str], float] = {
     ("clone", "l", "presign"): 15.0,
     ("clone", "xl", "presign"): 30.0,
 }
-FOLLOW_ON_MARGIN = 1.2  # a gate missed by more than 20% becomes a follow-on ticket
+FOLLOW_ON_MARGIN = 1.2  # a gate missed by more than 20% becomes a follow-on issue
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -198,7 +198,7 @@ def size_table(rows: list[Row], compare: bool) -> str:
 
 
 def gate_verdicts(rows: list[Row]) -> str:
-    """Every gate of the ticket, with a follow-on line for each miss by more than 20%."""
+    """Every gate, with a follow-on line for each miss by more than 20%."""
     by_key = {(r.verb, r.size, r.shown_path): r for r in rows}
     lines = ["| gate | p50 s | verdict |", "|---|---|---|"]
     follow = []
@@ -243,8 +243,8 @@ def behind_git(rows: list[Row]) -> str:
 PREAMBLE = """# MuseWire benchmarks
 
 Produced by `tests/bench_wire.py` (tables not edited by hand; the notes at the end are
-the analysis written after the run): the four verbs on the workload of
-WORKLOAD.md (tiers XS–XL, 4 KiB incompressible files, a growing history), each run on fresh
+the analysis written after the run): the four verbs on the workload defined in
+docs/benchmarks.md (tiers XS–XL, 4 KiB incompressible files, a growing history), each run on fresh
 repositories, `muse` timed as a whole process against `musehub serve` on loopback, and git
 through `git daemon` on loopback alternating with ours in the same run. The machines are
 shared and noisy: the ratio ours/git, measured side by side, is the figure to compare.

@@ -1,4 +1,4 @@
-"""The WORKLOAD.md tiers and their deterministic history.
+"""The benchmark's tiers and their deterministic history (docs/benchmarks.md, "Definition").
 
 Content is generated, never stored: every file is a pure function of (tier, commit, file), so
 the muse side, the git side and the validators all agree on the bytes without coordination.
@@ -20,7 +20,7 @@ DIRS = 50
 
 @dataclass(frozen=True)
 class Tier:
-    """One row of the WORKLOAD.md table."""
+    """One row of the tier table of docs/benchmarks.md."""
 
     name: str  # upper case, as used in the content seed
     commits: int
