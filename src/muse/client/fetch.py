@@ -20,9 +20,11 @@ from muse.core.record import Record
 from muse.core.refnames import HEADS, REMOTES, TAGS
 from muse.core.repo import Repository
 from muse.errors import UsageError
+from muse.wire.messages import JSON_TYPE
 
 if TYPE_CHECKING:
     from muse.core.pack.codec import PackLimits
+    from muse.core.pack.file import PackFile
 
 #: What this client accepts in one pack it receives (fetch, pull, clone): the receiver's own
 #: policy, whatever the hub announces (docs/client.md, "Limits"). Each can be changed with
@@ -49,14 +51,14 @@ class Transfer(Record):
         path: str = "none",
         wire_seconds: float = 0.0,
         requests: int = 0,
-        packs: list[Any] | None = None,
+        packs: list[PackFile] | None = None,
     ) -> None:
         self.objects = objects
         self.bytes = bytes
         self.path = path
         self.wire_seconds = wire_seconds
         self.requests = requests
-        self.packs: list[Any] = [] if packs is None else packs  # the PackFiles received
+        self.packs: list[PackFile] = [] if packs is None else packs  # the packs received
 
 
 class FetchResult(Record):
@@ -139,7 +141,7 @@ def _size(value: Any, where: str) -> int:
     return n
 
 
-def _receive(repo: Repository, resp: Response, limits: Any, progress: Progress) -> Any:
+def _receive(repo: Repository, resp: Response, limits: PackLimits, progress: Progress) -> PackFile:
     try:
         return repo.store.receive_pack(_Counted(resp, progress), limits)  # type: ignore[arg-type]
     finally:
@@ -152,7 +154,7 @@ def download(
     wants: list[bytes],
     haves: list[bytes],
     path: str,
-    limits: Any,
+    limits: PackLimits,
     progress: Progress,
 ) -> Transfer:
     """Receive every object reachable from wants and not from haves into the local store.
@@ -173,7 +175,7 @@ def download(
         got = Transfer(path=path)
         try:
             resp = session.fetch_bundle(wants, haves, path)
-            if resp.content_type == "application/json":
+            if resp.content_type == JSON_TYPE:
                 answer = resp.json()
                 bundles = answer.get("bundles") or []
                 got.path = "presign"
@@ -231,7 +233,7 @@ def download(
     raise network_error(last, session.url.repo_url, tr.context)
 
 
-def check_connected(repo: Repository, packs: list[Any], tips: list[bytes]) -> None:
+def check_connected(repo: Repository, packs: list[PackFile], tips: list[bytes]) -> None:
     """Every tip is present with everything it references (before any ref may move to it).
 
     Work is proportional to what arrived: only the new trees and commits are read, and what

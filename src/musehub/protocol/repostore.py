@@ -16,13 +16,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from muse.core.pack.cache import BlockCache
 from muse.core.pack.file import PackFile
-from muse.core.pack.packset import PackSet
+from muse.core.pack.packset import PackList
 from musehub.protocol import dbops
 from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
 
@@ -50,21 +50,8 @@ def bundle_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
     return f"repos/{repo_id}/bundles/{name}{suffix}"
 
 
-class PackReader(PackSet):
-    """The packs of one repository (newest first) behind core's pack-set reader.
-
-    Core's PackSet finds its packs by listing a directory; a hub repository's packs are its
-    ``packs`` rows, so this reader is handed the opened packs and keeps exactly those (the
-    rows are read again per request). ``cache``: the request's block cache, shared by them.
-    """
-
-    def __init__(self, packs: Sequence[PackFile], cache: BlockCache | None = None) -> None:
-        self._listed = list(packs)
-        super().__init__("", cache)
-
-    def refresh(self) -> None:
-        """Nothing to pick up: the database, not a directory, says which packs there are."""
-        self.packs = list(self._listed)
+#: The packs of one repository (newest first), as its ``packs`` rows list them.
+PackReader = PackList
 
 
 class RepoStore:

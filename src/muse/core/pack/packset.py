@@ -1,4 +1,4 @@
-"""Every pack of one directory behind one reader (newest first)."""
+"""Several packs behind one reader (newest first): a given list, or every pack of a directory."""
 
 from __future__ import annotations
 
@@ -11,43 +11,13 @@ from muse.core.pack.codec import PackError
 from muse.core.pack.file import PackFile
 
 
-class PackSet:
-    """Every ``*.pack`` (with its index) in one directory, behind one read interface."""
+class PackList:
+    """Given packs (newest first) behind one read interface; the hub hands the packs its
+    database lists for a repository, with the request's block cache."""
 
-    def __init__(self, directory: str, cache: BlockCache | None = None) -> None:
-        self.directory = directory
+    def __init__(self, packs: list[PackFile], cache: BlockCache | None = None) -> None:
+        self.packs = packs
         self.cache = cache if cache is not None else BlockCache()
-        self.packs: list[PackFile] = []
-        self._by_name: dict[str, PackFile] = {}
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Pick up packs added since (newest first, so recent objects are found fastest)."""
-        try:
-            names = os.listdir(self.directory)
-        except FileNotFoundError:
-            names = []
-        found: list[tuple[float, str]] = []
-        for n in names:
-            if n.endswith(".pack") and not n.startswith("."):
-                p = os.path.join(self.directory, n)
-                if os.path.exists(index.idx_path(p)):
-                    try:
-                        found.append((os.stat(p).st_mtime, n))
-                    except FileNotFoundError:
-                        continue
-        found.sort(reverse=True)
-        by_name: dict[str, PackFile] = {}
-        for _, n in found:
-            pf = self._by_name.get(n)
-            if pf is None:
-                try:
-                    pf = PackFile(os.path.join(self.directory, n), self.cache)
-                except (OSError, PackError):
-                    continue
-            by_name[n] = pf
-        self._by_name = by_name
-        self.packs = list(by_name.values())
 
     def get(self, oid: bytes) -> tuple[int, bytes] | None:
         for pf in self.packs:
@@ -83,3 +53,41 @@ class PackSet:
 
     def __len__(self) -> int:
         return len(self.packs)
+
+
+class PackSet(PackList):
+    """Every ``*.pack`` (with its index) in one directory."""
+
+    def __init__(self, directory: str, cache: BlockCache | None = None) -> None:
+        super().__init__([], cache)
+        self.directory = directory
+        self._by_name: dict[str, PackFile] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Pick up packs added since (newest first, so recent objects are found fastest)."""
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            names = []
+        found: list[tuple[float, str]] = []
+        for n in names:
+            if n.endswith(".pack") and not n.startswith("."):
+                p = os.path.join(self.directory, n)
+                if os.path.exists(index.idx_path(p)):
+                    try:
+                        found.append((os.stat(p).st_mtime, n))
+                    except FileNotFoundError:
+                        continue
+        found.sort(reverse=True)
+        by_name: dict[str, PackFile] = {}
+        for _, n in found:
+            pf = self._by_name.get(n)
+            if pf is None:
+                try:
+                    pf = PackFile(os.path.join(self.directory, n), self.cache)
+                except (OSError, PackError):
+                    continue
+            by_name[n] = pf
+        self._by_name = by_name
+        self.packs = list(by_name.values())
