@@ -11,13 +11,13 @@ arrived, so the cost is proportional to the push, not to the repository.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from muse.core import objects as O
 from muse.core.idsection import common_ends, common_prefix, common_suffix
 from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError
 from muse.core.pack.codec import PackError
+from muse.core.pack.file import PackFile
 from muse.core.reader import ObjectReader
 
 __all__ = ["Connectivity", "StructureChecker", "check_connectivity", "verify_structure"]
@@ -102,39 +102,40 @@ class StructureChecker:
         return s
 
 
-def _new_trees_and_commits(new_objects: Any, existing: ObjectReader) -> Iterator[tuple[int, bytes]]:
+#: What a receiver checks: a pack just received, or a map of new ids to kinds whose bodies
+#: the existing reader already holds.
+NewObjects = PackFile | Mapping[bytes, int]
+
+
+def _new_trees_and_commits(
+    new_objects: NewObjects, existing: ObjectReader
+) -> Iterator[tuple[int, bytes]]:
     """(kind, body) of the new trees and commits, from a PackFile or a kind map."""
-    it = getattr(new_objects, "iter_objects", None)
-    if it is not None:
-        for kind, _oid, body in it((TREE, COMMIT)):
+    if isinstance(new_objects, PackFile):
+        for kind, _oid, body in new_objects.iter_objects((TREE, COMMIT)):
             yield kind, body
         return
-    getter = getattr(new_objects, "get_object", None)
     for oid, kind in new_objects.items():
         if kind not in (TREE, COMMIT):
             continue
-        found = getter(oid) if getter is not None else existing.get(oid)
+        found = existing.get(oid)
         if found is None:
             raise PackError("missing_objects", f"{O.KIND_NAMES[kind]} {oid.hex()} is missing")
         yield kind, found[1]
 
 
-def _kind_lookup(new_objects: Any) -> Any:
-    if isinstance(new_objects, Mapping):
-        return new_objects.get
-    return new_objects.kind
+def _kind_lookup(new_objects: NewObjects) -> Callable[[bytes], int | None]:
+    if isinstance(new_objects, PackFile):
+        return new_objects.kind
+    return new_objects.get
 
 
-def _kind_sets(new_objects: Any) -> dict[int, set[bytes]] | None:
-    """{kind: ids} of the new objects when cheap (a PackFile's index, a mapping)."""
+def _kind_sets(new_objects: NewObjects) -> dict[int, set[bytes]] | None:
+    """{kind: ids} of the new objects (None if one has an unknown kind)."""
     by_kind: dict[int, set[bytes]] = {BLOB: set(), TREE: set(), COMMIT: set()}
-    kinds = getattr(new_objects, "kinds", None)
-    if isinstance(new_objects, Mapping):
-        items: Iterable[tuple[bytes, int]] = new_objects.items()
-    elif kinds is not None:
-        items = kinds()
-    else:
-        return None
+    items: Iterable[tuple[bytes, int]] = (
+        new_objects.kinds() if isinstance(new_objects, PackFile) else new_objects.items()
+    )
     for oid, kind in items:
         s = by_kind.get(kind)
         if s is None:
@@ -193,7 +194,7 @@ class Connectivity:
                 raise ObjectFormatError(f"invalid mode {m} in tree")
             by_kind[_MODE_KIND[m]].add(ids[32 * i : 32 * i + 32])
 
-    def check(self, new_objects: Any, existing: ObjectReader, tips: Iterable[bytes]) -> None:
+    def check(self, new_objects: NewObjects, existing: ObjectReader, tips: Iterable[bytes]) -> None:
         """Refuse unless every tip and every collected reference is present with its kind.
 
         ``new_objects`` is what was collected from (a PackFile or a mapping {oid: kind}).
@@ -244,7 +245,9 @@ class Connectivity:
                     )
 
 
-def check_connectivity(new_objects: Any, existing: ObjectReader, tips: Iterable[bytes]) -> None:
+def check_connectivity(
+    new_objects: NewObjects, existing: ObjectReader, tips: Iterable[bytes]
+) -> None:
     """Refuse unless every tip and everything the new trees and commits name is present.
 
     ``new_objects`` is a PackFile (just received) or a mapping {oid: kind}; ``existing`` is
@@ -258,7 +261,7 @@ def check_connectivity(new_objects: Any, existing: ObjectReader, tips: Iterable[
     c.check(new_objects, existing, tips)
 
 
-def closure_pack(pack: Any, wants: list[bytes]) -> bool:
+def closure_pack(pack: PackFile, wants: list[bytes]) -> bool:
     """Whether ``pack`` (a PackFile) holds exactly the objects reachable from ``wants``.
 
     What a first push to an empty repository sends is that closure; when one local pack is
