@@ -1,7 +1,8 @@
-"""Smoke test: tests/bench_wire.py keeps working end to end at XS and S (CI runs this).
+"""Smoke tests: tests/bench_wire.py keeps working end to end at XS and S, and
+tests/bench_startup.py prints a row for every verb (CI runs these).
 
-It runs the real script as a subprocess (hub, muse and git processes over loopback) and
-checks that every row ran and was validated; it never asserts a time, since CI machines are
+They run the real scripts as subprocesses (hub, muse and git processes over loopback) and
+check that every row ran and was validated; they never assert a time, since CI machines are
 shared and noisy.
 """
 
@@ -15,6 +16,7 @@ import sys
 import pytest
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_wire.py")
+STARTUP = os.path.join(os.path.dirname(BENCH), "bench_startup.py")
 
 
 @pytest.mark.timeout(900)
@@ -80,3 +82,24 @@ def test_gate_verdicts_and_follow_on_lines() -> None:
     assert "| pull M stream < 2 s | 0.100 | FAIL (wrong result) |" in verdicts
     assert "| push L presign < 15 s | – | not run |" in verdicts
     assert report.percentile([1.0, 2.0, 3.0], 0.95) == pytest.approx(2.9)
+
+
+@pytest.mark.timeout(600)
+def test_bench_startup_prints_a_row_per_verb(tmp_path: object) -> None:
+    from muse.cli.main import COMMANDS
+
+    md = os.path.join(str(tmp_path), "startup.md")
+    cp = subprocess.run(
+        [sys.executable, STARTUP, "--runs", "1", "--markdown-out", md, "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=550,
+    )
+    assert cp.returncode == 0, cp.stdout[-4000:] + cp.stderr[-4000:]
+    rows = {line.split("|")[1].strip(): line for line in cp.stdout.splitlines() if line[:2] == "| "}
+    for label in ["python3 -c pass", "muse --version", *COMMANDS]:
+        assert label in rows, (label, cp.stdout[-4000:])
+        assert "FAIL" not in rows[label], rows[label]
+    with open(md) as f:
+        written = f.read()
+    assert all(rows[label] in written for label in COMMANDS)
