@@ -1,4 +1,4 @@
-"""WORKLOAD.md histories built directly from muse.core.objects (no repository needed).
+"""The histories of docs/benchmarks.md ("Definition") built directly from muse.core.objects (no repository needed).
 
 Shared by the wire tests (small tiers) and tests/wire/bench_pack.py (XL).
 """
