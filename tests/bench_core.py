@@ -1,4 +1,6 @@
-"""Core benchmark: muse beside git on the XL tier's tip tree (docs/benchmarks.md, "Definition"), same data, same run.
+"""Core benchmark: muse beside git on the XL tier's tip tree, same data, same run.
+
+The tiers are defined in docs/benchmarks.md, "Definition".
 
 Measures, as whole processes (wall clock, what the user waits for):
 - commit of the 25,000-file tree from scratch (``muse commit`` vs ``git add -A && git commit``),

@@ -4,7 +4,8 @@
 
 Starts a real `musehub serve` (one worker, so one process to watch) and measures:
 
-- ingest + verify of the XL pack (docs/benchmarks.md "Definition": 5,000 commits, 25,000 files, ~100 MB) by
+- ingest + verify of the XL pack (docs/benchmarks.md, "Definition": 5,000 commits, 25,000
+  files, ~100 MB) by
   push/stream and by push/presign (PUT to storage, then push/commit);
 - an XL clone served by fetch/bundle (presign: the stored pack handed out; stream: built on
   the fly), and a one-commit fetch against the XL repository;
@@ -264,7 +265,8 @@ def fetch(
 
 # ------------------------------------------------------------------------------- packs
 def xl_history() -> tuple[list[tuple[int, bytes]], list[bytes]]:
-    """The XL history of docs/benchmarks.md ("Definition"): commit k adds part{k%50}/c{k:05d}-{i}.bin, 4,096 bytes each."""
+    """The XL history (docs/benchmarks.md, "Definition"): commit k adds
+    part{k%50}/c{k:05d}-{i}.bin, 4,096 bytes each."""
     import random
 
     objs: list[tuple[int, bytes]] = []

@@ -1,4 +1,4 @@
-"""Micro-benchmark of the pack codec and negotiation on the tiers of docs/benchmarks.md (not a test).
+"""Micro-benchmark of the pack codec and negotiation on docs/benchmarks.md's tiers (not a test).
 
     python tests/wire/bench_pack.py [--tier xl] [--runs 3]
 

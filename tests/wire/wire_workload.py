@@ -1,4 +1,4 @@
-"""The histories of docs/benchmarks.md ("Definition") built directly from muse.core.objects (no repository needed).
+"""The histories of docs/benchmarks.md ("Definition"), built from muse.core.objects alone.
 
 Shared by the wire tests (small tiers) and tests/wire/bench_pack.py (XL).
 """
