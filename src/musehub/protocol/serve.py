@@ -235,13 +235,7 @@ class Server:
             expires = time.time() + CLONE_BUNDLE_TTL_S
             with self.store.db.session() as s:
                 dbops.defer_deletion(s, name, repo_id, user_id, key, expires, SCHEDULED)
-            tmp = tempfile.NamedTemporaryFile(dir=self.store.tmp_dir, suffix=".pack", delete=False)
-            tmp.close()
-            try:
-                total = write_pack_to(tmp.name, reader, objects)
-                self.store.put_immutable(key, Path(tmp.name))
-            finally:
-                os.unlink(tmp.name)
+            total = self._store_pack(key, reader, objects)
             bundles = [{"key": key, "size": total}]
         return {
             "objects": len(objects),
@@ -275,6 +269,14 @@ class Server:
             dbops.defer_deletion(
                 s, token, repo_id, user_id, key, time.time() + BUNDLE_URL_TTL_S + 300, SCHEDULED
             )
+        size = self._store_pack(key, reader, objects)
+        return PresignAnswer(
+            len(objects),
+            [{"url": self.store.storage.presign_get(key, BUNDLE_URL_TTL_S), "size": size}],
+        )
+
+    def _store_pack(self, key: str, reader: PackReader, objects: list[tuple[int, bytes]]) -> int:
+        """Write the pack of ``objects`` to a temporary file and store it under ``key``."""
         tmp = tempfile.NamedTemporaryFile(dir=self.store.tmp_dir, suffix=".pack", delete=False)
         tmp.close()
         try:
@@ -282,10 +284,7 @@ class Server:
             self.store.put_immutable(key, Path(tmp.name))
         finally:
             os.unlink(tmp.name)
-        return PresignAnswer(
-            len(objects),
-            [{"url": self.store.storage.presign_get(key, BUNDLE_URL_TTL_S), "size": size}],
-        )
+        return size
 
     def save_manifest(self, key: str, manifest: dict[str, Any]) -> None:
         self.store.storage.put_bytes(key, json.dumps(manifest).encode())
