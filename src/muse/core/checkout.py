@@ -20,7 +20,7 @@ import stat as _stat
 from collections.abc import Callable, Iterable, Sequence
 
 from muse.core.fileio import write_all
-from muse.core.index import STORED, Entry, Index, load_index, make_entry
+from muse.core.index import STORED, Entry, Index, load_index, make_entry, stat_unchanged
 from muse.core.journal import (
     begin_checkout,
     end_checkout,
@@ -185,14 +185,7 @@ def _matches(full: str, st: os.stat_result, want: tuple[int, bytes], idx: Index,
     if (MODE_EXEC if m & 0o100 else 1) != mode:
         return False
     c = idx.entries.get(rel)
-    if (
-        c is not None
-        and c[3] == st.st_mtime_ns
-        and c[2] == st.st_size
-        and c[4] == st.st_ctime_ns
-        and c[5] == st.st_ino
-        and c[3] < idx.racy_ns
-    ):
+    if c is not None and stat_unchanged(c, st, idx.racy_ns):
         return c[0] == oid
     return _blob_id(_read_file(full, st.st_size)) == oid
 

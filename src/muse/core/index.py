@@ -46,6 +46,19 @@ class IndexLocked(LockHeld, OSError):
     (status) skips the write as it does in a read-only repository, as git status does."""
 
 
+def stat_unchanged(entry: Entry, st: os.stat_result, racy_ns: int) -> bool:
+    """Whether a file with this stat still holds what the entry recorded (git's stat-cache
+    rule: size, mtime, ctime and inode equal, and the entry older than the index file, so
+    a change within the same timestamp tick cannot hide)."""
+    return (
+        entry[3] == st.st_mtime_ns
+        and entry[2] == st.st_size
+        and entry[4] == st.st_ctime_ns
+        and entry[5] == st.st_ino
+        and entry[3] < racy_ns
+    )
+
+
 def make_entry(oid: bytes, flags: int, st: os.stat_result) -> Entry:
     return (oid, flags, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 

@@ -21,7 +21,15 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING
 
 from muse.core.fileio import read_all
-from muse.core.index import MODE_MASK, STORED, Entry, Index, load_index, make_entry
+from muse.core.index import (
+    MODE_MASK,
+    STORED,
+    Entry,
+    Index,
+    load_index,
+    make_entry,
+    stat_unchanged,
+)
 from muse.core.objects import (
     BLOB,
     EMPTY_TREE_ID,
@@ -187,12 +195,8 @@ class Scanner:
             c = old.get(relpath)
             if (
                 c is not None
-                and c[3] == st.st_mtime_ns
-                and c[2] == st.st_size
-                and c[4] == st.st_ctime_ns
-                and c[5] == st.st_ino
                 and c[1] & MODE_MASK == mode
-                and c[3] < racy
+                and stat_unchanged(c, st, racy)
                 and (not collect or c[1] & STORED)
             ):
                 new[relpath] = c
