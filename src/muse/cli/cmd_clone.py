@@ -30,17 +30,7 @@ def run(args: argparse.Namespace) -> int:
     res = clone(args.url, args.directory, args.branch, args.path, progress)
     tr = res.transfer
     if args.json:
-        summary(
-            "clone",
-            tr.objects,
-            tr.bytes,
-            tr.path,
-            tr.wire_seconds,
-            res.restore_seconds,
-            time.monotonic() - t0,
-            files=res.files,
-            branch=res.branch,
-        )
+        summary("clone", tr, t0, res.restore_seconds, files=res.files, branch=res.branch)
     elif not args.quiet:
         if tr.objects == 0:
             sys.stderr.write("warning: you appear to have cloned an empty repository.\n")

@@ -35,14 +35,5 @@ def run(args: argparse.Namespace) -> int:
             what = "[new branch]" if old is None else f"{old.hex()[:12]}..{new.hex()[:12]}"
             sys.stderr.write(f"   {what}  -> {name}\n")
     if args.json:
-        summary(
-            "fetch",
-            tr.objects,
-            tr.bytes,
-            tr.path,
-            tr.wire_seconds,
-            0.0,
-            time.monotonic() - t0,
-            updated=sorted(res.updated),
-        )
+        summary("fetch", tr, t0, updated=sorted(res.updated))
     return 0

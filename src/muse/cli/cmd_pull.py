@@ -28,17 +28,7 @@ def run(args: argparse.Namespace) -> int:
     res = pull(repo, args.remote, args.branch, args.path, progress)
     tr = res.fetched.transfer
     if args.json:
-        summary(
-            "pull",
-            tr.objects,
-            tr.bytes,
-            tr.path,
-            tr.wire_seconds,
-            res.restore_seconds,
-            time.monotonic() - t0,
-            result=res.kind,
-            conflicts=res.conflicts,
-        )
+        summary("pull", tr, t0, res.restore_seconds, result=res.kind, conflicts=res.conflicts)
     elif not args.quiet:
         msgs = {
             "up-to-date": "Already up to date.",

@@ -77,14 +77,5 @@ def run(args: argparse.Namespace) -> int:
             for local, dst in pairs:
                 sys.stderr.write(f"branch '{local}' now tracks '{remote}/{dst}'\n")
     if args.json:
-        summary(
-            "push",
-            res.objects,
-            res.bytes,
-            res.path,
-            res.wire_seconds,
-            0.0,
-            time.monotonic() - t0,
-            updated=[u.ref for u in res.updates],
-        )
+        summary("push", res, t0, updated=[u.ref for u in res.updates])
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 
 def add_transfer_options(p: argparse.ArgumentParser, path: bool = True) -> None:
@@ -23,24 +23,26 @@ def add_transfer_options(p: argparse.ArgumentParser, path: bool = True) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or messages")
 
 
-def summary(
-    verb: str,
-    objects: int,
-    nbytes: int,
-    path: str,
-    wire: float,
-    restore: float,
-    seconds: float,
-    **extra: Any,
-) -> None:
+class _Moved(Protocol):
+    objects: int
+    bytes: int
+    path: str
+    wire_seconds: float
+
+
+def summary(verb: str, moved: _Moved, started: float, restore: float = 0.0, **extra: Any) -> None:
+    """The --json line of a network verb: what moved (a Transfer or a PushResult), the time
+    since ``started`` (time.monotonic()), the restore part, and the verb's own fields."""
+    import time
+
     obj = {
         "verb": verb,
-        "objects": objects,
-        "bytes": nbytes,
-        "path": path,
-        "wire_seconds": round(wire, 6),
+        "objects": moved.objects,
+        "bytes": moved.bytes,
+        "path": moved.path,
+        "wire_seconds": round(moved.wire_seconds, 6),
         "restore_seconds": round(restore, 6),
-        "seconds": round(seconds, 6),
+        "seconds": round(time.monotonic() - started, 6),
     }
     obj.update(extra)
     import json
