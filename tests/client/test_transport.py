@@ -8,11 +8,12 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import QuietHandler
 
 from muse.client.transport import HubURL, Transport, WireError, is_loopback, map_error, origin_of
 from muse.errors import MuseError
@@ -60,25 +61,9 @@ def _ctx() -> Any:
     return ErrorContext("http://h:1", "alice/song", True, True)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     calls: list[tuple[str, str, bytes]] = []
     fail_first = 0
-
-    def log_message(self, *a: Any) -> None:
-        pass
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding") == "chunked":
-            out = b""
-            while True:
-                n = int(self.rfile.readline().strip(), 16)
-                if n == 0:
-                    self.rfile.readline()
-                    return out
-                out += self.rfile.read(n)
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _answer(self) -> None:
         body = self._body()

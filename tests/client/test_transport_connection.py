@@ -12,11 +12,12 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import QuietHandler
 
 from muse.client import http11
 from muse.client.transport import Body, InvalidRequest, Transport, WireError, origin_of
@@ -92,25 +93,9 @@ def no_http11(monkeypatch: pytest.MonkeyPatch) -> None:
     StdlibConnection.made = []
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     calls: list[dict[str, Any]] = []
     fail_first = 0
-
-    def log_message(self, *a: Any) -> None:
-        pass
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding") == "chunked":
-            out = b""
-            while True:
-                n = int(self.rfile.readline().strip(), 16)
-                if n == 0:
-                    self.rfile.readline()
-                    return out
-                out += self.rfile.read(n)
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _answer(self) -> None:
         body = self._body()

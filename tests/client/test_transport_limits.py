@@ -12,11 +12,12 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import QuietHandler
 
 from muse.client.fetch import RECEIVE_LIMITS, pack_limits
 from muse.core.repo import Repository
@@ -95,29 +96,12 @@ def test_pack_limits_takes_nothing_from_the_hub() -> None:
 
 
 # ------------------------------------------------------------------- against a real hub
-class _Rewriter(BaseHTTPRequestHandler):
+class _Rewriter(QuietHandler):
     """Forwards everything to the hub; the refs document's limits are replaced by ``limits``."""
 
-    protocol_version = "HTTP/1.1"
     hub_port = 0
     limits: dict[str, Any] = {}
     refs_seen: list[dict[str, Any]] = []
-
-    def log_message(self, *a: Any) -> None:
-        pass
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding") == "chunked":
-            out = b""
-            while True:
-                n = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if n == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return out
-                out += self.rfile.read(n)
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _forward(self) -> None:
         body = self._body()
