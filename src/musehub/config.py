@@ -44,6 +44,10 @@ class Limits:
     #: Records in one pack, and bytes after decompression (a zstd bomb stops here).
     max_objects: int = 10_000_000
     max_decompressed_bytes: int = 40 * GiB
+    #: zstd blocks may expand at most this many times the pack bytes read (plus 64 MiB).
+    max_zstd_expansion: int = 250
+    #: Decompressed bytes all receives of one worker process may hold at once.
+    decode_budget_bytes: int = 64 * MiB
     #: Requests per minute per token (or per client address when anonymous); 0 = unlimited.
     rate_limit_per_minute: int = 1200
 

@@ -467,3 +467,91 @@ def test_large_compressible_single_objects_round_trip() -> None:
     data = encode(objs)
     assert len(data) < 2 << 20
     assert set(decode(data)) == as_set(objs)
+
+
+def _zstd_block(records: bytes, count: int) -> bytes:
+    frame = P._compressor(1).compress(records)
+    return P.BLOCK_HEADER.pack(P.CODEC_ZSTD, count, len(records), len(frame)) + frame
+
+
+def _pack_of_blocks(blocks: list[bytes], count: int) -> bytes:
+    return _resign(P.HEADER + b"".join(blocks) + bytes([0]) + count.to_bytes(8, "big"))
+
+
+def test_zstd_block_over_the_block_bound_is_refused_from_its_header() -> None:
+    """One record in a zstd block of 17 MiB (a 32 KB push that would cost 1 GiB) is refused."""
+    frame = P._zstd().ZstdCompressor(level=1).compress(b"\x00" * 1024)
+    ulen = P.MAX_ZSTD_BLOCK + (1 << 20)
+    block = P.BLOCK_HEADER.pack(P.CODEC_ZSTD, 1, ulen, len(frame)) + frame
+    err = _refused(_pack_of_blocks([block], 1))
+    assert err.code == "bad_pack" and "over" in str(err)
+
+
+def test_writer_never_compresses_a_block_over_the_bound() -> None:
+    big = b"\x01" + b"\x00" * (P.MAX_ZSTD_BLOCK + 10)  # very compressible, but too big
+    data = encode([(O.BLOB, big)])
+    codec = P.BLOCK_HEADER.unpack_from(data, P.HEADER_LEN)[0]
+    assert codec == P.CODEC_RAW
+    assert decode(data)[0][2] == big
+
+
+def test_zstd_bomb_is_refused_by_the_expansion_bound() -> None:
+    """Blocks of 16 MiB of zeros each (~500 bytes) stop long before 4 GiB of output."""
+    blocks = []
+    for i in range(40):
+        body = i.to_bytes(4, "big") + b"\x00" * (P.MAX_ZSTD_BLOCK - 4 - P.RECORD_HEADER_LEN)
+        rec = P.RECORD_HEADER.pack(O.BLOB, O.object_id(O.BLOB, body), len(body)) + body
+        blocks.append(_zstd_block(rec, 1))
+    data = _pack_of_blocks(blocks, len(blocks))
+    assert len(data) < 64 << 10
+    decoded = 0
+    with pytest.raises(PackError) as info:
+        for block in P.read_blocks(io.BytesIO(data), PackLimits(max_expansion=250)):
+            decoded += len(block.data)
+    assert info.value.code == "too_large" and "expand" in str(info.value)
+    assert decoded <= P.EXPANSION_ALLOWANCE + 250 * len(data)
+    # Without the bound the same pack decodes (each block is a legal object).
+    assert len(decode(data)) == 40
+
+
+def test_duplicate_records_are_refused() -> None:
+    body = b"x"
+    rec = P.RECORD_HEADER.pack(O.BLOB, O.object_id(O.BLOB, body), 1) + body
+    n = 100_000
+    data = _pack_of_blocks([_zstd_block(rec * n, n)], n)
+    assert len(data) < 10 << 10
+    err = _refused(data)
+    assert err.code == "bad_pack" and "twice" in str(err)
+    # ... also when the copy sits in another block
+    two = _pack_of_blocks([_zstd_block(rec, 1), _zstd_block(rec, 1)], 2)
+    assert "twice" in str(_refused(two))
+
+
+def test_decode_budget_is_shared_by_concurrent_readers() -> None:
+    """Two readers sharing a one-block budget: the second waits until the first moves on."""
+    import threading
+
+    budget = P.DecodeBudget(P.MAX_ZSTD_BLOCK, wait=0.2)
+    body = b"\x02" + b"\x00" * (P.MAX_ZSTD_BLOCK - 1 - P.RECORD_HEADER_LEN)
+    rec = P.RECORD_HEADER.pack(O.BLOB, O.object_id(O.BLOB, body), len(body)) + body
+    data = _pack_of_blocks([_zstd_block(rec, 1)], 1)
+    limits = PackLimits(budget=budget)
+    first = P.read_blocks(io.BytesIO(data), limits)
+    next(first)  # holds the whole budget while its block is consumed
+    assert budget.used == P.MAX_ZSTD_BLOCK
+    errors: list[PackError] = []
+
+    def second() -> None:
+        try:
+            list(P.read_blocks(io.BytesIO(data), limits))
+        except PackError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=second)
+    t.start()
+    t.join()
+    assert [e.code for e in errors] == ["busy"]
+    list(first)  # finishing gives the budget back
+    assert budget.used == 0
+    assert len(list(P.read_blocks(io.BytesIO(data), limits))) == 1
+    assert budget.used == 0

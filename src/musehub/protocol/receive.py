@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
-from muse.core.pack.codec import PackError, PackLimits
+from muse.core.pack.codec import DecodeBudget, PackError, PackLimits
 from muse.core.pack.file import PackFile
 from muse.core.pack.write import receive_pack, receive_pack_file
 from muse.core.refnames import HEADS
@@ -42,14 +42,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("musehub.protocol")
 
 
+_budgets: dict[int, DecodeBudget] = {}
+
+
 def pack_limits(settings: Settings) -> PackLimits:
-    """The hub's own policy for what one pack may hold (musehub.config.Limits)."""
+    """The hub's own policy for what one pack may hold (musehub.config.Limits).
+
+    Every receive of the process shares one DecodeBudget, so concurrent pushes cannot
+    multiply what decompression holds in memory.
+    """
     lim = settings.limits
+    budget = _budgets.get(lim.decode_budget_bytes)
+    if budget is None:
+        budget = _budgets.setdefault(lim.decode_budget_bytes, DecodeBudget(lim.decode_budget_bytes))
     return PackLimits(
         max_object_bytes=lim.max_object_bytes,
         max_pack_bytes=lim.max_pack_bytes,
         max_objects=lim.max_objects,
         max_decompressed_bytes=lim.max_decompressed_bytes,
+        max_expansion=lim.max_zstd_expansion,
+        budget=budget,
     )
 
 
@@ -58,6 +70,8 @@ def pack_error(e: PackError) -> HubError:
         return HubError(413, "payload_too_large", str(e))
     if e.code == "missing_objects":
         return HubError(400, "missing_objects", str(e))
+    if e.code == "busy":
+        return HubError(503, "busy", str(e), headers={"Retry-After": "5"})
     return HubError(400, "bad_pack", str(e))
 
 

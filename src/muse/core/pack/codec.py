@@ -48,8 +48,15 @@ TRAILER_LEN = 1 + 8 + 32
 
 #: A writer aims at blocks of this many uncompressed bytes ...
 BLOCK_TARGET = 4 << 20
-#: ... and a reader refuses a block larger than this unless it holds exactly one object.
+#: ... and a reader refuses a block larger than this unless it holds exactly one object in a
+#: raw block (raw blocks are verified as a stream). So no zstd block ever decompresses to more
+#: than this: what a receiver holds for one block is bounded whatever the pack says.
 MAX_MULTI_BLOCK = 16 << 20
+MAX_ZSTD_BLOCK = MAX_MULTI_BLOCK
+#: zstd blocks may decompress to at most this many times the pack bytes read so far, plus
+#: EXPANSION_ALLOWANCE: trees pack ~35:1, text ~5:1, while a zstd bomb (16 MiB of zeros in
+#: 500 bytes) is ~30,000:1. Receivers set it (PackLimits.max_expansion).
+EXPANSION_ALLOWANCE = 64 << 20
 #: zstd level for compressible blobs (~0.4 GB/s here).
 ZSTD_LEVEL = 3
 #: zstd level for blocks of trees and commits: on tree versions level 1 packs smaller than
@@ -92,12 +99,23 @@ class PackError(MuseError):
 class PackLimits(Frozen):
     """What a reader accepts; ``None`` means unlimited. Checked before anything is allocated."""
 
-    __slots__ = ("max_object_bytes", "max_pack_bytes", "max_objects", "max_decompressed_bytes")
+    __slots__ = (
+        "max_object_bytes",
+        "max_pack_bytes",
+        "max_objects",
+        "max_decompressed_bytes",
+        "max_expansion",
+        "budget",
+    )
 
     max_object_bytes: int | None
     max_pack_bytes: int | None
     max_objects: int | None
     max_decompressed_bytes: int | None
+    #: zstd output may reach max_expansion x the pack bytes read so far + EXPANSION_ALLOWANCE.
+    max_expansion: int | None
+    #: Shared by every reader of a process, so concurrent decodes cannot multiply memory.
+    budget: DecodeBudget | None
 
     def __init__(
         self,
@@ -105,12 +123,45 @@ class PackLimits(Frozen):
         max_pack_bytes: int | None = None,
         max_objects: int | None = None,
         max_decompressed_bytes: int | None = None,
+        max_expansion: int | None = None,
+        budget: DecodeBudget | None = None,
     ) -> None:
         _set = object.__setattr__
         _set(self, "max_object_bytes", max_object_bytes)
         _set(self, "max_pack_bytes", max_pack_bytes)
         _set(self, "max_objects", max_objects)
         _set(self, "max_decompressed_bytes", max_decompressed_bytes)
+        _set(self, "max_expansion", max_expansion)
+        _set(self, "budget", budget)
+
+
+class DecodeBudget:
+    """Bytes of decompressed blocks that all readers of one process may hold at once.
+
+    A reader takes a block's size before decompressing it and gives it back when it moves to
+    the next block (or stops), so N concurrent pushes cost at most ``total`` bytes between
+    them, not N blocks each. A reader that cannot get its share within ``wait`` seconds fails
+    with ``busy`` (the hub answers 503), instead of queueing without bound.
+    """
+
+    def __init__(self, total: int, wait: float = 30.0) -> None:
+        if total < MAX_ZSTD_BLOCK:
+            raise ValueError(f"a decode budget must hold one block ({MAX_ZSTD_BLOCK} bytes)")
+        self.total = total
+        self.wait = wait
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def take(self, n: int) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used + n <= self.total, self.wait):
+                raise PackError("busy", "too many packs are being decoded at once; retry later")
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
 
 
 class _Writable(Protocol):
@@ -250,7 +301,8 @@ class PackWriter:
             self._meta, self._meta_recs, self._meta_size = [], [], 0
             if len(recs) != 1:
                 parts = [b"".join(parts)]
-            self._write_block(parts, size, recs, self.compress, ZSTD_LEVEL_META)
+            compress = self.compress and size <= MAX_ZSTD_BLOCK
+            self._write_block(parts, size, recs, compress, ZSTD_LEVEL_META)
 
     def _flush_blobs(self) -> None:
         if self._blob_recs:
@@ -259,7 +311,8 @@ class PackWriter:
             sample = parts[1] if len(recs) == 1 else b"".join(parts)
             if len(recs) != 1:
                 parts = [sample]
-            self._write_block(parts, size, recs, self.compress and _probe_gains(sample), ZSTD_LEVEL)
+            compress = self.compress and size <= MAX_ZSTD_BLOCK and _probe_gains(sample)
+            self._write_block(parts, size, recs, compress, ZSTD_LEVEL)
 
     def _write_block(
         self,
@@ -491,6 +544,8 @@ def _check_block_header(
         raise PackError("bad_pack", f"raw block at offset {offset} with mismatched lengths")
     if codec == CODEC_ZSTD and clen > ulen + (ulen >> 7) + 1024:
         raise PackError("bad_pack", f"zstd block at offset {offset} larger than possible")
+    if codec == CODEC_ZSTD and ulen > MAX_ZSTD_BLOCK:
+        raise PackError("bad_pack", f"zstd block at offset {offset} over {MAX_ZSTD_BLOCK} bytes")
     if limits.max_objects is not None and objects_so_far + count > limits.max_objects:
         raise PackError("too_large", f"pack holds more than {limits.max_objects} objects")
     if (
@@ -505,6 +560,15 @@ def _check_block_header(
     ):
         raise PackError(
             "too_large", f"pack decompresses to more than {limits.max_decompressed_bytes} bytes"
+        )
+
+
+def _check_expansion(limits: PackLimits, zstd_out: int, pack_bytes: int, offset: int) -> None:
+    ratio = limits.max_expansion
+    if ratio is not None and zstd_out > EXPANSION_ALLOWANCE + ratio * pack_bytes:
+        raise PackError(
+            "too_large",
+            f"zstd blocks expand more than {ratio}:1 (block at offset {offset}): refused as a bomb",
         )
 
 
@@ -535,13 +599,23 @@ class BlockReader:
         self.checksum: bytes | None = None
         self.objects = 0
         self.size = 0
+        #: Every id met so far: a pack never holds an object twice (a receiver refuses it,
+        #: so millions of copies of one small record cost nothing but the bytes sent).
+        self.seen: set[bytes] = set()
+        self._held = 0  # bytes taken from the decode budget for the block being consumed
 
     def __iter__(self) -> Iterator[Block]:
         src = _Source(self.stream, self.limits.max_pack_bytes, self.tee)
         try:
             yield from self._blocks(src)
         finally:
+            self._give_back()
             src.close()
+
+    def _give_back(self) -> None:
+        if self._held and self.limits.budget is not None:
+            self.limits.budget.give(self._held)
+        self._held = 0
 
     def _blocks(self, src: _Source) -> Iterator[Block]:
         lim = self.limits
@@ -549,7 +623,10 @@ class BlockReader:
             raise PackError("bad_pack", "not a MuseWire pack (bad magic or version)")
         objects = 0
         decompressed = 0
+        zstd_out = 0
+        budget = lim.budget
         while True:
+            self._give_back()  # the consumer is done with the previous block
             offset = src.pos
             tag = src.read(1, "block header")[0]
             if tag == END_TAG:
@@ -559,12 +636,23 @@ class BlockReader:
             _check_block_header(codec, count, ulen, clen, lim, objects, decompressed, offset)
             if self.stream_large and codec == CODEC_RAW and count == 1 and ulen > STREAM_MIN:
                 record = _stream_record(src, ulen, lim, offset)
+                if record[1] in self.seen:
+                    raise PackError("bad_pack", f"object {record[1].hex()} is in the pack twice")
+                self.seen.add(record[1])
                 decompressed += ulen
                 objects += 1
                 yield Block(offset, codec, 1, b"", record)
                 continue
             payload = src.read(clen, "block")
-            data = decompress_block(payload, ulen) if codec == CODEC_ZSTD else payload
+            if codec == CODEC_ZSTD:
+                zstd_out += ulen
+                _check_expansion(lim, zstd_out, src.pos, offset)
+                if budget is not None:
+                    budget.take(ulen)
+                    self._held = ulen
+                data: bytes | bytearray = decompress_block(payload, ulen)
+            else:
+                data = payload
             decompressed += ulen
             objects += count
             yield Block(offset, codec, count, data)
@@ -614,11 +702,15 @@ def read_blocks(
 
 
 def iter_records(
-    block: Block, limits: PackLimits | None = None, verify: bool = True
+    block: Block,
+    limits: PackLimits | None = None,
+    verify: bool = True,
+    seen: set[bytes] | None = None,
 ) -> Iterator[tuple[int, bytes, memoryview, int]]:
     """Split a block into (kind, oid, body view, record offset within the block data).
 
-    With ``verify`` every id is re-hashed from its body; a mismatch is a PackError.
+    With ``verify`` every id is re-hashed from its body; a mismatch is a PackError. With
+    ``seen`` (a receiver's :attr:`BlockReader.seen`) an id met twice is refused.
     """
     if block.record is not None:
         raise ValueError("a streamed block has no record bytes (use block.record)")
@@ -641,6 +733,10 @@ def iter_records(
         if stop > end:
             raise PackError("bad_pack", f"block at offset {block.offset} ends inside an object")
         body = data[start:stop]
+        if seen is not None:
+            if oid in seen:
+                raise PackError("bad_pack", f"object {oid.hex()} is in the pack twice")
+            seen.add(oid)
         if verify:
             h = sha256(_TYPED[kind] + b"%d\0" % length)  # objects.header(), inlined
             h.update(body)
@@ -661,6 +757,7 @@ def read_pack(
     including a bad or missing trailer, so only what was yielded before the iterator ended
     without error may be trusted.
     """
-    for block in read_blocks(stream, limits):
-        for kind, oid, body, _ in iter_records(block, limits):
+    reader = BlockReader(stream, limits)
+    for block in reader:
+        for kind, oid, body, _ in iter_records(block, limits, seen=reader.seen):
             yield kind, oid, bytes(body)

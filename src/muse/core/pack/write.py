@@ -175,7 +175,7 @@ def _read_entries(
             kind, oid, length = block.record
             append(index.entry(oid, kind, off, 0, length, codec))
             continue
-        for kind, oid, body, rec in iter_records(block, limits):
+        for kind, oid, body, rec in iter_records(block, limits, seen=reader.seen):
             append(index.entry(oid, kind, off, rec, len(body), codec))
             if kind in want:
                 inspect(kind, oid, body)  # type: ignore[misc]
