@@ -35,6 +35,7 @@ RECEIVE_LIMITS: dict[str, int] = {
     "max_object_bytes": 2 << 30,  # 2 GiB for one object
     "max_objects": 10_000_000,
     "max_decompressed_bytes": 40 << 30,  # 40 GiB after decompression (a zstd bomb stops)
+    "max_expansion": 250,  # zstd output at most 250 x the pack bytes read (+ 64 MiB)
 }
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -111,7 +112,7 @@ def pack_limits(repo: Repository | None = None) -> PackLimits:
         from muse.core import config as _config
 
         config = _config.load(_config.global_config_path()).get("fetch")
-    values: dict[str, int] = {}
+    values: dict[str, Any] = {}
     for name, default in RECEIVE_LIMITS.items():
         env = "MUSE_" + name.upper()
         raw = os.environ.get(env)
