@@ -41,7 +41,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from muse.wire.messages import PROTOCOL_VERSION
 from musehub.config import Settings, load_settings
 from musehub.db import Database
-from musehub.errors import HubError, error_response, exception_handlers
+from musehub.errors import (
+    UNAVAILABLE_RETRY_AFTER,
+    HubError,
+    error_response,
+    exception_handlers,
+    log_part_failure,
+    part_failure,
+)
 from musehub.ratelimit import RateLimiter, RateLimitMiddleware
 from musehub.state import HubState
 from musehub.storage import InvalidKey, open_storage
@@ -55,7 +62,9 @@ access_log = logging.getLogger("musehub.access")
 
 
 class AccessLogMiddleware:
-    """Logs every request; adds ``Muse-Protocol``; a crash becomes a JSON 500, logged once."""
+    """Logs every request; adds ``Muse-Protocol``; a crash becomes a JSON 500, logged once
+    with its traceback; a part of the hub that failed (database, storage, a full disk)
+    becomes its 503/507 (``errors.part_failure``), logged as one line."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -83,12 +92,18 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
-            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            if not started:
-                status = 500
-                resp = error_response(500, "internal_error", "internal server error")
-                await resp(scope, receive, send_wrapper)
+        except Exception as exc:
+            failed = part_failure(exc)  # database, storage or disk: 503/507, one log line
+            if failed is not None:
+                log_part_failure(scope["method"], scope["path"], failed, exc)
+                if not started:
+                    await failed.response()(scope, receive, send_wrapper)
+            else:
+                log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+                if not started:
+                    status = 500
+                    resp = error_response(500, "internal_error", "internal server error")
+                    await resp(scope, receive, send_wrapper)
         finally:
             ms = (time.perf_counter() - start) * 1000
             access_log.info("%s %s %d %.1fms %dB", scope["method"], scope["path"], status, ms, sent)
@@ -98,7 +113,21 @@ class AccessLogMiddleware:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """200 when the database and the storage answer, else 503 naming the part that failed
+    (checked cheaply, at most about once a second: HubState.health)."""
+    hub: HubState = request.app.state.hub
+    parts = await hub.run(hub.health)
+    failed = [name for name, state in parts.items() if state != "ok"]
+    if not failed:
+        return JSONResponse({"status": "ok", **parts})
+    code = f"{failed[0]}_unavailable"
+    body = {
+        "status": "unavailable",
+        "error": code,
+        "message": f"{' and '.join(failed)} unavailable",
+        **parts,
+    }
+    return JSONResponse(body, status_code=503, headers={"Retry-After": UNAVAILABLE_RETRY_AFTER})
 
 
 def _openapi_document() -> dict[str, Any]:

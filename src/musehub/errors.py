@@ -34,7 +34,12 @@ STATUS_CODES: dict[int, str] = {
     429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
+    507: "insufficient_storage",
 }
+
+#: Seconds a client is asked to wait when a part of the hub is down (it recovers within
+#: about a second of the part coming back: connections are checked before use).
+UNAVAILABLE_RETRY_AFTER = "2"
 
 #: JSON request bodies of the API are small; anything bigger is refused unread.
 MAX_JSON_BYTES = 1 << 20
@@ -85,11 +90,72 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
 
 
-async def _storage_unavailable(request: Request, exc: Exception) -> Response:
+def part_failure(exc: BaseException) -> HubError | None:
+    """The answer for a failure of one of the hub's parts (not a bug in a route), or None.
+
+    The database unreachable (or locked past its timeout) is 503 ``database_unavailable``,
+    object storage unreachable 503 ``storage_unavailable``, both with Retry-After; a full
+    disk or a file-size limit (ENOSPC, EDQUOT, EFBIG, SQLite's "database or disk is full")
+    is 507 ``insufficient_storage``, which waiting will not fix. The exception and what it
+    was raised from are looked at, so a wrapped failure is recognised too.
+    """
+    import errno
+
+    from sqlalchemy.exc import DBAPIError, DisconnectionError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from musehub.storage import StorageUnavailable
+
+    retry = {"Retry-After": UNAVAILABLE_RETRY_AFTER}
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, StorageUnavailable):
+            return HubError(503, "storage_unavailable", "object storage unavailable", retry)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return HubError(
+                507, "insufficient_storage", f"the hub is out of disk space ({e.strerror})"
+            )
+        if isinstance(e, DBAPIError):
+            text = str(e.orig if e.orig is not None else e).lower()
+            if "disk is full" in text or "no space left" in text:
+                return HubError(507, "insufficient_storage", "the hub's database disk is full")
+            if e.connection_invalidated or _db_unreachable(e, text):
+                return HubError(503, "database_unavailable", "database unavailable", retry)
+        if isinstance(e, DisconnectionError | PoolTimeout):
+            return HubError(503, "database_unavailable", "database unavailable", retry)
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _db_unreachable(e: BaseException, text: str) -> bool:
+    """An OperationalError or InterfaceError that says the database cannot be used now (not
+    a malformed statement, which SQLite also reports as an OperationalError)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(e, InterfaceError):
+        return True
+    if not isinstance(e, OperationalError):
+        return False
+    return not any(w in text for w in ("no such ", "syntax error", "has no column"))
+
+
+def log_part_failure(method: str, path: str, err: HubError, exc: BaseException) -> None:
+    """One line per failed request (no traceback: the part is down, not the code wrong)."""
     import logging
 
-    logging.getLogger("musehub").error("storage unavailable: %s", exc)
-    return error_response(503, "unavailable", "object storage unavailable", {"Retry-After": "5"})
+    reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    logging.getLogger("musehub").error(
+        "%s %s: %d %s (%s: %s)", method, path, err.status, err.code, type(exc).__name__, reason
+    )
+
+
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    err = part_failure(exc)
+    assert err is not None
+    log_part_failure(request.method, request.url.path, err, exc)
+    return err.response()
 
 
 async def _message_error(request: Request, exc: Exception) -> Response:

@@ -45,7 +45,8 @@ def raw(
 
 def test_healthz_and_protocol_header(hub: Hub) -> None:
     status, headers, body = raw(hub, "GET", "/healthz")
-    assert status == 200 and json.loads(body) == {"status": "ok"}
+    assert status == 200
+    assert json.loads(body) == {"status": "ok", "database": "ok", "storage": "ok"}
     assert headers["muse-protocol"] == "1"
     status, headers, _ = raw(hub, "GET", "/no/such/thing/here")
     assert status == 404 and headers["muse-protocol"] == "1"
@@ -332,5 +333,5 @@ def test_storage_down_is_503() -> None:
     from musehub.storage import StorageUnavailable
 
     status, headers, body = asgi_get(_app_raising(StorageUnavailable("gone")), "/boom")
-    assert status == 503 and headers[b"retry-after"] == b"5"
-    assert json.loads(body)["error"] == "unavailable"
+    assert status == 503 and headers[b"retry-after"] == b"2"
+    assert json.loads(body)["error"] == "storage_unavailable"

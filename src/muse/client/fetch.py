@@ -160,21 +160,20 @@ def download(
 ) -> Transfer:
     """Receive every object reachable from wants and not from haves into the local store.
 
-    Retries the whole exchange (with backoff) when the connection breaks mid-body or a
-    presigned URL expired; packs already stored are named by their checksum, so receiving
-    the same bundle again replaces it with identical bytes.
+    Retries the whole exchange when the connection breaks mid-body or a presigned URL
+    expired, under the transport's one retry budget (RetryPolicy: the requests inside spend
+    it too); packs already stored are named by their checksum, so receiving the same bundle
+    again replaces it with identical bytes.
     """
     from muse.core.pack.codec import PackError
 
     t0 = time.monotonic()
     tr = session.transport
-    attempts = max(1, tr.retries + 1)
-    last: BaseException | None = None
-    for attempt in range(attempts):
-        if attempt:
-            tr.sleep_before(attempt - 1)
+    while True:
         got = Transfer(path=path)
+        source = ("", False)  # whose body is being read: (url, presigned)
         try:
+            source = (session._url("fetch/bundle"), False)
             resp = session.fetch_bundle(wants, haves, path)
             if resp.content_type == JSON_TYPE:
                 answer = resp.json()
@@ -183,7 +182,9 @@ def download(
                 got.objects = int(answer.get("objects") or 0)
                 progress.start("Receiving bundle", got.objects)
                 for b in bundles:
-                    bresp = session.get_bundle(str(b["url"]))
+                    url = session._resolve(str(b["url"]))
+                    source = (url, True)
+                    bresp = session.get_bundle(url)
                     got.packs.append(_receive(repo, bresp, limits, progress))
                     got.bytes += bresp.bytes_read
             else:
@@ -203,7 +204,8 @@ def download(
             got.requests = tr.requests
             return got
         except ExpiredURL as e:
-            last = e  # ask the hub again: it hands out fresh URLs
+            err: WireError = e  # ask the hub again: it hands out fresh URLs
+            retry_after = None
         except PackError as e:
             if e.code == "too_large":
                 raise WireError(
@@ -213,25 +215,33 @@ def download(
                     "hub_refused",
                     e.code,
                 ) from None
-            last = e
+            err = WireError(
+                f"the pack from {session.url.hub} was broken ({e}); try again",
+                "network",
+                "bad_pack",
+                retryable=True,
+            )
+            retry_after = None
         except WireError as e:
             if not e.retryable:
                 raise
-            last = e
-        except OSError as e:
-            last = e
+            err, retry_after = e, e.retry_after  # the budget decides (requests spend it too)
+        except OSError as e:  # the body broke mid-way
+            err = network_error(e, source[0] or session.url.repo_url, tr.context, source[1])
+            retry_after = None
+            if not err.retryable:
+                raise err from None
         finally:
             progress.finish_line()
-    assert last is not None
-    if isinstance(last, WireError):
-        raise last
-    if isinstance(last, PackError):
-        raise WireError(
-            f"the pack from {session.url.hub} was broken ({last}); try again",
-            "network",
-            "bad_pack",
-        )
-    raise network_error(last, session.url.repo_url, tr.context)
+        if not tr.retry.wait(retry_after):
+            if isinstance(err, ExpiredURL):
+                raise WireError(
+                    f"storage kept refusing the download URLs from {session.url.hub} ({err}); "
+                    "check the hub's storage settings and the clocks",
+                    "hub_refused",
+                    "download_failed",
+                )
+            raise err
 
 
 def check_connected(repo: Repository, packs: list[PackFile], tips: list[bytes]) -> None:

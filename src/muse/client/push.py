@@ -19,7 +19,7 @@ from typing import Any
 
 from muse.client.progress import Progress
 from muse.client.session import Session
-from muse.client.transport import CHUNK, ExpiredURL, WireError, network_error
+from muse.client.transport import CHUNK, ExpiredURL, WireError
 from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
 from muse.core.record import Record
@@ -312,47 +312,48 @@ def _presign_push(
     updates: list[dict[str, Any]],
     progress: Progress,
 ) -> dict[str, Any]:
+    """Presign, PUT the bundle, commit; under the transport's one retry budget.
+
+    A commit that failed on the hub's side (a 5xx) is retried with the same upload id (the
+    hub releases its claim when its work fails, the bundle is still there); an upload the hub
+    no longer knows (``upload_not_found``, ``upload_expired``) or a refused URL gets a new
+    presign. A failure that retrying cannot fix (507 insufficient storage, a refused pack)
+    ends the push at once with the hub's reason, never after more uploads.
+    """
     tr = s.transport
-    attempts = max(1, tr.retries + 1)
-    last: BaseException | None = None
-    for attempt in range(attempts):
-        if attempt:
-            tr.sleep_before(attempt - 1)
+    while True:
         ticket = s.push_presign(size, count)
         progress.start("Uploading bundle", count)
+        err: WireError | None = None
         try:
             s.put_bundle(str(ticket["url"]), dict(ticket.get("headers") or {}), pack_path, size)
         except ExpiredURL as e:
-            last = e  # ask for a fresh URL
-            continue
+            err = e  # ask for a fresh URL
         except WireError as e:
             if not e.retryable:
                 raise
-            last = e
-            continue
+            err = e
         finally:
             progress.add_bytes(size)
             progress.finish_line()
-        try:
-            return s.push_commit(str(ticket["upload_id"]), updates)
-        except WireError as e:
-            if e.code == "upload_not_found" and _landed(s, updates):
-                return {"updated": updates}  # an earlier commit went through; its answer was lost
-            if e.code == "upload_expired":
-                last = e
-                continue
-            raise
-    assert last is not None
-    if isinstance(last, WireError) and not isinstance(last, ExpiredURL):
-        raise last
-    if isinstance(last, OSError):
-        raise network_error(last, s.url.repo_url, tr.context)
-    raise WireError(
-        f"storage kept refusing the upload URLs from {s.url.hub} ({last}); check the hub's "
-        "storage settings and the clocks",
-        "hub_refused",
-        "upload_failed",
-    )
+        if err is None:
+            try:
+                return s.push_commit(str(ticket["upload_id"]), updates)
+            except WireError as e:
+                if e.code == "upload_not_found" and _landed(s, updates):
+                    return {"updated": updates}  # an earlier commit landed; its answer was lost
+                if e.code not in ("upload_not_found", "upload_expired"):
+                    raise  # retried by the transport already (5xx), or not worth retrying
+                err = e  # the hub lost the upload: a new presign and upload
+        if not tr.retry.wait(err.retry_after, upload=True):
+            if isinstance(err, ExpiredURL):
+                raise WireError(
+                    f"storage kept refusing the upload URLs from {s.url.hub} ({err}); check the "
+                    "hub's storage settings and the clocks",
+                    "hub_refused",
+                    "upload_failed",
+                )
+            raise err
 
 
 def _landed(s: Session, updates: list[dict[str, Any]]) -> bool:

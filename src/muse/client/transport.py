@@ -7,8 +7,10 @@ small request never waits on a delayed ACK, a verb's requests reuse one connecti
 bodies are streamed (chunked from a generator, or from a file with a Content-Length) and
 response bodies are handed to the caller as a stream (fed straight into ``receive_pack``).
 
-Transient failures (connection reset or refused, 5xx, 429 with Retry-After) are retried with
-exponential backoff. Every failure that reaches the user becomes a :class:`WireError` (a
+Transient failures (a connection reset or cut, a timeout, 5xx, 429) are retried under the one
+:class:`RetryPolicy` of the command (every retry of every request and of every verb's
+multi-request exchange spends the same budget); "connection refused" and an unknown host fail
+at once. Every failure that reaches the user becomes a :class:`WireError` (a
 :class:`muse.errors.MuseError` of the right kind) with a one-line message saying what to do.
 A token is only ever sent to the hub itself, and never over plain http:// unless the hub is
 on this machine (loopback).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +42,9 @@ USER_AGENT = "muse/0.1"
 CHUNK = 1 << 20
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _STALE = (ConnectionResetError, BrokenPipeError)
+#: A request body at least this big (or streamed) is an upload: re-sent at most MAX_RESENDS times.
+BIG_BODY = 1 << 20
+MAX_RESENDS = 2
 
 
 class WireError(MuseError):
@@ -52,6 +58,8 @@ class WireError(MuseError):
         self.code = code
         self.status = status
         self.retryable = retryable
+        #: Seconds the hub asked to wait before a retry (its Retry-After), if it said.
+        self.retry_after: float | None = None
 
 
 class ExpiredURL(WireError):
@@ -70,6 +78,50 @@ def _env_float(name: str, default: float) -> float:
         return float(os.environ.get(name, ""))
     except ValueError:
         return default
+
+
+class RetryPolicy:
+    """The one retry policy of one command (one Transport): a total budget for all its retries.
+
+    At most ``retries`` retries in all and none once ``seconds`` have passed since the
+    command's first failure, whoever retries (a request, or a verb asking again for a new
+    presigned URL or a fetch cut mid-body): nested loops share it, so one failure is never
+    tried more than ``retries + 1`` times. The wait before a retry is exponential with jitter
+    (``backoff`` x 2^n x [0.5, 1)), or what the hub asked for with ``Retry-After``; a
+    ``Retry-After`` beyond what is left of the budget ends the retries at once (waiting
+    less would only be refused again). An upload (a body of BIG_BODY bytes or more, or a
+    streamed one) is re-sent at most MAX_RESENDS times.
+    """
+
+    def __init__(
+        self, retries: int | None = None, seconds: float | None = None, backoff: float | None = None
+    ) -> None:
+        self.retries = _env_int("MUSE_HTTP_RETRIES", 4) if retries is None else retries
+        self.seconds = _env_float("MUSE_HTTP_RETRY_SECONDS", 30.0) if seconds is None else seconds
+        self.backoff = _env_float("MUSE_HTTP_BACKOFF", 0.25) if backoff is None else backoff
+        self.used = 0
+        self.resends = 0
+        self._first_failure: float | None = None
+
+    def wait(self, retry_after: float | None = None, upload: bool = False) -> bool:
+        """Sleep before one more retry and return True, or return False: the budget is spent."""
+        now = time.monotonic()
+        if self._first_failure is None:
+            self._first_failure = now
+        left = self._first_failure + self.seconds - now
+        if self.used >= self.retries or left <= 0 or (upload and self.resends >= MAX_RESENDS):
+            return False
+        if retry_after is not None:
+            if retry_after > left:
+                return False
+            delay = max(retry_after, 0.0)
+        else:
+            delay = min(self.backoff * (2**self.used) * random.uniform(0.5, 1.0), left)
+        self.used += 1
+        if upload:
+            self.resends += 1
+        time.sleep(delay)
+        return True
 
 
 # ------------------------------------------------------------------------------- URLs
@@ -318,8 +370,11 @@ class Transport(Record):
         self.token = token
         self.hub_origin = hub_origin
         self.timeout = _env_float("MUSE_HTTP_TIMEOUT", 120.0) if timeout is None else timeout
-        self.retries = _env_int("MUSE_HTTP_RETRIES", 4) if retries is None else retries
-        self.backoff = _env_float("MUSE_HTTP_BACKOFF", 0.25) if backoff is None else backoff
+        #: The command's one retry budget (see RetryPolicy); verbs that retry an exchange
+        #: of several requests spend the same one.
+        self.retry = RetryPolicy(retries, None, backoff)
+        self.retries = self.retry.retries
+        self.backoff = self.retry.backoff
         self.context = ErrorContext() if context is None else context
         self.requests = requests
         self.connection: ConnectionFactory = http11.Connection if connection is None else connection
@@ -351,11 +406,6 @@ class Transport(Record):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def sleep_before(self, attempt: int, retry_after: float | None = None) -> None:
-        """Exponential backoff (0.25 s, 0.5 s, 1 s, ...), or what the hub asked for."""
-        delay = self.backoff * (2**attempt) if retry_after is None else retry_after
-        time.sleep(min(max(delay, 0.0), 30.0))
 
     # ------------------------------------------------------------------------ request
     def request(
@@ -396,18 +446,16 @@ class Transport(Record):
             hdrs["Authorization"] = f"Bearer {self.token}"
         if headers:
             hdrs.update(headers)
-        attempts = max(1, self.retries + 1) if retry else 1
-        last: BaseException | None = None
-        attempt = 0
         stale_retry = True
-        while attempt < attempts:
+        while True:
             conn = self._conn(key)
             reused = conn.sock is not None
+            sent = body() if body else None
+            upload = _is_upload(sent)
             try:
-                raw = self._send(conn, method, target, hdrs, body() if body else None)
+                raw = self._send(conn, method, target, hdrs, sent)
             except OSError as e:
                 self._drop(key)
-                last = e
                 if reused and stale_retry and isinstance(e, _STALE):
                     stale_retry = False  # the hub closed an idle keep-alive connection
                     continue
@@ -418,10 +466,10 @@ class Transport(Record):
                         "network",
                         "tls",
                     ) from None
-                attempt += 1
-                if attempt < attempts:
-                    self.sleep_before(attempt - 1)
-                continue
+                err = network_error(e, url, self.context, presigned)
+                if retry and err.retryable and self.retry.wait(upload=upload):
+                    continue
+                raise err from None
             except http11.InvalidRequest as e:  # refused, nothing sent (CR/LF in a header)
                 self._drop(key)
                 raise WireError(
@@ -434,16 +482,9 @@ class Transport(Record):
             if resp.status < 400:
                 return resp
             err = self._error(resp, presigned, method)
-            attempt += 1
-            if err.retryable and attempt < attempts:
-                last = err
-                self.sleep_before(attempt - 1, getattr(err, "retry_after", None))
+            if retry and err.retryable and self.retry.wait(err.retry_after, upload):
                 continue
             raise err
-        assert last is not None
-        if isinstance(last, WireError):
-            raise last
-        raise network_error(last, url, self.context)
 
     def _send(
         self,
@@ -500,8 +541,19 @@ class Transport(Record):
                     ra = float(retry_after)
                 except ValueError:
                     ra = None
-            err.retry_after = ra  # type: ignore[attr-defined]
+            err.retry_after = ra
         return err
+
+
+def _is_upload(body: Body) -> bool:
+    """A body big enough that sending it again costs (see RetryPolicy)."""
+    if body is None:
+        return False
+    if isinstance(body, bytes | bytearray):
+        return len(body) >= BIG_BODY
+    if isinstance(body, tuple):
+        return int(body[1]) >= BIG_BODY
+    return True
 
 
 def _coalesce(chunks: Iterable[bytes], size: int = CHUNK) -> Iterator[bytes]:
@@ -533,21 +585,40 @@ def check_token_allowed(origin: str) -> None:
         )
 
 
-def network_error(e: BaseException, url: str, ctx: ErrorContext) -> WireError:
-    where = ctx.hub or origin_of(url)
+def network_error(
+    e: BaseException, url: str, ctx: ErrorContext, presigned: bool = False
+) -> WireError:
+    """A broken connection as one line naming the host that failed: the hub, or for a
+    presigned URL the object store the hub sent us to (the hub itself may be fine).
+
+    Retryable unless the host refused the connection or does not exist: nothing is listening
+    there, and waiting will not change that within a command (git fails at once too).
+    """
+    where = origin_of(url) if presigned else (ctx.hub or origin_of(url))
+    where = where.split("://", 1)[-1]
     reason = str(e) or type(e).__name__
+    retryable = True
     if isinstance(e, ConnectionRefusedError):
-        reason = "connection refused"
+        reason, retryable = "connection refused", False
     elif isinstance(e, socket.timeout | TimeoutError):
         reason = "timed out"
     elif isinstance(e, socket.gaierror):
-        reason = "unknown host"
+        reason, retryable = "unknown host", False
+    if presigned:
+        return WireError(
+            f"cannot reach the object store {where}: {reason} (the hub sent this address for "
+            "the transfer; the store may be down or the hub's storage settings wrong: tell the "
+            "hub's operator, then try again)",
+            "network",
+            "network",
+            retryable=retryable,
+        )
     return WireError(
         f"cannot reach {where}: {reason} (is the hub running? check the URL with 'muse remote -v'"
         " and try again)",
         "network",
         "network",
-        retryable=True,
+        retryable=retryable,
     )
 
 
@@ -589,6 +660,30 @@ def map_error(status: int, code: str, message: str, ctx: ErrorContext) -> WireEr
     if status == 429:
         return WireError(
             f"{hub} is rate limiting requests{detail} (wait, then retry)",
+            "hub_refused",
+            code,
+            status,
+        )
+    if code == "database_unavailable":
+        return WireError(
+            f"{hub} cannot reach its database (503 database_unavailable){detail} "
+            "(try again later; if it persists, tell the hub's operator)",
+            "hub_refused",
+            code,
+            status,
+        )
+    if code == "storage_unavailable":
+        return WireError(
+            f"{hub} cannot reach its object storage (503 storage_unavailable){detail} "
+            "(try again later; if it persists, tell the hub's operator)",
+            "hub_refused",
+            code,
+            status,
+        )
+    if status == 507 or code == "insufficient_storage":
+        return WireError(
+            f"{hub} is out of disk space (507 insufficient_storage){detail} "
+            "(nothing was changed; tell the hub's operator, then try again)",
             "hub_refused",
             code,
             status,

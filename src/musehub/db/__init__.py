@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 5
 
 
 class Database:
@@ -66,6 +67,8 @@ class Database:
             }
         elif self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True)
+            # A database host that does not answer fails a request in seconds, not minutes.
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
@@ -88,6 +91,13 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    def ping(self) -> None:
+        """``SELECT 1``: raises if the database cannot be used right now (for /healthz)."""
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (safe with several processes at once)."""

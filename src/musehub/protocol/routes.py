@@ -243,7 +243,7 @@ class Protocol:
             )
         if not claimed:
             raise HubError(404, "upload_not_found", f"upload {upload_id!r} is already committed")
-        ok = False
+        ok = refused = False
         try:
             if not storage.exists(key):
                 raise HubError(400, "bad_pack", "nothing was uploaded")
@@ -253,15 +253,34 @@ class Protocol:
             result = Receiver(self.store, repo_id, user_id).receive_upload(key, updates, upload_id)
             ok = True
             return result
+        except HubError as e:
+            refused = e.status < 500
+            raise
         finally:
-            # The bundle has served its purpose either way (a failed commit needs a new push).
-            try:
-                storage.delete(key)
-                if not ok:
-                    with self.db.session() as s:
-                        dbops.set_deferred_state(s, upload_id, DELETED)
-            except Exception:  # noqa: BLE001 - the sweep deletes it later
-                log.warning("could not delete upload %s", key)
+            if ok or refused:
+                self._drop_upload(upload_id, key, ok)
+            else:
+                self._release_upload(upload_id, delete_after)
+
+    def _drop_upload(self, upload_id: str, key: str, committed: bool) -> None:
+        """The bundle has served its purpose: committed, or refused (a new push is needed)."""
+        try:
+            self.storage.delete(key)
+            if not committed:
+                with self.db.session() as s:
+                    dbops.set_deferred_state(s, upload_id, DELETED)
+        except Exception:  # noqa: BLE001 - the sweep deletes it later
+            log.warning("could not delete upload %s", key)
+
+    def _release_upload(self, upload_id: str, delete_after: float) -> None:
+        """The hub failed (storage, database, disk), not the upload: give the claim back so
+        the same commit can be retried, and the sweep still finds the key at its time. If even
+        that fails, the row stays claimed until the sweep's time for work in progress."""
+        try:
+            with self.db.session() as s:
+                dbops.claim_deferred(s, upload_id, VERIFYING, AWAITING_UPLOAD, delete_after)
+        except Exception:  # noqa: BLE001 - the database is what failed: the sweep cleans up
+            log.warning("could not release upload %s", upload_id)
 
     async def fetch_bundle(self, request: Request) -> Response:
         principal, repo = await run_in_threadpool(self._repo, request, "read")

@@ -151,6 +151,11 @@ class Storage(ABC):
     def check(self) -> None:  # noqa: B027 - optional hook, nothing to check by default
         """Raise StorageUnavailable if the store cannot be used (called at start-up)."""
 
+    def health(self) -> None:
+        """Raise StorageUnavailable if the store does not answer now; cheap and quick (one
+        request with a short timeout), for ``/healthz``."""
+        self.check()
+
 
 def open_storage(settings: Settings) -> Storage:
     """The backend the settings name (boto3 is imported only for ``s3``)."""

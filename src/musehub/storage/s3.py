@@ -24,6 +24,7 @@ TRANSFER = TransferConfig(
     multipart_threshold=64 * MiB, multipart_chunksize=16 * MiB, max_concurrency=8
 )
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+HEALTH_TIMEOUT_S = 2
 
 
 def _code(e: ClientError) -> str:
@@ -66,6 +67,21 @@ class S3Storage(Storage):
             )
 
         self.client: Any = client(self.endpoint_url)
+        #: For health checks: one attempt, short timeouts (a store down answers in seconds).
+        self.probe: Any = session.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=HEALTH_TIMEOUT_S,
+                read_timeout=HEALTH_TIMEOUT_S,
+            ),
+        )
         #: Signs presigned URLs (no request is sent through it).
         self.signer: Any = client(public_endpoint_url) if public_endpoint_url else self.client
         self._create_bucket = create_bucket
@@ -229,6 +245,13 @@ class S3Storage(Storage):
 
     def check(self) -> None:
         self._ensure_bucket()
+
+    def health(self) -> None:
+        """HEAD of the bucket, one attempt with a 2 s timeout."""
+        try:
+            self.probe.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as e:
+            raise StorageUnavailable(f"S3 endpoint {self.endpoint_url}: {e}") from None
 
 
 class _Body:
