@@ -14,7 +14,6 @@ objects under ``repos/<repo id>/`` in storage.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from sqlalchemy import select
@@ -36,40 +35,9 @@ from musehub.auth import (
 )
 from musehub.db import Collaborator, Repo, User, now
 from musehub.errors import HubError, field, read_json
+from musehub.names import check_slug, check_username, is_username
 
 log = logging.getLogger("musehub.api")
-
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-#: First path segments the hub itself uses: no user may take them as a name.
-RESERVED_NAMES = {"api", "_storage", "healthz", "openapi.json", "static", "admin", "login"}
-
-
-def check_username(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name.endswith(".git"):
-        raise HubError(
-            400,
-            "bad_request",
-            f"invalid user name {name!r}: letters, digits, '_', '.', '-' (at most 64)",
-        )
-    if name.lower() in RESERVED_NAMES:
-        raise HubError(400, "bad_request", f"the name {name!r} is reserved")
-    return name
-
-
-def check_slug(slug: Any) -> str:
-    if (
-        not isinstance(slug, str)
-        or not SLUG_RE.fullmatch(slug)
-        or slug.endswith((".git", ".lock"))
-        or ".." in slug
-    ):
-        raise HubError(
-            400,
-            "bad_request",
-            f"invalid repository name {slug!r}: letters, digits, '_', '.', '-' (at most 100)",
-        )
-    return slug
 
 
 def repo_json(repo: Repo) -> dict[str, Any]:
@@ -83,6 +51,8 @@ def repo_json(repo: Repo) -> dict[str, Any]:
 
 
 def _user(session: Session, username: str) -> User:
+    if not is_username(username):  # no such user can exist: not a question for the database
+        raise HubError(404, "not_found", f"no user {username!r}")
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
         raise HubError(404, "not_found", f"no user {username!r}")
@@ -187,6 +157,8 @@ async def list_repos(request: Request) -> Response:
         with hub.db.session(readonly=True) as s:
             q = select(Repo).join(User, Repo.owner_id == User.id).order_by(User.username, Repo.slug)
             if owner:
+                if not is_username(owner):
+                    return {"repos": []}
                 q = q.where(User.username == owner)
             repos = [r for r in s.execute(q).scalars() if can_read(s, principal, r)]
             return {"repos": [repo_json(r) for r in repos]}

@@ -30,6 +30,7 @@ from starlette.requests import Request
 
 from musehub.db import Collaborator, Repo, Token, User, now
 from musehub.errors import HubError
+from musehub.names import is_slug, is_username
 
 SCOPES = ("read", "write", "admin")
 TOKEN_PREFIX = "mh_"
@@ -231,12 +232,14 @@ def resolve_repo(
     need: Need | str = "read",
 ) -> Repo:
     """The repository ``owner/slug`` if ``principal`` may ``need`` it; else HubError."""
+    not_found = HubError(404, "repo_not_found", f"repository {owner}/{slug} not found")
+    if not (is_username(owner) and is_slug(slug)):
+        raise not_found  # no repository has such a name: the database is not asked
     repo = session.execute(
         select(Repo)
         .join(User, Repo.owner_id == User.id)
         .where(User.username == owner, Repo.slug == slug)
     ).scalar_one_or_none()
-    not_found = HubError(404, "repo_not_found", f"repository {owner}/{slug} not found")
     if repo is None:
         raise not_found
     writer = can_write(session, principal, repo)

@@ -161,9 +161,9 @@ def cmd_user(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.exc import IntegrityError
 
-    from musehub.api import check_username
     from musehub.db import User
     from musehub.errors import HubError
+    from musehub.names import check_username
 
     db = _database(_settings(args))
     if args.action == "list":

@@ -10,13 +10,14 @@ oversized and malformed bodies all get the same 4xx answers everywhere.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
+
+from muse.wire.messages import MessageError, parse_json
 
 #: Default error code for a bare HTTP status (used for Starlette's own errors, e.g. 404/405).
 STATUS_CODES: dict[int, str] = {
@@ -43,6 +44,11 @@ UNAVAILABLE_RETRY_AFTER = "2"
 
 #: JSON request bodies of the API are small; anything bigger is refused unread.
 MAX_JSON_BYTES = 1 << 20
+#: No request body of the API nests deeper than a few levels; deeper is refused as invalid
+#: (so that no later recursive walk, repr or dump of the value can exhaust the stack).
+MAX_JSON_DEPTH = 32
+#: Error messages may quote what the client sent; they are cut to this many characters.
+MAX_MESSAGE_CHARS = 1000
 
 
 class HubError(Exception):
@@ -71,6 +77,11 @@ class HubError(Exception):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    """The JSON error body; a message quoting hostile input (a lone surrogate, a megabyte)
+    is made encodable and short, so that answering an error can never fail itself."""
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + "..."
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
@@ -170,7 +181,6 @@ async def _client_disconnect(request: Request, exc: Exception) -> Response:
 
 def exception_handlers() -> dict[Any, ExceptionHandler]:
     """The handlers to pass to ``Starlette(exception_handlers=...)``."""
-    from muse.wire.messages import MessageError
     from musehub.storage import StorageUnavailable
 
     return {
@@ -214,16 +224,33 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 async def read_json(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """A JSON object body: 415 for another content type, 413 too big, 400 invalid_json."""
+    """A JSON object body: 415 for another content type, 413 too big, 400 invalid_json
+    (also for nesting deeper than :data:`MAX_JSON_DEPTH`)."""
     require_content_type(request, "application/json")
     raw = await read_body(request, max_bytes)
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HubError(400, "invalid_json", f"body is not valid JSON: {e}") from None
+        value = parse_json(raw)
+    except MessageError as e:
+        raise HubError(400, "invalid_json", f"body: {e}") from None
     if not isinstance(value, dict):
         raise HubError(400, "invalid_json", "body must be a JSON object")
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise HubError(400, "invalid_json", f"body nests deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (a scalar is 0), walked without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if items is None:
+            continue
+        deepest = max(deepest, d)
+        stack.extend((x, d + 1) for x in items if isinstance(x, dict | list))
+    return deepest
 
 
 def field(

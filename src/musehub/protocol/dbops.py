@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from musehub.db.models import DeferredDeletion, Pack, Ref
+from musehub.names import is_ledger_id
 from musehub.protocol.records import DUE_STATES, PackInfo
 
 # DML goes through the Core tables: ORM-enabled bulk statements do not report a reliable
@@ -163,7 +164,10 @@ def defer_deletion(
 
 
 def get_deferred(s: Session, row_id: str) -> tuple[int, int | None, str, float, str] | None:
-    """(repo_id, user_id, key, delete_after, state) of one row, or None."""
+    """(repo_id, user_id, key, delete_after, state) of one row, or None (also for an id no row
+    can have, such as a client's upload id holding a NUL or a lone surrogate)."""
+    if not is_ledger_id(row_id):
+        return None
     d = DeferredDeletion
     row = s.execute(
         select(d.repo_id, d.user_id, d.key, d.delete_after, d.state).where(d.id == row_id)

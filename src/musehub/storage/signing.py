@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import quote
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def signature(secret: str, method: str, key: str, exp: int) -> str:
@@ -32,6 +35,8 @@ def verify(secret: str, method: str, key: str, m: str, exp: str, sig: str) -> st
         expiry = int(exp)
     except ValueError:
         return "malformed expiry"
+    if not _HEX64.fullmatch(sig):  # compare_digest refuses non-ASCII text with a TypeError
+        return "malformed signature"
     if not hmac.compare_digest(signature(secret, m, key, expiry), sig.lower()):
         return "signature does not match"
     if expiry < time.time():
