@@ -12,12 +12,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, short
-    from muse.core.journal import interrupted_checkout
+    from muse.core.journal import finish_clone_hint, interrupted_checkout, unfinished_clone
     from muse.core.worktree import status, status_letter
 
     repo = open_repo()
     stopped = interrupted_checkout(repo.muse_dir)
-    if stopped is not None:
+    cloning = unfinished_clone(repo.muse_dir)
+    if cloning is not None:
+        sys.stderr.write(
+            f"warning: this clone of {cloning} did not finish: what is here is incomplete: "
+            f"{finish_clone_hint(cloning, repo.root)}\n"
+        )
+    elif stopped is not None:
         sys.stderr.write(
             f"warning: a checkout of {short(stopped[1])} was interrupted; the working tree is "
             "half written: run the same command again (muse checkout, pull or clone)\n"

@@ -3,6 +3,12 @@
 Everything happens inside the new directory; if anything fails, what this clone created is
 removed again (a directory we made goes entirely; a pre-existing empty directory is emptied
 back), so a failed clone never leaves a half repository behind.
+
+A clone that is killed cannot clean up, so it marks itself first: ``.muse/CLONE_IN_PROGRESS``
+(core.journal) holds the URL from before anything else is written until the very end.
+``status`` and ``fsck`` call such a directory unfinished, and the same ``muse clone`` into
+it resumes: the packs already received stay (only missing tips are asked for), the checkout
+journal finishes a half-written working tree, and the refs and upstream are set again.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ def clone(
     progress: Progress | None = None,
     remote: str = "origin",
 ) -> CloneResult:
+    from muse.core.journal import unfinished_clone
+
     progress = progress or Progress(quiet=True)
     hub = HubURL.parse(url)
     target = os.path.abspath(directory or hub.slug)
@@ -58,7 +66,16 @@ def clone(
         if not os.path.isdir(target):
             raise MuseError(f"cannot clone into {target}: it exists and is not a directory")
         if os.listdir(target):
-            raise MuseError(f"cannot clone into {target}: the directory is not empty")
+            started = unfinished_clone(os.path.join(target, ".muse"))
+            if started is None:
+                raise MuseError(f"cannot clone into {target}: the directory is not empty")
+            if started != url:
+                raise MuseError(
+                    f"cannot clone into {target}: it holds an unfinished clone of {started} "
+                    f"(run 'muse clone {started} {target}' to finish it, or remove it)"
+                )
+            # The same clone, killed before it finished: complete it (nothing to undo).
+            return _clone_into(url, target, branch, path, progress, remote)
     try:
         os.makedirs(target, exist_ok=existed)
     except OSError as e:
@@ -89,10 +106,14 @@ def _clone_into(
     url: str, target: str, branch: str | None, path: str, progress: Progress, remote: str
 ) -> CloneResult:
     from muse.client.remotes import set_upstream, tracking_ref
+    from muse.core.journal import begin_clone, end_clone
     from muse.core.repo import Repository
 
     t0 = time.monotonic()
     limits = pack_limits()  # the client's own (global config, environment), not the hub's
+    muse_dir = os.path.join(target, ".muse")
+    os.makedirs(muse_dir, exist_ok=True)
+    begin_clone(muse_dir, url)  # first: from here on a killed clone says it is unfinished
     with Session(url) as s:
         rr = s.refs()
         heads = {r[len(HEADS) :]: oid for r, oid in rr.refs.items() if r.startswith(HEADS)}
@@ -110,13 +131,22 @@ def _clone_into(
                 checkout_branch = sorted(heads)[0]
             else:
                 checkout_branch = db or "main"
-        repo = Repository.init(target, initial_branch=checkout_branch)
+        if os.path.exists(os.path.join(muse_dir, "HEAD")):
+            repo = Repository(target)  # resuming: what was received is kept
+            repo.refs.set_head(HEADS + checkout_branch)
+        else:
+            repo = Repository.init(target, initial_branch=checkout_branch)
         repo.config.setdefault("remote", {})[remote] = {"url": url}
         repo.save_config()
-        wants = list(dict.fromkeys(heads.values()))
+        # A tip whose tracking ref is set was received and checked by an earlier, killed run.
+        done = {
+            b: oid for b, oid in heads.items() if repo.refs.read(tracking_ref(remote, b)) == oid
+        }
+        wants = [w for w in dict.fromkeys(heads.values()) if w not in done.values()]
         transfer = Transfer()
         if wants:
-            transfer = download(repo, s, wants, [], path, limits, progress)
+            haves = list(dict.fromkeys(done.values()))
+            transfer = download(repo, s, wants, haves, path, limits, progress)
             check_connected(repo, transfer.packs, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests
@@ -137,4 +167,5 @@ def _clone_into(
         set_upstream(repo, checkout_branch, remote, checkout_branch)
     elif heads or rr.default_branch:
         set_upstream(repo, checkout_branch, remote, checkout_branch)
+    end_clone(repo.muse_dir)  # last
     return result

@@ -157,7 +157,14 @@ def fsck(repo: Repository) -> FsckReport:
                     stack.append((sub, TREE if m == MODE_TREE else BLOB, where))
     rep.reachable = len(seen)
 
+    from muse.core.journal import finish_clone_hint, unfinished_clone
     from muse.core.pack.write import leftovers
+
+    cloning = unfinished_clone(repo.muse_dir)
+    if cloning is not None:
+        rep.problems.append(
+            f"unfinished clone of {cloning}: {finish_clone_hint(cloning, repo.root)}"
+        )
 
     for path in leftovers(store.packs_dir):
         rep.warnings.append(

@@ -65,3 +65,36 @@ def end_checkout(muse_dir: str) -> None:
         os.unlink(os.path.join(muse_dir, JOURNAL))
     except FileNotFoundError:
         pass
+
+
+# ------------------------------------------------------------------------------ clone
+#: ``.muse/CLONE_IN_PROGRESS``: the URL of a clone that has not finished. Written before
+#: anything else of the repository and removed last, so a clone killed at any point leaves a
+#: directory that says it is unfinished (status, fsck) and that the same ``muse clone``
+#: completes.
+CLONE_MARKER = "CLONE_IN_PROGRESS"
+
+
+def unfinished_clone(muse_dir: str) -> str | None:
+    """The URL of the clone that was stopped before it finished in this repository, or None."""
+    try:
+        with open(os.path.join(muse_dir, CLONE_MARKER), "rb") as f:
+            return f.read().decode("utf-8", "replace").strip() or "?"
+    except FileNotFoundError:
+        return None
+
+
+def begin_clone(muse_dir: str, url: str) -> None:
+    write_atomic(os.path.join(muse_dir, CLONE_MARKER), (url + "\n").encode(), lock=False)
+
+
+def end_clone(muse_dir: str) -> None:
+    try:
+        os.unlink(os.path.join(muse_dir, CLONE_MARKER))
+    except FileNotFoundError:
+        pass
+
+
+def finish_clone_hint(url: str, root: str) -> str:
+    """What to run to finish an interrupted clone (one line, for status, fsck and clone)."""
+    return f"run 'muse clone {url} {root}' again to finish it"
