@@ -96,10 +96,22 @@ def _validated_trees(repo: Repository, tree_oid: bytes) -> dict[bytes, TreeMap]:
     stack: list[tuple[bytes, str]] = []
     if tree_oid != EMPTY_TREE_ID:
         stack.append((tree_oid, ""))
+    walked: dict[bytes, int] = {}  # tree id -> the longest prefix (bytes) it was checked at
     while stack:
         oid, where = stack.pop()
-        if oid in maps or oid == EMPTY_TREE_ID:
+        if oid == EMPTY_TREE_ID:
             continue  # (the empty tree need not be stored: it writes nothing)
+        depth = len(where.encode("utf-8", "surrogateescape"))
+        if walked.get(oid, -1) >= depth:
+            continue
+        walked[oid] = depth
+        known = maps.get(oid)
+        if known is not None:
+            # the same tree deeper down: only the path lengths can differ
+            check_dir_names(list(known), where)
+            prefix = f"{where}/" if where else ""
+            stack.extend((e[1], prefix + n) for n, e in known.items() if e[0] == MODE_TREE)
+            continue
         found = store.get(oid)
         if found is None:
             raise UnsafePath(f"tree {oid.hex()} ({where or 'root'}) is missing")

@@ -18,9 +18,16 @@ from muse.core.idsection import common_ends, common_prefix, common_suffix
 from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError
 from muse.core.pack.codec import PackError
 from muse.core.pack.file import PackFile
+from muse.core.paths import MAX_NAME_BYTES, MAX_PATH_BYTES, names_section_problem
 from muse.core.reader import ObjectReader
 
-__all__ = ["Connectivity", "StructureChecker", "check_connectivity", "verify_structure"]
+__all__ = [
+    "Connectivity",
+    "PathPolicy",
+    "StructureChecker",
+    "check_connectivity",
+    "verify_structure",
+]
 
 _MODE_KIND = {O.MODE_FILE: BLOB, O.MODE_EXEC: BLOB, O.MODE_LINK: BLOB, MODE_TREE: TREE}
 _VALID_MODES = bytes(sorted(O.MODES))
@@ -100,6 +107,153 @@ class StructureChecker:
         if any(map(operator.ge, names, names[1:])):
             return None
         return s
+
+
+class PathPolicy:
+    """The path policy (:mod:`muse.core.paths`) over a push: what a hub stores, a client can
+    check out.
+
+    Fed each tree and commit once they passed the structure check (:meth:`add`, in pack
+    order); names are checked per tree, against the previous tree where they are mostly the
+    same (only the names that changed are looked at, collisions kept in a set). Then
+    :meth:`check` walks every new commit's tree for the paths (the path is what a
+    refusal names, and path lengths need it), without recursion, descending only where the
+    tree differs from its parents' at the same path: those were checked when they came. Cost
+    follows the push, not the repository. Raises PackError("unsafe_path").
+    """
+
+    def __init__(self) -> None:
+        #: new tree id -> its subtrees ((name, id), ...)
+        self.subtrees: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}
+        self.problems: dict[bytes, tuple[str, str]] = {}  # tree id -> (name, why)
+        self.commits: dict[bytes, tuple[bytes, list[bytes]]] = {}  # id -> (tree, parents)
+        self._prev: bytes | None = None  # names section of the last tree
+        self._keys: set[bytes] | None = None  # its lower-cased names (plain ASCII trees)
+
+    def add(self, kind: int, oid: bytes, body: bytes) -> None:
+        if kind == COMMIT:
+            self.commits[oid] = O.commit_refs(body)
+        elif kind == TREE:
+            n = int.from_bytes(body[:4], "big")
+            section = body[4 + 33 * n :]
+            self.subtrees[oid] = _subtrees(body, n, section)
+            problem = self._names(section, n)
+            if problem is not None:
+                self.problems[oid] = problem
+
+    def _names(self, s: bytes, n: int) -> tuple[str, str] | None:
+        prev, keys = self._prev, self._keys
+        self._prev = s
+        if prev is not None and keys is not None and s.isascii():
+            k = min(len(s), len(prev))
+            a = s.rfind(b"\0", 0, common_prefix(s, memoryview(prev), k, 1)) + 1
+            q = common_suffix(s, memoryview(prev), k - a, 1)
+            j = s.find(b"\0", len(s) - q) + 1 or len(s)
+            mid, gone = s[a:j], prev[a : len(prev) - (len(s) - j)]
+            if b".\0" not in mid and b" \0" not in mid:
+                added = mid.lower().split(b"\0")
+                added.pop()
+                if not mid or names_section_problem(mid, len(added))[1] is None:
+                    for key in gone.lower().split(b"\0")[:-1]:
+                        keys.discard(key)
+                    fresh = keys.isdisjoint(added)
+                    keys.update(added)
+                    if fresh:
+                        return None
+        problem = names_section_problem(s, n)[1]
+        plain = problem is None and s.isascii() and b".\0" not in s and b" \0" not in s
+        self._keys = set(s.lower().split(b"\0")) if plain else None
+        return problem
+
+    def check(self, reader: ObjectReader) -> None:
+        """Walk every new commit's tree (see the class); ``reader`` has every object."""
+        known = dict(self.subtrees)
+        problems = dict(self.problems)
+        done: dict[bytes, int] = {}  # tree id -> the longest prefix it was walked at
+
+        def read(oid: bytes) -> tuple[bytes, int, bytes]:
+            found = reader.get(oid)
+            if found is None or found[0] != TREE:
+                raise PackError("missing_objects", f"tree {oid.hex()} is missing")
+            body = found[1]
+            n = int.from_bytes(body[:4], "big")
+            return body, n, body[4 + 33 * n :]
+
+        def subtrees(oid: bytes) -> tuple[tuple[bytes, bytes], ...]:
+            subs = known.get(oid)
+            if subs is None:  # an existing tree
+                subs = known[oid] = _subtrees(*read(oid))
+            return subs
+
+        for tree, parents in self.commits.values():
+            olds = tuple(t for t in (self._tree_of(p, reader) for p in parents) if t)
+            stack: list[tuple[bytes, tuple[bytes, ...], bytes]] = [(tree, olds, b"")]
+            while stack:
+                oid, olds, prefix = stack.pop()
+                if oid in olds or done.get(oid, -1) >= len(prefix):
+                    continue  # where the parent has it: checked when it came
+                if oid not in problems and oid not in self.subtrees and oid not in done:
+                    # an existing tree in a new place: checked as if it came now
+                    _body, n, section = read(oid)
+                    problem = names_section_problem(section, n)[1]
+                    if problem is not None:
+                        problems[oid] = problem
+                done[oid] = len(prefix)
+                problem = problems.get(oid)
+                if problem is not None:
+                    _refuse(prefix, problem[0], problem[1])
+                if len(prefix) + MAX_NAME_BYTES > MAX_PATH_BYTES:
+                    self._check_lengths(prefix, *read(oid))
+                subs = subtrees(oid)
+                if not subs:
+                    continue
+                old_maps = [dict(subtrees(o)) for o in olds]
+                for name, sub in subs:
+                    sub_olds = tuple(m[name] for m in old_maps if name in m)
+                    stack.append((sub, sub_olds, prefix + name + b"/"))
+        left = self.problems.keys() - done.keys()
+        if left:  # new trees no new commit reaches: not stored either
+            oid = min(left)
+            bad, why = self.problems[oid]
+            raise PackError("unsafe_path", f"tree {oid.hex()}: {bad!r} {why}")
+
+    def _tree_of(self, commit: bytes, reader: ObjectReader) -> bytes | None:
+        info = self.commits.get(commit)
+        if info is not None:
+            return info[0]
+        found = reader.get(commit)
+        if found is None or found[0] != COMMIT:
+            return None
+        return O.commit_refs(found[1])[0]
+
+    @staticmethod
+    def _check_lengths(prefix: bytes, body: bytes, n: int, section: bytes) -> None:
+        for name in section.split(b"\0")[:-1]:
+            size = len(prefix) + len(name)
+            if size > MAX_PATH_BYTES:
+                why = f"is a path of {size} bytes (file systems allow {MAX_PATH_BYTES})"
+                _refuse(prefix, name.decode("utf-8", "surrogateescape"), why)
+
+
+def _subtrees(body: bytes, n: int, section: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """((name, id), ...) of a tree's subtree entries (most trees have none: no split)."""
+    modes = body[4 : 4 + n]
+    i = modes.find(MODE_TREE)
+    if i < 0:
+        return ()
+    names = section.split(b"\0")
+    out = []
+    while i >= 0:
+        at = 4 + n + 32 * i
+        out.append((names[i], body[at : at + 32]))
+        i = modes.find(MODE_TREE, i + 1)
+    return tuple(out)
+
+
+def _refuse(prefix: bytes, name: str, why: str) -> None:
+    path = prefix.decode("utf-8", "surrogateescape") + name
+    shown = path if len(path) <= 200 else path[:100] + "..." + path[-60:]
+    raise PackError("unsafe_path", f"{shown!r} {why}")
 
 
 #: What a receiver checks: a pack just received, or a map of new ids to kinds whose bodies

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from musehub.db.models import DeferredDeletion, Pack, Ref
+from musehub.db.models import DeferredDeletion, Pack, Ref, Repo
 from musehub.names import is_ledger_id
 from musehub.protocol.records import DUE_STATES, PackInfo
 
@@ -138,6 +138,34 @@ def move_ref(s: Session, repo_id: int, ref: str, old: bytes | None, new: bytes |
     if (cur is None and new is None) or (cur is not None and new is not None and cur == new.hex()):
         return False
     raise StaleRef(ref)
+
+
+def ref_in_the_way(s: Session, repo_id: int, created: list[str]) -> tuple[str, str] | None:
+    """(new ref, existing ref) where a ref just created and another are a file and a
+    directory of one another (``refs/heads/df`` and ``refs/heads/df/x``), which no client
+    can store; None if there is none. Called inside the ref transaction, after its writes.
+
+    The repository row is locked first (FOR UPDATE on PostgreSQL; SQLite's write lock is
+    already held), so two pushes creating ``df`` and ``df/x`` at once cannot both pass:
+    the second to take the lock sees the first's row once it committed.
+    """
+    if not created:
+        return None
+    s.execute(select(Repo.id).where(Repo.id == repo_id).with_for_update())
+    for ref in created:
+        parts = ref.split("/")
+        above = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        other = s.execute(
+            select(Ref.name)
+            .where(
+                Ref.repo_id == repo_id,
+                Ref.name.in_(above) | Ref.name.startswith(ref + "/", autoescape=True),
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+        if other is not None:
+            return ref, other
+    return None
 
 
 # ---------------------------------------------------------------------- deferred deletions

@@ -29,7 +29,7 @@ from muse.core.pack.file import PackFile
 from muse.core.pack.write import receive_pack, receive_pack_file
 from muse.core.refnames import HEADS
 from muse.wire.messages import RefUpdate
-from muse.wire.verify import Connectivity, StructureChecker
+from muse.wire.verify import Connectivity, PathPolicy, StructureChecker
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
@@ -68,8 +68,8 @@ def pack_limits(settings: Settings) -> PackLimits:
 def pack_error(e: PackError) -> HubError:
     if e.code in ("too_large", "payload_too_large"):
         return HubError(413, "payload_too_large", str(e))
-    if e.code == "missing_objects":
-        return HubError(400, "missing_objects", str(e))
+    if e.code in ("missing_objects", "unsafe_path"):
+        return HubError(400, e.code, str(e))
     if e.code == "busy":
         return HubError(503, "busy", str(e), headers={"Retry-After": "5"})
     return HubError(400, "bad_pack", str(e))
@@ -105,6 +105,7 @@ class Receiver:
         self.times: dict[str, float] = {}
         self.pack_count = 0
         self._kept: str | None = None  # the name of the pack the ref transaction stored
+        self._paths = PathPolicy()  # fed while the pack is decoded, checked with connectivity
 
     def receive_upload(
         self, key: str, updates: list[RefUpdate], upload_id: str | None = None
@@ -186,10 +187,13 @@ class Receiver:
         conn = Connectivity()
         structure = StructureChecker()
 
-        def inspect(kind: int, _oid: bytes, view: memoryview) -> None:
+        paths = self._paths = PathPolicy()
+
+        def inspect(kind: int, oid: bytes, view: memoryview) -> None:
             body = bytes(view)
             structure.check(kind, body)
             conn.add(kind, body)
+            paths.add(kind, oid, body)
 
         try:
             t0 = time.perf_counter()
@@ -315,6 +319,10 @@ class Receiver:
                 changed = False
                 for u in updates:
                     changed |= dbops.move_ref(s, self.repo_id, u.ref, u.old, u.new)
+                created = [u.ref for u in updates if u.old is None and u.new is not None]
+                clash = dbops.ref_in_the_way(s, self.repo_id, created)
+                if clash is not None:
+                    raise _ref_conflict(*clash)
                 kept = info if changed else None
                 if kept is not None:  # the pack is part of the repository now
                     dbops.insert_pack(s, self.repo_id, kept)
@@ -377,10 +385,12 @@ class Receiver:
             self.pack_count = len(infos)
             tips = [u.new for u in updates if u.new is not None]
             conn.check(pack, existing, tips)
+            overlay = PackReader([pack, *existing.packs], existing.cache)
+            self._paths.check(overlay)  # what a client could not check out is not stored
         except PackError as e:
             raise pack_error(e) from None
         self.times["verify"] = time.perf_counter() - t0
-        return PackReader([pack, *existing.packs], existing.cache)
+        return overlay
 
     def _check_refs(self, overlay: PackReader, updates: list[RefUpdate]) -> dict[str, bytes]:
         """Branches name commits; refuse early what the transaction would refuse anyway
@@ -392,6 +402,17 @@ class Receiver:
 
         with self.store.db.session(readonly=True) as s:
             current = dbops.read_refs(s, self.repo_id)
+        gone = {u.ref for u in updates if u.new is None}
+        after = {r for r in current if r not in gone} | {u.ref for u in updates if u.new}
+        dirs = {r[:i] for r in after for i, c in enumerate(r) if c == "/"}
+        for u in updates:  # early, before storing; the transaction checks again, atomically
+            if u.new is not None and u.ref not in current:
+                above = (u.ref[:i] for i, c in enumerate(u.ref) if c == "/")
+                other = next((a for a in above if a in after), None)
+                if other is None and u.ref in dirs:
+                    other = min(r for r in after if r.startswith(u.ref + "/"))
+                if other is not None:
+                    raise _ref_conflict(u.ref, other)
         for u in updates:
             cur = current.get(u.ref)
             if cur == u.new:
@@ -409,6 +430,14 @@ class Receiver:
                         409, "non_fast_forward", f"{u.ref}: {u.new.hex()} does not contain it"
                     )
         return current
+
+
+def _ref_conflict(ref: str, other: str) -> HubError:
+    return HubError(
+        409,
+        "ref_conflict",
+        f"{ref} cannot exist beside {other}: one would be a file inside the other",
+    )
 
 
 class _Upload:
