@@ -1,4 +1,8 @@
-"""The ``local`` backend: objects are files under one directory, written atomically."""
+"""The ``local`` backend: objects are files under one directory, written atomically and
+durably: a key's bytes and its directory entry reach the disk (fsync) before a write returns,
+so a ref transaction committed after a push never names a pack a power cut could lose (an S3
+PUT is durable when it returns; this is the same promise).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import shutil
 import tempfile
 from typing import BinaryIO
 
+from muse.core.lockfile import fsync_dir
 from musehub.storage import NotFound, Storage, StorageUnavailable, check_key
 from musehub.storage.signing import sign_url
 
@@ -37,10 +42,14 @@ class LocalStorage(Storage):
         return os.fdopen(fd, "wb"), tmp
 
     def commit_temp(self, tmp: str, key: str) -> None:
-        """Move a finished temp file into place as ``key`` (atomic rename)."""
+        """Move a finished temp file into place as ``key`` (atomic rename), durably: the
+        file's data, then its name in the directory (and any directory created for it)."""
         dest = self.path(key)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        _fsync_file(tmp)
+        made = _makedirs(os.path.dirname(dest), self.root)
         os.replace(tmp, dest)
+        for d in [os.path.dirname(dest), *made]:  # the new entry, then the new directories'
+            fsync_dir(d)
 
     def put_file(self, key: str, path: str) -> None:
         self.path(key)
@@ -163,6 +172,27 @@ class LocalStorage(Storage):
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageUnavailable(f"storage directory {self.root} is not writable")
+
+
+def _fsync_file(path: str) -> None:
+    """Make a file's data durable (cheap when it already is, as a verified pack is)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs(path: str, root: str) -> list[str]:
+    """Create ``path`` and missing parents under ``root``; returns the parents of the
+    directories it created (whose entries must be synced), deepest first."""
+    made: list[str] = []
+    d = path
+    while d != root and not os.path.isdir(d):
+        made.append(os.path.dirname(d))
+        d = os.path.dirname(d)
+    os.makedirs(path, exist_ok=True)
+    return made
 
 
 def _unlink(path: str) -> None:
