@@ -18,7 +18,6 @@ import pytest
 from proto_util import History
 from sqlalchemy import event, select
 
-from muse.core import objects as O
 from muse.wire.messages import RefUpdate
 from musehub.api import create_repo
 from musehub.config import load_settings
