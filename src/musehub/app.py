@@ -271,6 +271,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     )
     app.state.hub = state
     app.state.openapi = _openapi_document()
+    # Failed authentications per client address (musehub.auth.authenticate reads it).
+    app.state.auth_failures = RateLimiter(settings.limits.auth_failures_per_minute)
     return app
 
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from musehub.db import Collaborator, Repo, Token, User, now
-from musehub.errors import HubError
+from musehub.errors import HubError, rate_limited
 from musehub.names import is_slug, is_username
 
 SCOPES = ("read", "write", "admin")
@@ -137,20 +137,29 @@ def touch_token(session: Session, token_id: int) -> None:
     session.execute(update(Token).where(Token.id == token_id).values(last_used=now()))
 
 
+def parse_bearer(header: str) -> str | None:
+    """The token of an ``Authorization`` value (scheme in any case, spaces around), or None
+    when it is not ``Bearer <token>``. The one reading, shared with the rate limiter's key."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
 def bearer_token(request: Request) -> str | None:
     """The token of the Authorization header; None without one; 401 if malformed."""
     header = request.headers.get("authorization")
     if header is None:
         return None
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    token = parse_bearer(header)
+    if token is None:
         raise HubError(
             401,
             "unauthorized",
             "expected 'Authorization: Bearer <token>'",
             {"WWW-Authenticate": "Bearer"},
         )
-    return value.strip()
+    return token
 
 
 _UNSET = object()
@@ -167,22 +176,44 @@ def authenticate(request: Request, session: Session | None = None) -> Principal 
     cached = getattr(request.state, "principal", _UNSET)
     if cached is not _UNSET:
         return cached if isinstance(cached, Principal) else None
-    token = bearer_token(request)
+    failures = _failure_limiter(request)
+    address = request.client.host if request.client else "?"
+    if failures is not None and request.headers.get("authorization") is not None:
+        wait = failures.wait(address)
+        if wait:  # this address keeps sending bad tokens: no more lookups for a while
+            raise rate_limited(
+                f"more than {failures.per_minute} failed authentications per minute", wait
+            )
     principal: Principal | None = None
-    if token is not None:
-        if session is not None:
-            principal, stale = _lookup(session, token)
-        else:
-            # Read-only: on SQLite this takes no write lock; last_used is refreshed separately,
-            # at most once a minute per token.
-            with request.app.state.hub.db.session(readonly=True) as s:
-                principal, stale = _lookup(s, token)
-        if stale:
-            request.state.touch_token = principal.token_id
-            if session is None:
-                refresh_last_used(request)
+    stale = False
+    try:
+        token = bearer_token(request)
+        if token is not None:
+            if session is not None:
+                principal, stale = _lookup(session, token)
+            else:
+                # Read-only: on SQLite this takes no write lock; last_used is refreshed
+                # separately, at most once a minute per token.
+                with request.app.state.hub.db.session(readonly=True) as s:
+                    principal, stale = _lookup(s, token)
+    except HubError as e:
+        if e.status == 401 and failures is not None:
+            failures.hit(address)
+        raise
+    if principal is not None and stale:
+        request.state.touch_token = principal.token_id
+        if session is None:
+            refresh_last_used(request)
     request.state.principal = principal
     return principal
+
+
+def _failure_limiter(request: Request) -> Any:
+    """The app's ``musehub.ratelimit.RateLimiter`` of failed authentications per client
+    address (``app.state.auth_failures``), or None when unlimited. Not imported: the rate
+    limiter reads tokens with :func:`parse_bearer`, so it sits above this module."""
+    limiter = getattr(request.app.state, "auth_failures", None)
+    return limiter if limiter is not None and limiter.per_minute > 0 else None
 
 
 def refresh_last_used(request: Request) -> None:

@@ -127,7 +127,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=30,
         timeout_graceful_shutdown=30,  # SIGTERM: let transfers finish, then stop anyway
         backlog=2048,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto are believed only from the configured proxies: otherwise any
+        # client could pick the address its rate limit is counted under.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
     )
     if settings.workers == 1:

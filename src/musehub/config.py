@@ -50,6 +50,9 @@ class Limits:
     decode_budget_bytes: int = 64 * MiB
     #: Requests per minute per token (or per client address when anonymous); 0 = unlimited.
     rate_limit_per_minute: int = 1200
+    #: Failed authentications (bad, expired, revoked tokens) per minute per client address;
+    #: beyond it, requests with a token are 429 before any lookup. 0 = unlimited.
+    auth_failures_per_minute: int = 60
 
 
 LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(Limits))
@@ -70,6 +73,9 @@ class Settings:
     s3_public_endpoint: str | None = None
     secret_key: str = ""  # default: generated once, kept in <data_dir>/secret_key
     public_url: str = ""  # default: http://<host>:<port>
+    #: Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and
+    #: X-Forwarded-Proto are believed; default none: the peer's address is the client's.
+    trusted_proxies: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
@@ -192,6 +198,7 @@ def finalize(settings: Settings) -> Settings:
     for name in LIMIT_FIELDS:
         if getattr(settings.limits, name) < 0:
             raise ConfigError(f"{name} cannot be negative")
+    settings.trusted_proxies = ",".join(trusted_proxies(settings.trusted_proxies))
     settings.data_dir = os.path.abspath(settings.data_dir)
     if not settings.database_url:
         settings.database_url = "sqlite:///" + os.path.join(settings.data_dir, "musehub.db")
@@ -205,6 +212,24 @@ def finalize(settings: Settings) -> Settings:
     if not settings.secret_key:
         settings.secret_key = persistent_secret(settings.data_dir)
     return settings
+
+
+def trusted_proxies(value: str) -> list[str]:
+    """The addresses and networks of ``trusted_proxies``, each checked (ConfigError)."""
+    import ipaddress
+
+    out = []
+    for item in (x.strip() for x in value.split(",")):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: {item!r} is not an IP address or network"
+            ) from None
+        out.append(item)
+    return out
 
 
 def persistent_secret(data_dir: str) -> str:

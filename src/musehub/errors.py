@@ -74,6 +74,14 @@ class HubError(Exception):
         return error_response(self.status, self.code, self.message, self.headers)
 
 
+def rate_limited(what: str, wait: float) -> HubError:
+    """429 ``rate_limited`` with ``Retry-After`` (whole seconds, at least 1)."""
+    import math
+
+    retry = str(max(1, math.ceil(wait)))
+    return HubError(429, "rate_limited", f"{what}; retry in {retry} s", {"Retry-After": retry})
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
