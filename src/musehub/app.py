@@ -279,6 +279,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
 def factory() -> Starlette:
     """Entry point for ``uvicorn --factory``: settings come from ``MUSEHUB_SETTINGS_JSON``
     (set by ``musehub serve``), else from the environment."""
+    from musehub.files import private_process
+
+    private_process()  # also when uvicorn --factory is run by hand
     raw = os.environ.get("MUSEHUB_SETTINGS_JSON")
     settings = Settings.from_json(raw) if raw else load_settings()
     return create_app(settings)

@@ -113,6 +113,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args, host=args.host, port=args.port, workers=args.workers, data_dir=args.data_dir
     )
     configure_logging(settings.log_level)
+    from musehub.files import secure_data_dir
+
+    secure_data_dir(settings)  # 0700, even when an earlier version made it 0755
     _database(settings).dispose()  # migrate once before the workers start
     from musehub.storage import open_storage
 
@@ -281,6 +284,9 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from musehub.files import private_process
+
+    private_process()  # what any command creates (database, packs, secret) is private
     if getattr(args, "config_sub", None):
         args.config = args.config_sub
     try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from muse.core.pack.cache import BlockCache
 from muse.core.pack.file import PackFile
 from muse.core.pack.packset import PackList
+from musehub.files import private_file
 from musehub.protocol import dbops
 from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
 
@@ -85,10 +86,13 @@ class RepoStore:
         return self.cache_dir / f"{name}.pack"
 
     def adopt(self, name: str, pack_path: Path) -> None:
-        """Move an accepted pack (+ idx) from quarantine into the cache, idx first."""
+        """Move an accepted pack (+ idx) from quarantine into the cache, idx first; the
+        hub's user alone may read them (musehub.files)."""
         dest = self.cached_path(name)
         if dest.exists():
             return
+        private_file(pack_path.with_suffix(".idx"))
+        private_file(pack_path)
         os.replace(pack_path.with_suffix(".idx"), dest.with_suffix(".idx"))
         os.replace(pack_path, dest)
 

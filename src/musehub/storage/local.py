@@ -12,6 +12,7 @@ import tempfile
 from typing import BinaryIO
 
 from muse.core.lockfile import fsync_dir
+from musehub.files import DIR_MODE, private_file
 from musehub.storage import NotFound, Storage, StorageUnavailable, check_key
 from musehub.storage.signing import sign_url
 
@@ -26,9 +27,9 @@ class LocalStorage(Storage):
         self.root = os.path.abspath(root)
         self.public_url = public_url.rstrip("/")
         self.secret_key = secret_key
-        os.makedirs(self.root, exist_ok=True)
+        os.makedirs(self.root, mode=DIR_MODE, exist_ok=True)
         self._tmp = os.path.join(self.root, ".tmp")
-        os.makedirs(self._tmp, exist_ok=True)
+        os.makedirs(self._tmp, mode=DIR_MODE, exist_ok=True)
 
     def path(self, key: str) -> str:
         return os.path.join(self.root, *check_key(key).split("/"))
@@ -43,8 +44,10 @@ class LocalStorage(Storage):
 
     def commit_temp(self, tmp: str, key: str) -> None:
         """Move a finished temp file into place as ``key`` (atomic rename), durably: the
-        file's data, then its name in the directory (and any directory created for it)."""
+        file's data, then its name in the directory (and any directory created for it).
+        Readable by the hub's user alone (a linked pack's 0444 becomes 0400)."""
         dest = self.path(key)
+        private_file(tmp)
         _fsync_file(tmp)
         made = _makedirs(os.path.dirname(dest), self.root)
         os.replace(tmp, dest)
@@ -191,7 +194,7 @@ def _makedirs(path: str, root: str) -> list[str]:
     while d != root and not os.path.isdir(d):
         made.append(os.path.dirname(d))
         d = os.path.dirname(d)
-    os.makedirs(path, exist_ok=True)
+    os.makedirs(path, mode=DIR_MODE, exist_ok=True)
     return made
 
 
