@@ -105,9 +105,8 @@ def _database(settings: Settings) -> Database:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from musehub.app import configure_logging, create_app
+    from musehub.server import Bounds, serve
 
     settings = _settings(
         args, host=args.host, port=args.port, workers=args.workers, data_dir=args.data_dir
@@ -127,7 +126,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,  # musehub.access logs every request with its size and time
-        timeout_keep_alive=30,
         timeout_graceful_shutdown=30,  # SIGTERM: let transfers finish, then stop anyway
         backlog=2048,
         # X-Forwarded-For/-Proto are believed only from the configured proxies: otherwise any
@@ -136,11 +134,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
     )
+    bounds = Bounds.from_limits(settings.limits)  # header, body, keep-alive, connections
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, migrate=False), **common)
+        serve(create_app(settings, migrate=False), bounds, **common)
     else:
-        os.environ["MUSEHUB_SETTINGS_JSON"] = settings.to_json()
-        uvicorn.run("musehub.app:factory", factory=True, workers=settings.workers, **common)
+        from musehub.config import hand_to_workers
+
+        hand_to_workers(settings)  # a 0600 file: no secret in the workers' environment
+        serve("musehub.app:factory", bounds, factory=True, workers=settings.workers, **common)
     return 0
 
 

@@ -53,6 +53,18 @@ class Limits:
     #: Failed authentications (bad, expired, revoked tokens) per minute per client address;
     #: beyond it, requests with a token are 429 before any lookup. 0 = unlimited.
     auth_failures_per_minute: int = 60
+    #: Connection bounds (musehub.server; 0 = off). Seconds from a connection, or from the
+    #: first byte of a next request, to the end of its headers (slowloris), then 408.
+    header_timeout_s: float = 20.0
+    #: Seconds without a request body byte while the hub reads one (a stalled push or
+    #: presigned PUT): a push is answered 400, any other request's connection is closed.
+    body_idle_timeout_s: float = 60.0
+    #: Seconds a kept-alive connection may wait for its next request.
+    keepalive_timeout_s: int = 30
+    #: Connections per worker process (never more than its file descriptors allow, less a
+    #: reserve), and from one client address; more are answered 503 and closed at once.
+    max_connections: int = 1000
+    max_connections_per_client: int = 100
 
 
 LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(Limits))
@@ -120,10 +132,18 @@ class Settings:
 
 
 _TOP_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "limits"}
-_INT_FIELDS = {"port", "workers", *LIMIT_FIELDS}
+_FLOAT_FIELDS = {"header_timeout_s", "body_idle_timeout_s"}
+_INT_FIELDS = {"port", "workers", *LIMIT_FIELDS} - _FLOAT_FIELDS
 
 
 def _coerce(name: str, value: Any) -> Any:
+    if name in _FLOAT_FIELDS:
+        if isinstance(value, bool):
+            raise ConfigError(f"setting {name} must be a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name} must be a number, got {value!r}") from None
     if name in _INT_FIELDS:
         if isinstance(value, bool):
             raise ConfigError(f"setting {name} must be an integer")
@@ -230,6 +250,57 @@ def trusted_proxies(value: str) -> list[str]:
             ) from None
         out.append(item)
     return out
+
+
+#: Settings variables that may hold secrets; never passed on to worker processes.
+SECRET_ENV = tuple(
+    ENV_PREFIX + name.upper() for name in ("secret_key", "s3_secret_key", "database_url")
+)
+#: Names the file from which ``musehub serve``'s worker processes read their settings.
+WORKER_SETTINGS_ENV = ENV_PREFIX + "WORKER_SETTINGS"
+
+
+def hand_to_workers(settings: Settings) -> str:
+    """Make ``settings`` reach the worker processes about to be started, secrets included,
+    without putting a secret in their environment (``/proc/<pid>/environ``, ``ps e``, crash
+    reports): a 0600 file in the 0700 data directory, named by :data:`WORKER_SETTINGS_ENV`,
+    removed when this process exits. The secret variables this process was given are taken
+    out of the environment the workers inherit. Returns the file's path."""
+    import atexit
+
+    from muse.core.lockfile import process_alive
+
+    for name in os.listdir(settings.data_dir):  # left by a hub that was killed
+        pid = name.removeprefix(".worker-settings-").removesuffix(".json")
+        if pid != name and pid.isdigit() and not process_alive(int(pid)):
+            os.unlink(os.path.join(settings.data_dir, name))
+    path = os.path.join(settings.data_dir, f".worker-settings-{os.getpid()}.json")
+    if os.path.exists(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(settings.to_json())
+    atexit.register(_unlink_quietly, path)
+    for name in SECRET_ENV:
+        os.environ.pop(name, None)
+    os.environ[WORKER_SETTINGS_ENV] = path
+    return path
+
+
+def worker_settings() -> Settings | None:
+    """In a worker process: the settings :func:`hand_to_workers` left (None outside one)."""
+    path = os.environ.get(WORKER_SETTINGS_ENV)
+    if not path:
+        return None
+    with open(path) as f:
+        return Settings.from_json(f.read())
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def persistent_secret(data_dir: str) -> str:
