@@ -39,7 +39,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from muse.wire.messages import PROTOCOL_VERSION
-from musehub.config import Settings, load_settings
+from musehub.config import Settings, load_settings, worker_settings
 from musehub.db import Database
 from musehub.errors import (
     UNAVAILABLE_RETRY_AFTER,
@@ -277,13 +277,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
 
 
 def factory() -> Starlette:
-    """Entry point for ``uvicorn --factory``: settings come from ``MUSEHUB_SETTINGS_JSON``
-    (set by ``musehub serve``), else from the environment."""
+    """Entry point for ``uvicorn --factory``: settings come from the file ``musehub serve``
+    hands its workers (musehub.config.hand_to_workers), else from the environment."""
     from musehub.files import private_process
 
     private_process()  # also when uvicorn --factory is run by hand
-    raw = os.environ.get("MUSEHUB_SETTINGS_JSON")
-    settings = Settings.from_json(raw) if raw else load_settings()
+    settings = worker_settings() or load_settings()
     return create_app(settings)
 
 
