@@ -482,18 +482,23 @@ def _precheck(
     dir_ok: dict[str, bool] = {"": True}
 
     def parent_ok(rel: str) -> bool:
+        """Whether every directory above rel can be written into (iterative: trees may be
+        thousands of levels deep)."""
+        chain = []
         parent = os.path.dirname(rel)
-        if parent in dir_ok:
-            return dir_ok[parent]
-        ok = parent_ok(parent)
-        if ok:
-            st = _lstat(os.path.join(root, parent))
-            if st is not None and not _stat.S_ISDIR(st.st_mode):
-                # a file or symlink where a directory must go: fine only if we remove it
-                ok = parent in deleted
-                if _stat.S_ISLNK(st.st_mode) and parent not in deleted:
-                    raise UnsafePath(f"refusing to write through the symlink {parent}")
-        dir_ok[parent] = ok
+        while parent not in dir_ok:
+            chain.append(parent)
+            parent = os.path.dirname(parent)
+        ok = dir_ok[parent]
+        for d in reversed(chain):  # from the top down
+            if ok:
+                st = _lstat(os.path.join(root, d))
+                if st is not None and not _stat.S_ISDIR(st.st_mode):
+                    # a file or symlink where a directory must go: fine only if we remove it
+                    ok = d in deleted
+                    if _stat.S_ISLNK(st.st_mode) and d not in deleted:
+                        raise UnsafePath(f"refusing to write through the symlink {d}")
+            dir_ok[d] = ok
         return ok
 
     for rel, old, new in changes:
@@ -529,12 +534,20 @@ def _precheck(
 
 
 def _only_tracked(full: str, rel: str, deleted: set[str]) -> bool:
-    """A directory that holds nothing but tracked files this checkout deletes."""
-    for dirpath, _dirs, files in os.walk(full):
-        sub = os.path.relpath(dirpath, full)
-        for f in files:
-            p = f"{rel}/{f}" if sub == "." else f"{rel}/{sub}/{f}"
-            if p.replace(os.sep, "/") not in deleted:
+    """A directory that holds nothing but tracked files this checkout deletes (an explicit
+    stack, not os.walk, which recurses in Python 3.11)."""
+    stack = [(full, rel)]
+    while stack:
+        path, here = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                stack.append((e.path, f"{here}/{e.name}"))
+            elif f"{here}/{e.name}" not in deleted:
                 return False
     return True
 

@@ -18,7 +18,7 @@ import os
 import stat as _stat
 from collections.abc import Generator, Iterable, Iterator
 from itertools import chain, islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from muse.core.fileio import read_all
 from muse.core.index import (
@@ -119,8 +119,7 @@ class Scanner:
 
     def run(self) -> Iterator[tuple[int, bytes]]:
         """Generator: objects to store (only when collecting); fills self.result."""
-        rules: list[_ignore.Rule] = []
-        oid = yield from self._scan(self.root, "", rules)
+        oid = yield from self._walk()
         self.result.tree = oid if oid is not None else EMPTY_TREE_ID
         if oid is None:
             body = encode_tree([], checked=True)
@@ -136,9 +135,30 @@ class Scanner:
             pass
         return self.result
 
+    def _walk(self) -> Generator[tuple[int, bytes], None, bytes | None]:
+        """Run one _scan per directory on an explicit stack instead of recursing, so a tree
+        thousands of levels deep cannot exhaust Python's recursion limit: a _scan yields a
+        _Descend for a subdirectory and is resumed with the subdirectory's tree id."""
+        stack = [self._scan(self.root, "", [])]
+        value: bytes | None = None
+        while True:
+            try:
+                item = stack[-1].send(value)
+            except StopIteration as done:
+                stack.pop()
+                if not stack:
+                    return done.value  # type: ignore[no-any-return]
+                value = done.value
+                continue
+            value = None
+            if isinstance(item, _Descend):
+                stack.append(self._scan(*item))
+            else:
+                yield item
+
     def _scan(
         self, path: str, rel: str, rules: list[_ignore.Rule]
-    ) -> Generator[tuple[int, bytes], None, bytes | None]:
+    ) -> Generator[tuple[int, bytes] | _Descend, bytes | None, bytes | None]:
         try:
             with os.scandir(path) as it:
                 items = list(it)
@@ -175,7 +195,7 @@ class Scanner:
             if e.is_dir(follow_symlinks=False):
                 if rules and _is_ignored(rules, relpath, name, True):
                     continue
-                sub = yield from self._scan(e.path, relpath, rules)
+                sub = yield _Descend(e.path, relpath, rules)
                 if sub is not None:
                     entries.append((name, MODE_TREE, sub))
                 continue
@@ -236,6 +256,14 @@ class Scanner:
             self._yielded.add(tid)
             yield TREE, body
         return tid
+
+
+class _Descend(NamedTuple):
+    """What a _scan yields to have a subdirectory scanned (Scanner._walk)."""
+
+    path: str
+    rel: str
+    rules: list[_ignore.Rule]
 
 
 def _is_ignored(rules: list[_ignore.Rule], relpath: str, name: str, is_dir: bool) -> bool:
