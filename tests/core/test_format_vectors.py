@@ -43,7 +43,7 @@ def vectors() -> dict[str, tuple[int, bytes, bytes]]:
 
 def test_vectors_hash_and_validate():
     vs = vectors()
-    assert len(vs) == 6
+    assert len(vs) == 7
     for name, (kind, body, oid) in vs.items():
         assert object_id(kind, body) == oid, name
         validate(kind, body)
@@ -68,3 +68,36 @@ def test_vectors_are_what_the_encoders_produce():
     assert vs["child commit"][1] == child.encode()
     assert decode_commit(vs["child commit"][1]) == child
     assert vs["child commit"][0] == COMMIT
+
+
+def _cdc_vector() -> tuple[bytes, list[int]]:
+    text = open(DOC, encoding="utf-8").read()
+    block = re.findall(r"```cdc\n(.*?)```", text, re.S)[0]
+    fields = dict(line.split(": ", 1) for line in block.strip().splitlines())
+    n = int(fields["input"].split()[0])
+    import hashlib
+
+    parts = [hashlib.sha256(b"muse chunk vector %d" % i).digest() for i in range(n // 32 + 1)]
+    return b"".join(parts)[:n], [int(x) for x in fields["lengths"].split()]
+
+
+def test_chunk_boundaries_and_chunk_list_vector(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from muse.core import chunking
+    from muse.core.objects import CHUNKS, check_chunks, encode_chunks
+
+    data, lengths = _cdc_vector()
+    cut = [(oid, bytes(d)) for oid, d in chunking.cut_bytes(data)]
+    assert [len(d) for _, d in cut] == lengths
+    # cutting a file as a stream (how commit reads it) gives the same chunks
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert [(oid, bytes(d)) for oid, d in chunking.cut(fd)] == cut
+    finally:
+        os.close(fd)
+    kind, body, oid = vectors()["chunk list of the CDC input"]
+    assert kind == CHUNKS
+    assert encode_chunks([o for o, _ in cut], lengths) == body
+    assert object_id(CHUNKS, body) == oid
+    check_chunks(body)

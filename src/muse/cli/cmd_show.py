@@ -16,6 +16,7 @@ def run(args: argparse.Namespace) -> int:
     from muse.cli._util import format_date, open_repo, resolve
     from muse.core.objects import (
         BLOB,
+        CHUNKS,
         COMMIT,
         EMPTY_TREE_ID,
         MODE_NAMES,
@@ -35,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
     if kind == BLOB:
         out.flush()
         sys.stdout.buffer.write(body)
+        return 0
+    if kind == CHUNKS:  # a large file: its content, chunk by chunk
+        from muse.core.chunking import restore
+
+        out.flush()
+        sys.stdout.buffer.flush()
+        restore(sys.stdout.fileno(), body, repo.store.get)
         return 0
     if kind == COMMIT:
         c = decode_commit(body)

@@ -19,6 +19,7 @@ import shutil
 import stat as _stat
 from collections.abc import Callable, Iterable, Sequence
 
+from muse.core import chunking as _chunking
 from muse.core.fileio import write_all
 from muse.core.index import STORED, Entry, Index, load_index, make_entry, stat_unchanged
 from muse.core.journal import (
@@ -29,13 +30,17 @@ from muse.core.journal import (
 )
 from muse.core.objects import (
     BLOB,
+    CHUNKED_MODES,
+    CHUNKS,
     EMPTY_TREE_ID,
-    MODE_EXEC,
+    EXEC_MODES,
+    MODE_KIND,
     MODE_LINK,
     MODE_TREE,
     TREE,
     ObjectFormatError,
     decode_tree,
+    file_mode,
 )
 from muse.core.paths import UnsafePath, check_dir_names, check_link_target
 from muse.core.record import Record
@@ -93,6 +98,7 @@ def _validated_trees(repo: Repository, tree_oid: bytes) -> dict[bytes, TreeMap]:
     store = repo.store
     maps: dict[bytes, TreeMap] = {}
     blobs: dict[bytes, str] = {}  # blob id -> first path that needs it (for the message)
+    chunked: dict[bytes, str] = {}  # chunk list id -> first path (large files)
     stack: list[tuple[bytes, str]] = []
     if tree_oid != EMPTY_TREE_ID:
         stack.append((tree_oid, ""))
@@ -137,10 +143,22 @@ def _validated_trees(repo: Repository, tree_oid: bytes) -> dict[bytes, TreeMap]:
                 if body is None or body[0] != BLOB:
                     raise UnsafePath(f"symlink {path}: blob {e.id.hex()[:12]} missing")
                 check_link_target(body[1], path)
+            elif mode in CHUNKED_MODES:
+                if e.id not in chunked:
+                    chunked[e.id] = prefix + e.name
             elif e.id not in blobs:
                 blobs[e.id] = prefix + e.name
         maps[oid] = tmap
         stack.extend(reversed(subtrees))  # depth first, in name order
+    for cid, path in chunked.items():  # a large file: its chunk list, then its chunks
+        found = store.get(cid)
+        if found is None or found[0] != CHUNKS:
+            raise UnsafePath(f"{path}: chunk list {cid.hex()[:12]} is missing")
+        try:
+            for chunk in _chunking.chunk_ids(found[1]):
+                blobs.setdefault(chunk, path)
+        except ObjectFormatError as err:
+            raise UnsafePath(f"{path}: malformed chunk list: {err}") from None
     if blobs:
         missing = _missing(repo, blobs.keys())
         if missing:
@@ -194,11 +212,13 @@ def _matches(full: str, st: os.stat_result, want: tuple[int, bytes], idx: Index,
         return _blob_id(os.fsencode(os.readlink(full))) == oid
     if not _stat.S_ISREG(m) or mode == MODE_LINK:
         return False
-    if (MODE_EXEC if m & 0o100 else 1) != mode:
+    if file_mode(bool(m & 0o100), st.st_size) != mode:
         return False
     c = idx.entries.get(rel)
     if c is not None and stat_unchanged(c, st, idx.racy_ns):
         return c[0] == oid
+    if mode in CHUNKED_MODES:
+        return _chunking.file_chunks(full)[0] == oid
     return _blob_id(_read_file(full, st.st_size)) == oid
 
 
@@ -342,14 +362,14 @@ class _Writer:
                 # A new path: usually nothing is there (the precheck just looked), so try
                 # to create it at once and look only if something appeared in the way.
                 found = store_get(oid)
-                if found is None or found[0] != BLOB:
+                if found is None or found[0] != MODE_KIND[mode]:
                     raise UnsafePath(f"{rel}: blob {oid.hex()[:12]} is missing or not a blob")
                 try:
-                    fd = os.open(full, _WFLAGS, 0o777 if mode == MODE_EXEC else 0o666)
+                    fd = os.open(full, _WFLAGS, 0o777 if mode in EXEC_MODES else 0o666)
                 except FileExistsError:
                     pass
                 else:
-                    entries[rel] = self._write(fd, oid, mode, found[1])
+                    entries[rel] = self._write(fd, oid, mode, found[1], store_get)
                     written += 1
                     continue
             if not fresh:
@@ -365,7 +385,7 @@ class _Writer:
                     else:
                         os.unlink(full)
             found = store_get(oid)
-            if found is None or found[0] != BLOB:
+            if found is None or found[0] != MODE_KIND[mode]:
                 raise UnsafePath(f"{rel}: blob {oid.hex()[:12]} is missing or not a blob")
             data = found[1]
             if mode == MODE_LINK:
@@ -380,16 +400,29 @@ class _Writer:
                     st.st_ino,
                 )
             else:
-                fd = os.open(full, _WFLAGS, 0o777 if mode == MODE_EXEC else 0o666)
-                entries[rel] = self._write(fd, oid, mode, data)
+                fd = os.open(full, _WFLAGS, 0o777 if mode in EXEC_MODES else 0o666)
+                entries[rel] = self._write(fd, oid, mode, data, store_get)
             written += 1
         return written, entries
 
     @staticmethod
-    def _write(fd: int, oid: bytes, mode: int, data: bytes) -> Entry:
-        """Write data to the new file fd, close it; its index entry from fstat (no lstat)."""
+    def _write(
+        fd: int,
+        oid: bytes,
+        mode: int,
+        data: bytes,
+        read: Callable[[bytes], tuple[int, bytes] | None],
+    ) -> Entry:
+        """Write data (for a large file: the chunks its chunk list names, one at a time) to
+        the new file fd, close it; its index entry from fstat (no lstat)."""
         try:
-            write_all(fd, data)
+            if mode in CHUNKED_MODES:
+                try:
+                    _chunking.restore(fd, data, read)
+                except ObjectFormatError as err:
+                    raise UnsafePath(f"blob {oid.hex()[:12]}: {err}") from None
+            else:
+                write_all(fd, data)
             st = os.fstat(fd)
         finally:
             os.close(fd)

@@ -11,12 +11,14 @@ import os
 from muse.core.index import load_index
 from muse.core.objects import (
     BLOB,
+    CHUNKS,
     COMMIT,
     KIND_NAMES,
-    MODE_TREE,
+    MODE_KIND,
     TREE,
     ObjectFormatError,
     check_object,
+    chunks_refs,
     commit_refs,
     object_id,
     tree_refs,
@@ -49,6 +51,7 @@ def fsck(repo: Repository) -> FsckReport:
     blob_sizes: dict[bytes, int] = {}
     tree_links: dict[bytes, tuple[bytes, bytes]] = {}  # tree -> (modes, ids)
     commit_links: dict[bytes, tuple[bytes, list[bytes]]] = {}  # commit -> (tree, parents)
+    chunk_links: dict[bytes, bytes] = {}  # chunk list -> ids of its chunks
     store = repo.store
 
     def check(oid: bytes, kind: int, body: bytes, where: str) -> None:
@@ -60,6 +63,9 @@ def fsck(repo: Repository) -> FsckReport:
                 tree_links[oid] = tree_refs(body)
             elif kind == COMMIT:
                 commit_links[oid] = commit_refs(body)
+            elif kind == CHUNKS:
+                chunk_links[oid] = chunks_refs(body)
+                blob_sizes[oid] = int.from_bytes(body[:8], "big")  # the file's size
         except ObjectFormatError as e:
             rep.problems.append(
                 f"{where} object {oid.hex()}: malformed {KIND_NAMES.get(kind)}: {e}"
@@ -148,13 +154,19 @@ def fsck(repo: Repository) -> FsckReport:
             tree, parents = commit_links[oid]
             stack.append((tree, TREE, f"commit {short}"))
             stack.extend((p, COMMIT, f"commit {short}") for p in parents)
+        elif found_kind == CHUNKS:
+            ids = chunk_links[oid]
+            where = f"chunk list {short}"
+            for i in range(0, len(ids), 32):
+                if ids[i : i + 32] not in seen:
+                    stack.append((ids[i : i + 32], BLOB, where))
         else:
             modes, ids = tree_links[oid]
             where = f"tree {short}"
             for i, m in enumerate(modes):
                 sub = ids[32 * i : 32 * i + 32]
                 if sub not in seen:
-                    stack.append((sub, TREE if m == MODE_TREE else BLOB, where))
+                    stack.append((sub, MODE_KIND.get(m, BLOB), where))
     rep.reachable = len(seen)
 
     from muse.core.journal import finish_clone_hint, unfinished_clone

@@ -18,7 +18,8 @@ from muse.core.record import Frozen
 BLOB = 1
 TREE = 2
 COMMIT = 3
-KIND_NAMES = {BLOB: "blob", TREE: "tree", COMMIT: "commit"}
+CHUNKS = 4  # a large file: the list of its content-defined chunks (each a blob)
+KIND_NAMES = {BLOB: "blob", TREE: "tree", COMMIT: "commit", CHUNKS: "chunks"}
 KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 ID_LEN = 32
 HEX_LEN = 64
@@ -28,8 +29,41 @@ MODE_FILE = 1
 MODE_EXEC = 2
 MODE_LINK = 3
 MODE_TREE = 4
-MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE})
-MODE_NAMES = {MODE_FILE: "file", MODE_EXEC: "exec", MODE_LINK: "link", MODE_TREE: "tree"}
+MODE_CHUNKED = 5  # a regular file of CHUNKED_MIN bytes or more: the id names a CHUNKS object
+MODE_CHUNKED_EXEC = 6  # the same, executable
+MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE, MODE_CHUNKED, MODE_CHUNKED_EXEC})
+MODE_NAMES = {
+    MODE_FILE: "file",
+    MODE_EXEC: "exec",
+    MODE_LINK: "link",
+    MODE_TREE: "tree",
+    MODE_CHUNKED: "chunked",
+    MODE_CHUNKED_EXEC: "chunked-exec",
+}
+CHUNKED_MODES = frozenset({MODE_CHUNKED, MODE_CHUNKED_EXEC})
+EXEC_MODES = frozenset({MODE_EXEC, MODE_CHUNKED_EXEC})
+#: The kind of object a tree entry of each mode names.
+MODE_KIND = {
+    MODE_FILE: BLOB,
+    MODE_EXEC: BLOB,
+    MODE_LINK: BLOB,
+    MODE_TREE: TREE,
+    MODE_CHUNKED: CHUNKS,
+    MODE_CHUNKED_EXEC: CHUNKS,
+}
+
+#: Regular files of at least this many bytes are stored as chunk lists (docs/format.md 1.4).
+CHUNKED_MIN = 1 << 20
+#: No chunk is longer than this (the chunker's maximum).
+CHUNK_MAX = 256 << 10
+
+
+def file_mode(executable: bool, size: int) -> int:
+    """The tree mode of a regular file: chunked from CHUNKED_MIN bytes on."""
+    if size >= CHUNKED_MIN:
+        return MODE_CHUNKED_EXEC if executable else MODE_CHUNKED
+    return MODE_EXEC if executable else MODE_FILE
+
 
 _HEX_CHARS = frozenset("0123456789abcdef")
 
@@ -334,6 +368,66 @@ def commit_refs(body: bytes | memoryview) -> tuple[bytes, list[bytes]]:
     return tree, parents
 
 
+# ------------------------------------------------------------------------- chunk lists
+# size u64 | n u32 | n x 32-byte blob ids | n x u32 lengths (all big-endian), docs/format.md.
+
+
+def encode_chunks(ids: list[bytes], lengths: list[int]) -> bytes:
+    """The body of a CHUNKS object: a file as its chunks (blob ids) in order."""
+    import struct
+
+    body = b"".join(
+        [
+            struct.pack(">QI", sum(lengths), len(ids)),
+            *ids,
+            struct.pack(f">{len(lengths)}I", *lengths),
+        ]
+    )
+    check_chunks(body)
+    return body
+
+
+def decode_chunks(body: bytes | memoryview) -> tuple[int, bytes, list[int]]:
+    """(file size, ids section (n x 32 bytes), lengths) of a valid CHUNKS body."""
+    import struct
+
+    body = bytes(body)
+    check_chunks(body)
+    n = int.from_bytes(body[8:12], "big")
+    ids = body[12 : 12 + 32 * n]
+    lengths = list(struct.unpack_from(f">{n}I", body, 12 + 32 * n))
+    return int.from_bytes(body[:8], "big"), ids, lengths
+
+
+def chunks_refs(body: bytes | memoryview) -> bytes:
+    """The ids section of a CHUNKS body (n x 32 bytes), structure checked as far as needed."""
+    if len(body) < 12:
+        raise ObjectFormatError("chunk list too short")
+    n = int.from_bytes(body[8:12], "big")
+    if len(body) != 12 + 36 * n:
+        raise ObjectFormatError("chunk list length does not match its count")
+    return bytes(body[12 : 12 + 32 * n])
+
+
+def check_chunks(body: bytes | memoryview) -> None:
+    """Refuse a CHUNKS body that is not canonical: n >= 1, every length in 1..CHUNK_MAX,
+    the lengths summing to the size, the size at least CHUNKED_MIN."""
+    import struct
+
+    chunks_refs(body)
+    n = int.from_bytes(body[8:12], "big")
+    if n == 0:
+        raise ObjectFormatError("chunk list without chunks")
+    lengths = struct.unpack_from(f">{n}I", body, 12 + 32 * n)
+    if min(lengths) < 1 or max(lengths) > CHUNK_MAX:
+        raise ObjectFormatError(f"chunk length outside 1..{CHUNK_MAX}")
+    size = int.from_bytes(body[:8], "big")
+    if sum(lengths) != size:
+        raise ObjectFormatError("chunk lengths do not add up to the file size")
+    if size < CHUNKED_MIN:
+        raise ObjectFormatError(f"a chunked file has at least {CHUNKED_MIN} bytes")
+
+
 def validate(kind: int, body: bytes | memoryview) -> None:
     """Check that body is a canonical object of kind (blobs are any bytes)."""
     if kind == BLOB:
@@ -342,6 +436,8 @@ def validate(kind: int, body: bytes | memoryview) -> None:
         decode_tree(body)
     elif kind == COMMIT:
         decode_commit(body)
+    elif kind == CHUNKS:
+        check_chunks(body)
     else:
         raise ObjectFormatError(f"unknown object kind {kind}")
 
@@ -432,5 +528,7 @@ def check_object(kind: int, body: bytes | memoryview) -> None:
         raw = bytes(body)
         if not canonical_commit(raw):
             decode_commit(raw)  # refuses it (or, in doubt, gives the exact verdict)
+    elif kind == CHUNKS:
+        check_chunks(body)
     elif kind != BLOB:
         raise ObjectFormatError(f"unknown object kind {kind}")

@@ -17,9 +17,10 @@ import hashlib
 import os
 import stat as _stat
 from collections.abc import Generator, Iterable, Iterator
-from itertools import chain, islice
+from itertools import chain
 from typing import TYPE_CHECKING, NamedTuple
 
+from muse.core import chunking as _chunking
 from muse.core.fileio import read_all
 from muse.core.index import (
     MODE_MASK,
@@ -32,13 +33,20 @@ from muse.core.index import (
 )
 from muse.core.objects import (
     BLOB,
+    CHUNKED_MIN,
+    CHUNKED_MODES,
+    CHUNKS,
     EMPTY_TREE_ID,
+    EXEC_MODES,
     MODE_EXEC,
     MODE_FILE,
     MODE_LINK,
     MODE_TREE,
     TREE,
+    encode_chunks,
     encode_tree,
+    file_mode,
+    object_id,
 )
 from muse.core.paths import is_muse_dir_name
 from muse.core.record import Record
@@ -55,6 +63,7 @@ IGNORE_FILE = ".museignore"
 _BLOB_HDR = b"blob %d\0"
 _BIG = 16 << 20
 PACK_THRESHOLD = 128  # more new objects than this go into one pack instead of loose files
+PACK_BYTES = 1 << 20  # ... and so do new objects of more bytes than this
 
 
 class ScanResult(Record):
@@ -208,6 +217,8 @@ class Scanner:
             m = st.st_mode
             if S_ISREG(m):
                 mode = MODE_EXEC if m & 0o100 else MODE_FILE
+                if st.st_size >= CHUNKED_MIN:
+                    mode = file_mode(bool(m & 0o100), st.st_size)
             elif _stat.S_ISLNK(m):
                 mode = MODE_LINK
             else:
@@ -228,6 +239,10 @@ class Scanner:
                 if mode == MODE_LINK:
                     data = os.fsencode(os.readlink(e.path))
                     oid = _blob_id(data)
+                elif mode in CHUNKED_MODES:
+                    mode, oid = yield from self._chunked(e.path, mode)
+                    flags = mode
+                    data = b""
                 elif st.st_size > _BIG and not collect:
                     oid, _ = _hash_big(e.path)
                     data = b""
@@ -237,7 +252,8 @@ class Scanner:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if collect:
-                if oid not in self._yielded and not self.store.has(oid):
+                fresh = oid not in self._yielded and mode not in CHUNKED_MODES
+                if fresh and not self.store.has(oid):
                     self._yielded.add(oid)
                     yield BLOB, data
                 flags |= STORED
@@ -256,6 +272,52 @@ class Scanner:
             self._yielded.add(tid)
             yield TREE, body
         return tid
+
+    def _chunked(
+        self, path: str, mode: int
+    ) -> Generator[tuple[int, bytes], None, tuple[int, bytes]]:
+        """(mode, id) of a large file, cut into chunks as it is read (never held whole).
+
+        When collecting, yields the chunks and the chunk list the store lacks, so they stream
+        into one pack. A file that shrank below CHUNKED_MIN meanwhile becomes a plain blob.
+        """
+        pending: list[tuple[int, bytes]] = []
+        collect = self.collect
+        has = self.store.has
+        yielded = self._yielded
+
+        def keep(oid: bytes, data: memoryview) -> None:
+            if oid not in yielded and not has(oid):
+                yielded.add(oid)
+                pending.append((BLOB, bytes(data)))
+
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        try:
+            ids: list[bytes] = []
+            lengths: list[int] = []
+            for oid, piece in _chunking.cut(fd):
+                ids.append(oid)
+                lengths.append(len(piece))
+                if collect:
+                    keep(oid, piece)
+                    if pending:
+                        yield from pending
+                        pending.clear()
+        finally:
+            os.close(fd)
+        if sum(lengths) < CHUNKED_MIN:  # it shrank while we read it
+            data = _read_file(path, sum(lengths))
+            oid = _blob_id(data)
+            if collect and oid not in yielded and not has(oid):
+                yielded.add(oid)
+                yield BLOB, data
+            return (MODE_EXEC if mode in EXEC_MODES else MODE_FILE), oid
+        body = encode_chunks(ids, lengths)
+        oid = object_id(CHUNKS, body)
+        if collect and oid not in yielded and not has(oid):
+            yielded.add(oid)
+            yield CHUNKS, body
+        return mode, oid
 
 
 class _Descend(NamedTuple):
@@ -280,10 +342,18 @@ def _blob_id(data: bytes) -> bytes:
 
 # --------------------------------------------------------------------------- storing
 def store_objects(store: ObjectStore, objects: Iterable[tuple[int, bytes]]) -> int:
-    """Store objects loose when few, else stream them into one pack; returns how many."""
+    """Store objects loose when few and small, else stream them into one pack; returns how
+    many. A large file's chunks always go into a pack (one file and one fsync, not one per
+    64 KiB chunk)."""
     it = iter(objects)
-    first = list(islice(it, PACK_THRESHOLD + 1))
-    if len(first) <= PACK_THRESHOLD:
+    first: list[tuple[int, bytes]] = []
+    size = 0
+    for item in it:
+        first.append(item)
+        size += len(item[1])
+        if len(first) > PACK_THRESHOLD or size > PACK_BYTES:
+            break
+    if len(first) <= PACK_THRESHOLD and size <= PACK_BYTES:
         n = 0
         for kind, body in chain(first, it):
             store.put(kind, body)

@@ -12,8 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from muse.core.chunking import cut_bytes
 from muse.core.objects import (
     BLOB,
+    CHUNKED_MIN,
+    CHUNKED_MODES,
+    CHUNKS,
     COMMIT,
     EMPTY_TREE_ID,
     MODE_EXEC,
@@ -26,12 +30,17 @@ from muse.core.objects import (
     Signature,
     check_entry_name,
     decode_tree,
+    encode_chunks,
     encode_tree,
+    file_mode,
     header,
 )
 from muse.core.refnames import branch_ref
 from muse.core.refs import ANY, _Any
 from muse.core.repo import Repository
+
+#: Modes a path can be given (a subdirectory is made by its files, not given).
+FILE_ENTRY_MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK, *CHUNKED_MODES})
 
 
 class Stored:
@@ -73,6 +82,7 @@ class HistoryWriter:
         self._trees: dict[bytes, bytes] = {}  # new trees by id: later commits may start there
         self._commit_trees: dict[bytes, bytes] = {}  # new commit -> its tree
         self._commits: dict[bytes, bytes] = {}  # new commit bodies (ancestry checks)
+        self._chunked: set[bytes] = set()  # ids returned by blob() that are chunk lists
 
     # ---------------------------------------------------------------------------- objects
     def _add(self, kind: int, body: bytes) -> bytes:
@@ -97,7 +107,34 @@ class HistoryWriter:
         return (COMMIT, body) if body is not None else None
 
     def blob(self, data: bytes) -> bytes:
-        return self._add(BLOB, bytes(data))
+        """Store file content: a blob, or from CHUNKED_MIN bytes on its chunks and their
+        list (the id returned is then the list's; :meth:`commit` gives it a chunked mode)."""
+        if len(data) < CHUNKED_MIN:
+            return self._add(BLOB, bytes(data))
+        ids: list[bytes] = []
+        lengths: list[int] = []
+        for oid, piece in cut_bytes(data):
+            ids.append(oid)
+            lengths.append(len(piece))
+            if oid not in self._seen:
+                self._seen.add(oid)
+                self.objects.append((BLOB, bytes(piece)))
+        oid = self._add(CHUNKS, encode_chunks(ids, lengths))
+        self._chunked.add(oid)
+        return oid
+
+    def _file(self, mode: int, data: bytes) -> tuple[int, bytes]:
+        """(mode, id) of file content under a plain mode (file, exec or link)."""
+        if mode == MODE_LINK:
+            return mode, self._add(BLOB, bytes(data))
+        oid = self.blob(data)
+        return self._mode_of(mode, oid), oid
+
+    def _mode_of(self, mode: int, oid: bytes) -> int:
+        """A plain file mode made chunked when ``oid`` is a chunk list from :meth:`blob`."""
+        if oid in self._chunked and mode in (MODE_FILE, MODE_EXEC):
+            return file_mode(mode == MODE_EXEC, CHUNKED_MIN)
+        return mode
 
     def _load_dir(self, oid: bytes) -> _Dir:
         if oid == EMPTY_TREE_ID:
@@ -216,16 +253,16 @@ class HistoryWriter:
             d.subdirs.pop(name, None)
             return
         if isinstance(change, Stored):
-            mode, oid = change.mode, change.oid
+            mode, oid = self._mode_of(change.mode, change.oid), change.oid
             if mode == MODE_TREE:  # a whole directory copied from elsewhere
                 d.subdirs.pop(name, None)
                 d.entries[name] = (MODE_TREE, oid)
                 return
         elif isinstance(change, tuple):
-            mode, oid = change[0], self._add(BLOB, bytes(change[1]))
+            mode, oid = self._file(change[0], change[1])
         else:
-            mode, oid = MODE_FILE, self._add(BLOB, bytes(change))
-        if mode not in (MODE_FILE, MODE_EXEC, MODE_LINK):
+            mode, oid = self._file(MODE_FILE, change)
+        if mode not in FILE_ENTRY_MODES:
             raise ObjectFormatError(f"invalid mode {mode} for {path!r}")
         d.subdirs.pop(name, None)
         d.entries[name] = (mode, oid)

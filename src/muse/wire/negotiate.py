@@ -26,10 +26,13 @@ from muse.core.graph import new_commits
 from muse.core.idsection import common_ends, has_id
 from muse.core.objects import (
     BLOB,
+    CHUNKED_MODES,
+    CHUNKS,
     COMMIT,
     MODE_TREE,
     TREE,
     ObjectFormatError,
+    chunks_refs,
     commit_info,
     tree_refs,
 )
@@ -66,9 +69,13 @@ class _Tree:
 
     def subtree(self, name: bytes) -> bytes | None:
         """The id of the subtree called name, if this tree has one."""
+        return self.entry(name, (MODE_TREE,))
+
+    def entry(self, name: bytes, modes: Iterable[int]) -> bytes | None:
+        """The id of the entry called name if its mode is one of ``modes``."""
         names = self.names
         i = bisect.bisect_left(names, name)
-        if i < self.n and names[i] == name and self.modes[i] == MODE_TREE:
+        if i < self.n and names[i] == name and self.modes[i] in modes:
             return self.id(i)
         return None
 
@@ -120,6 +127,36 @@ class _Walker:
         self._trees[oid] = t
         return t
 
+    def chunks(self, oid: bytes) -> bytes | None:
+        """The ids section of the chunk list oid (None if this side lacks it)."""
+        found = self.reader.get(oid)
+        if found is None or found[0] != CHUNKS:
+            return None
+        try:
+            return chunks_refs(found[1])
+        except ObjectFormatError as e:
+            raise PackError("bad_pack", f"chunk list {oid.hex()}: {e}") from None
+
+    def chunked_entries(self, root: bytes) -> set[bytes]:
+        """Every chunk list named anywhere in the tree ``root`` (a walk without recursion)."""
+        out: set[bytes] = set()
+        stack, seen = [root], set()
+        while stack:
+            tid = stack.pop()
+            if tid in seen:
+                continue
+            seen.add(tid)
+            found = self.reader.get(tid)
+            if found is None or found[0] != TREE:
+                continue
+            t = _Tree(found[1])
+            for i, m in enumerate(t.modes):
+                if m == MODE_TREE:
+                    stack.append(t.id(i))
+                elif m in CHUNKED_MODES:
+                    out.add(t.id(i))
+        return out
+
     def commit(self, oid: bytes) -> tuple[bytes, list[bytes], int] | None:
         found = self.reader.get(oid)
         if found is None or found[0] != COMMIT:
@@ -137,7 +174,10 @@ def objects_to_send(
 
     Unknown haves are ignored; a want (or anything reachable from a new commit) that the
     reader lacks raises PackError("missing_objects"). Wants may also be trees or blobs.
-    Order: commits (newest first), trees grouped by path, blobs: what packs want.
+    Order: commits (newest first), trees grouped by path, chunk lists, blobs: what packs
+    want. A large file's chunks are sent only when the other side has them in none of: the
+    file's versions at the same path in the parents, and every chunk list of the haves' tips
+    (so an edit costs its changed chunks, and a copy or a move costs nothing).
     """
     w = _Walker(reader)
     commit_wants: list[bytes] = []
@@ -165,6 +205,8 @@ def objects_to_send(
     # A tree is sent once, but diffed once per distinct (tree, parents, context): the same
     # tree met again under other parents (a revert: A -> B -> A) may hold what those
     # parents lack, so skipping it by id alone would leave objects out.
+    chunk_lists: list[tuple[bytes, tuple[bytes, ...]]] = []  # (new list, same-path bases)
+    sent_lists: set[bytes] = set()
     sent_trees: set[bytes] = set()
     diffed: set[tuple[bytes, tuple[bytes, ...], tuple[bytes, ...]]] = set()
     trees: list[bytes] = []
@@ -190,13 +232,70 @@ def objects_to_send(
                         subs = tuple(s for p in ps if (s := p.subtree(name)) is not None)
                         sub_ctx = () if subs else (ptids or ctx)
                         nxt.setdefault(path + b"/" + name, []).append((oid, subs, sub_ctx))
+                    elif modes[i] in CHUNKED_MODES:
+                        if oid not in sent_lists:
+                            sent_lists.add(oid)
+                            name = t.names[i]
+                            bases = tuple(
+                                b for p in ps if (b := p.entry(name, CHUNKED_MODES)) is not None
+                            )
+                            chunk_lists.append((oid, bases))
                     elif oid not in sent_blobs:
                         sent_blobs.add(oid)
                         blobs.append(oid)
         pending = nxt
     out: list[tuple[int, bytes]] = [(COMMIT, c) for c in new]
     out.extend((TREE, t) for t in trees)
+    if chunk_lists:
+        blobs.extend(_new_chunks(w, chunk_lists, haves, sent_blobs))
+        out.extend((CHUNKS, c) for c, _ in chunk_lists)
     out.extend((BLOB, b) for b in blobs)
+    return out
+
+
+def _new_chunks(
+    w: _Walker,
+    chunk_lists: list[tuple[bytes, tuple[bytes, ...]]],
+    haves: list[bytes],
+    sent: set[bytes],
+) -> list[bytes]:
+    """The chunks of new chunk lists that the other side lacks, in file order."""
+    known: set[bytes] | None = None  # chunks of every chunk list of the haves' tips
+    out: list[bytes] = []
+    for cid, bases in chunk_lists:
+        ids = w.chunks(cid)
+        if ids is None:
+            raise PackError("missing_objects", f"chunk list {cid.hex()} is missing")
+        base: set[bytes] = set()
+        for b in bases:
+            section = w.chunks(b)
+            if section is not None:
+                base.update(section[i : i + 32] for i in range(0, len(section), 32))
+        for i in range(0, len(ids), 32):
+            oid = ids[i : i + 32]
+            if oid in sent or oid in base:
+                continue
+            if known is None:
+                known = _tip_chunks(w, haves)
+            if oid in known:
+                continue
+            sent.add(oid)
+            out.append(oid)
+    return out
+
+
+def _tip_chunks(w: _Walker, haves: list[bytes]) -> set[bytes]:
+    """Every chunk of every large file in the trees of the haves (the other side's tips)."""
+    lists: set[bytes] = set()
+    for h in haves:
+        info = w.commit(h)
+        if info is not None:
+            lists |= w.chunked_entries(info[0])
+    out: set[bytes] = set()
+    for cid in lists:
+        section = w.chunks(cid)
+        if section is not None:
+            out.update(section[i : i + 32] for i in range(0, len(section), 32))
     return out
 
 

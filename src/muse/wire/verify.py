@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from muse.core import objects as O
 from muse.core.idsection import common_ends, common_prefix, common_suffix
-from muse.core.objects import BLOB, COMMIT, MODE_TREE, TREE, ObjectFormatError
+from muse.core.objects import BLOB, CHUNKS, COMMIT, MODE_TREE, TREE, ObjectFormatError
 from muse.core.pack.codec import PackError
 from muse.core.pack.file import PackFile
 from muse.core.paths import MAX_NAME_BYTES, MAX_PATH_BYTES, names_section_problem
@@ -29,7 +29,8 @@ __all__ = [
     "verify_structure",
 ]
 
-_MODE_KIND = {O.MODE_FILE: BLOB, O.MODE_EXEC: BLOB, O.MODE_LINK: BLOB, MODE_TREE: TREE}
+_MODE_KIND = O.MODE_KIND
+_PLAIN_MODES = bytes([O.MODE_FILE, O.MODE_EXEC, O.MODE_LINK])  # entries naming blobs
 _VALID_MODES = bytes(sorted(O.MODES))
 
 
@@ -266,11 +267,11 @@ def _new_trees_and_commits(
 ) -> Iterator[tuple[int, bytes]]:
     """(kind, body) of the new trees and commits, from a PackFile or a kind map."""
     if isinstance(new_objects, PackFile):
-        for kind, _oid, body in new_objects.iter_objects((TREE, COMMIT)):
+        for kind, _oid, body in new_objects.iter_objects((TREE, COMMIT, CHUNKS)):
             yield kind, body
         return
     for oid, kind in new_objects.items():
-        if kind not in (TREE, COMMIT):
+        if kind not in (TREE, COMMIT, CHUNKS):
             continue
         found = existing.get(oid)
         if found is None:
@@ -286,7 +287,7 @@ def _kind_lookup(new_objects: NewObjects) -> Callable[[bytes], int | None]:
 
 def _kind_sets(new_objects: NewObjects) -> dict[int, set[bytes]] | None:
     """{kind: ids} of the new objects (None if one has an unknown kind)."""
-    by_kind: dict[int, set[bytes]] = {BLOB: set(), TREE: set(), COMMIT: set()}
+    by_kind: dict[int, set[bytes]] = {BLOB: set(), TREE: set(), COMMIT: set(), CHUNKS: set()}
     items: Iterable[tuple[bytes, int]] = (
         new_objects.kinds() if isinstance(new_objects, PackFile) else new_objects.items()
     )
@@ -309,14 +310,18 @@ class Connectivity:
     def __init__(self) -> None:
         self.blob_refs: set[bytes] = set()
         self.tree_refs: set[bytes] = set()
+        self.chunks_refs: set[bytes] = set()  # chunk lists named by chunked-file entries
         self.want: dict[bytes, int] = {}  # referenced by commits: id -> expected kind
         self._prev: tuple[bytes, bytes] | None = None
 
     def add(self, kind: int, body: bytes | memoryview) -> None:
-        """Collect the references of one tree or commit (other kinds are ignored)."""
+        """Collect the references of one tree, commit or chunk list (blobs are ignored)."""
         try:
             if kind == TREE:
                 self._add_tree(body)
+            elif kind == CHUNKS:
+                ids = O.chunks_refs(body)
+                self.blob_refs.update(ids[i : i + 32] for i in range(0, len(ids), 32))
             elif kind == COMMIT:
                 tree, parents = O.commit_refs(body)
                 want = self.want
@@ -338,10 +343,10 @@ class Connectivity:
         self._prev = (modes, ids)
         if lo >= hi:
             return
-        if modes.find(MODE_TREE, lo, hi) < 0:
+        if not modes[lo:hi].translate(None, _PLAIN_MODES):  # only files and symlinks
             self.blob_refs.update(ids[32 * i : 32 * i + 32] for i in range(lo, hi))
             return
-        by_kind = {BLOB: self.blob_refs, TREE: self.tree_refs}
+        by_kind = {BLOB: self.blob_refs, TREE: self.tree_refs, CHUNKS: self.chunks_refs}
         for i in range(lo, hi):
             m = modes[i]
             if m not in _MODE_KIND:
@@ -353,17 +358,15 @@ class Connectivity:
 
         ``new_objects`` is what was collected from (a PackFile or a mapping {oid: kind}).
         """
-        blob_refs, tree_refs = self.blob_refs, self.tree_refs
+        blob_refs, tree_refs, chunks_refs = self.blob_refs, self.tree_refs, self.chunks_refs
         want = dict(self.want)
         for tip in tips:
             want[tip] = COMMIT
-        both = blob_refs & tree_refs
+        both = (blob_refs & tree_refs) | (chunks_refs & (blob_refs | tree_refs))
         if both:
             oid = next(iter(both))
-            raise PackError(
-                "missing_objects", f"{oid.hex()} is referenced both as a tree and a blob"
-            )
-        for refs, expect in ((tree_refs, TREE), (blob_refs, BLOB)):
+            raise PackError("missing_objects", f"{oid.hex()} is referenced with two kinds")
+        for refs, expect in ((tree_refs, TREE), (blob_refs, BLOB), (chunks_refs, CHUNKS)):
             for oid in refs.intersection(want):
                 if want[oid] != expect:
                     raise PackError("missing_objects", f"{oid.hex()} is referenced with two kinds")
@@ -373,11 +376,12 @@ class Connectivity:
             # at one by one (none at all for a first push).
             todo: list[tuple[Iterable[bytes], int]] = [
                 (tree_refs - sets[TREE], TREE),
+                (chunks_refs - sets[CHUNKS], CHUNKS),
                 (blob_refs - sets[BLOB], BLOB),
                 ([oid for oid, k in want.items() if oid not in sets[k]], 0),
             ]
         else:
-            todo = [(tree_refs, TREE), (blob_refs, BLOB), (list(want), 0)]
+            todo = [(tree_refs, TREE), (chunks_refs, CHUNKS), (blob_refs, BLOB), (list(want), 0)]
         kind_of = _kind_lookup(new_objects)
         existing_kind = getattr(existing, "kind", None)
         for pending, fixed in todo:
@@ -434,11 +438,11 @@ def closure_pack(pack: PackFile, wants: list[bytes]) -> bool:
     """
     sets = pack.ids_by_kind()
     commits = sets.get(COMMIT, set())
-    if not wants or not all(w in commits for w in wants) or set(sets) - {BLOB, TREE, COMMIT}:
+    if not wants or not all(w in commits for w in wants) or set(sets) - set(O.KIND_NAMES):
         return False
     conn = Connectivity()
     try:
-        for kind, _oid, body in pack.iter_objects((TREE, COMMIT)):
+        for kind, _oid, body in pack.iter_objects((TREE, COMMIT, CHUNKS)):
             conn.add(kind, body)
     except PackError:
         return False
@@ -448,6 +452,7 @@ def closure_pack(pack: PackFile, wants: list[bytes]) -> bool:
         (tree_refs if kind == TREE else parents).add(oid)
     return (
         conn.blob_refs == sets.get(BLOB, set())
+        and conn.chunks_refs == sets.get(CHUNKS, set())
         and tree_refs == sets.get(TREE, set())
         and parents == commits
     )

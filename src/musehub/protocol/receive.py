@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlalchemy.exc import IntegrityError
 
 from muse.core.graph import is_ancestor
-from muse.core.objects import BLOB, COMMIT
+from muse.core.objects import BLOB, CHUNKS, COMMIT
 from muse.core.pack.codec import DecodeBudget, PackError, PackLimits
 from muse.core.pack.file import PackFile
 from muse.core.pack.write import receive_pack, receive_pack_file
@@ -193,7 +193,8 @@ class Receiver:
             body = bytes(view)
             structure.check(kind, body)
             conn.add(kind, body)
-            paths.add(kind, oid, body)
+            if kind != CHUNKS:  # a chunk list names no paths
+                paths.add(kind, oid, body)
 
         try:
             t0 = time.perf_counter()

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
-from muse.core.objects import BLOB, COMMIT, TREE, object_id
+from muse.core.objects import BLOB, KIND_NAMES, object_id
 from muse.core.record import Frozen
 from muse.errors import MuseError
 
@@ -75,8 +75,8 @@ STREAM_MIN = 16 << 20
 #: thread costs more than it saves).
 _THREAD_MIN = 4 << 20
 
-KINDS = frozenset({BLOB, TREE, COMMIT})
-_TYPED = {BLOB: b"blob ", TREE: b"tree ", COMMIT: b"commit "}
+KINDS = frozenset(KIND_NAMES)
+_TYPED = {kind: name.encode() + b" " for kind, name in KIND_NAMES.items()}
 _MAX_U32 = 0xFFFFFFFF
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
 
 from muse.core.lockfile import fsync_dir, process_alive
-from muse.core.objects import COMMIT, MODE_TREE, TREE, commit_refs, object_id
+from muse.core.objects import CHUNKS, COMMIT, MODE_TREE, TREE, commit_refs, object_id
 from muse.core.pack import index
 from muse.core.pack.codec import BlockReader, PackLimits, PackWriter, iter_records
 from muse.core.pack.file import PackFile
@@ -103,7 +103,7 @@ def receive_pack(
     dest_dir: str,
     limits: PackLimits | None = None,
     inspect: Callable[[int, bytes, memoryview], Any] | None = None,
-    inspect_kinds: Iterable[int] = (TREE, COMMIT),
+    inspect_kinds: Iterable[int] = (TREE, COMMIT, CHUNKS),
 ) -> PackFile:
     """Store a pack arriving on ``stream`` in ``dest_dir``, verifying it in the same pass.
 
@@ -133,7 +133,7 @@ def receive_pack_file(
     dest_dir: str,
     limits: PackLimits | None = None,
     inspect: Callable[[int, bytes, memoryview], Any] | None = None,
-    inspect_kinds: Iterable[int] = (TREE, COMMIT),
+    inspect_kinds: Iterable[int] = (TREE, COMMIT, CHUNKS),
 ) -> PackFile | None:
     """:func:`receive_pack` for a pack that is already a local file nobody writes in place.
 
