@@ -93,6 +93,10 @@ class Settings:
     workers: int = 2
     cache_dir: str = ""  # default: <data_dir>/cache
     log_level: str = "info"
+    #: The periodic sweep of leftovers (docs/operations.md, "Garbage after crashes"): every
+    #: this many seconds (0: only at start-up), removing what is older than the grace.
+    sweep_interval_s: int = 600
+    sweep_grace_s: int = 6 * 3600
     limits: Limits = field(default_factory=Limits)
 
     # The limits are also reachable flat (settings.max_pack_bytes), as they are configured.
@@ -133,7 +137,13 @@ class Settings:
 
 _TOP_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "limits"}
 _FLOAT_FIELDS = {"header_timeout_s", "body_idle_timeout_s"}
-_INT_FIELDS = {"port", "workers", *LIMIT_FIELDS} - _FLOAT_FIELDS
+_INT_FIELDS = {
+    "port",
+    "workers",
+    "sweep_interval_s",
+    "sweep_grace_s",
+    *LIMIT_FIELDS,
+} - _FLOAT_FIELDS
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -215,6 +225,8 @@ def finalize(settings: Settings) -> Settings:
         raise ConfigError(f"port out of range: {settings.port}")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
+    if settings.sweep_interval_s < 0 or settings.sweep_grace_s < 0:
+        raise ConfigError("sweep_interval_s and sweep_grace_s cannot be negative")
     for name in LIMIT_FIELDS:
         if getattr(settings.limits, name) < 0:
             raise ConfigError(f"{name} cannot be negative")

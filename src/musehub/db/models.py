@@ -139,3 +139,14 @@ class DeferredDeletion(Base):
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
     delete_after: Mapped[int] = mapped_column(BigInteger)
+
+
+class Lease(Base):
+    """A housekeeping job (the periodic sweep) held by one hub process until ``expires_at``:
+    several processes on one database take turns instead of doing the work at once."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[int] = mapped_column(BigInteger)

@@ -16,12 +16,13 @@ from sqlalchemy import (
     Table,
     delete,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
-from musehub.db.models import DeferredDeletion, Pack, Ref, Repo
+from musehub.db.models import DeferredDeletion, Lease, Pack, Ref, Repo
 from musehub.names import is_ledger_id
 from musehub.protocol.records import DUE_STATES, PackInfo
 
@@ -222,10 +223,46 @@ def set_deferred_state(s: Session, row_id: str, state: str) -> None:
     s.execute(update(DEFERRED).where(DeferredDeletion.id == row_id).values(state=state))
 
 
-def due_deletions(s: Session, now: float) -> list[tuple[str, str]]:
-    """(row id, key) of every row whose key is garbage: due, and past its delete_after."""
+def due_deletions(s: Session, now: float, grace_s: float | None = None) -> list[tuple[str, str]]:
+    """(row id, key) of every row whose key is garbage: due, and past its delete_after (or,
+    with ``grace_s``, older than that, whatever its delete_after: the sweep's upper bound)."""
     d = DeferredDeletion
-    rows = s.execute(
-        select(d.id, d.key).where(d.state.in_(DUE_STATES), d.delete_after < _utc(now))
-    ).all()
+    when = d.delete_after < _utc(now)
+    if grace_s is not None:
+        when = or_(when, d.created_at < _utc(now - grace_s))
+    rows = s.execute(select(d.id, d.key).where(d.state.in_(DUE_STATES), when)).all()
     return [(r[0], r[1]) for r in rows]
+
+
+def all_packs(s: Session) -> list[tuple[int, str]]:
+    """(repo id, name) of every pack of every repository (for the sweep)."""
+    return [(r[0], r[1]) for r in s.execute(select(Pack.repo_id, Pack.name)).all()]
+
+
+def pending_keys(s: Session) -> list[str]:
+    """Every ledger key not deleted yet: work in progress, or garbage whose time is to come."""
+    d = DeferredDeletion
+    rows = s.execute(select(d.key).where(d.state.in_(DUE_STATES))).all()
+    return [r[0] for r in rows]
+
+
+# ---------------------------------------------------------------------------------- leases
+LEASES = cast(Table, Lease.__table__)
+
+
+def take_lease(s: Session, name: str, holder: str, now: float, ttl_s: float) -> bool:
+    """Hold the lease ``name`` until now + ttl_s if it is free (expired) or ours already;
+    by compare-and-swap, so of several processes asking at once exactly one gets it."""
+    until = _utc(now + ttl_s)
+    res = _dml(
+        s,
+        update(LEASES)
+        .where(
+            LEASES.c.name == name, (LEASES.c.expires_at <= _utc(now)) | (LEASES.c.holder == holder)
+        )
+        .values(holder=holder, expires_at=until),
+    )
+    if res.rowcount == 1:
+        return True
+    stmt = _insert_ignore(s, LEASES).values(name=name, holder=holder, expires_at=until)
+    return s.execute(stmt.returning(LEASES.c.name)).first() is not None

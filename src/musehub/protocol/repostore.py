@@ -239,18 +239,19 @@ class RepoStore:
                 log.warning("could not delete %s", pack_key(repo_id, name, suffix))
 
     # ---------------------------------------------------------------------------- sweep
-    def sweep(self, now: float | None = None) -> int:
+    def sweep(self, now: float | None = None, grace_s: float | None = None) -> int:
         """Delete the keys the ledger says are garbage by now; returns how many rows.
 
         Every key a push or a presign writes before its ref transaction has a
         ``deferred_deletions`` row with a ``delete_after``; the transaction cancels the
         deletion of what it made part of the repository. Rows still due after that time
         belong to someone who gave up (or crashed), or are bundles, manifests and replaced
-        packs nobody may read any more: their keys go, the row says deleted.
+        packs nobody may read any more: their keys go, the row says deleted. ``grace_s``:
+        rows older than that are due whatever their delete_after (the periodic sweep's bound).
         """
         now = time.time() if now is None else now
         with self.db.session(readonly=True) as s:
-            due = dbops.due_deletions(s, now)
+            due = dbops.due_deletions(s, now, grace_s)
         swept = 0
         for row_id, key in due:
             keys = [key]
@@ -269,15 +270,45 @@ class RepoStore:
                 swept += 1
         return swept
 
-    def clean_tmp(self, max_age_s: float = 6 * 3600) -> None:
-        """Remove quarantine dirs left by a crashed process (at startup)."""
+    def clean_tmp(self, max_age_s: float = 6 * 3600) -> int:
+        """Remove quarantine and download dirs left by a crashed process: those in which
+        nothing changed for ``max_age_s`` (a live push keeps writing in its own). Returns
+        how many went."""
         cutoff = time.time() - max_age_s
+        removed = 0
         for p in self.tmp_dir.iterdir():
             try:
-                if p.stat().st_mtime < cutoff:
-                    shutil.rmtree(p, ignore_errors=True)
+                if _newest_mtime(p) < cutoff:
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink()
+                    removed += 1
             except OSError:
                 pass
+        return removed
+
+    def forget_cached(self, name: str) -> None:
+        """Remove a pack nobody references any more from the local cache."""
+        with self._lock:
+            self._present.discard(name)
+        for suffix in (".pack", ".idx"):
+            try:
+                os.unlink(self.cached_path(name).with_suffix(suffix))
+            except FileNotFoundError:
+                pass
+
+
+def _newest_mtime(path: Path) -> float:
+    """The latest modification time of ``path`` and what it directly holds."""
+    newest = path.stat().st_mtime
+    if path.is_dir():
+        for child in path.iterdir():
+            try:
+                newest = max(newest, child.stat().st_mtime)
+            except FileNotFoundError:
+                pass
+    return newest
 
 
 def iter_file(path: Path | str, chunk: int = 1 << 20) -> Iterator[bytes]:

@@ -101,12 +101,11 @@ class Protocol:
         return principal, repo, refs
 
     def startup(self) -> None:
-        """Housekeeping once per process: quarantines left by a crash, due deletions."""
-        try:
-            self.store.clean_tmp()
-        except OSError:
-            log.exception("cleaning %s failed", self.store.tmp_dir)
-        self.sweep(force=True)
+        """Housekeeping for the life of the process: the periodic sweep (protocol.sweep)."""
+        from musehub.protocol.sweep import Sweeper
+
+        self.sweeper = Sweeper(self.store)
+        self.sweeper.start()
 
     def sweep(self, force: bool = False) -> None:
         """Delete what the ledger says is garbage now and then (at start-up and on presign)."""
@@ -198,7 +197,7 @@ class Protocol:
                     expires + COMMIT_GRACE_S,
                     AWAITING_UPLOAD,
                 )
-            url, headers = self.storage.presign_put(key, UPLOAD_TTL_S)
+            url, headers = self.storage.presign_put(key, UPLOAD_TTL_S, size)
             return url, dict(headers or {})
 
         url, headers = await run_in_threadpool(work)
@@ -332,9 +331,9 @@ def _ids(values: list[Any], what: str) -> list[bytes]:
 
 
 def routes(state: HubState) -> list[Route]:
-    """The protocol routes of one app; sweeps due deletions once at start-up."""
+    """The protocol routes of one app; starts its periodic sweep."""
     proto = Protocol(state)
-    threading.Thread(target=proto.startup, daemon=True).start()
+    proto.startup()
     base = "/{owner}/{slug}"
     return [
         Route(f"{base}/refs", proto.refs, methods=["GET"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from typing import BinaryIO
 
 from muse.core.lockfile import fsync_dir
@@ -17,6 +18,8 @@ from musehub.storage import NotFound, Storage, StorageUnavailable, check_key
 from musehub.storage.signing import sign_url
 
 CHUNK = 1 << 20
+#: How often (seconds, at most) the claims of expired PUT URLs are removed.
+CLAIM_SWEEP_S = 60.0
 
 
 class LocalStorage(Storage):
@@ -30,6 +33,8 @@ class LocalStorage(Storage):
         os.makedirs(self.root, mode=DIR_MODE, exist_ok=True)
         self._tmp = os.path.join(self.root, ".tmp")
         os.makedirs(self._tmp, mode=DIR_MODE, exist_ok=True)
+        self._claims = os.path.join(self.root, ".claims")  # no key starts with a dot
+        self._claims_swept = 0.0
 
     def path(self, key: str) -> str:
         return os.path.join(self.root, *check_key(key).split("/"))
@@ -152,9 +157,46 @@ class LocalStorage(Storage):
             raise NotFound(key) from None
         return st.st_size
 
-    def presign_put(self, key: str, expires_s: int) -> tuple[str, dict[str, str]]:
+    def presign_put(
+        self, key: str, expires_s: int, size: int | None = None
+    ) -> tuple[str, dict[str, str]]:
         check_key(key)
-        return sign_url(self.public_url, self.secret_key, "PUT", key, expires_s), {}
+        return sign_url(self.public_url, self.secret_key, "PUT", key, expires_s, size), {}
+
+    # A presigned PUT URL is good for one upload: the PUT claims it first (a file named by
+    # its expiry and signature, created exclusively, so two processes sharing the data
+    # directory agree), gives the claim back if the upload fails, and keeps it if the
+    # upload landed. Claims go once their URL has expired (it is refused then anyway).
+    def claim(self, sig: str, exp: int) -> bool:
+        """Take the one use of the PUT URL signed ``sig``; False if it is taken."""
+        self._sweep_claims()
+        os.makedirs(self._claims, mode=DIR_MODE, exist_ok=True)
+        try:
+            os.close(os.open(self._claim_path(sig, exp), os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        return True
+
+    def release(self, sig: str, exp: int) -> None:
+        """Give a claim back (its upload failed: the URL may be used again)."""
+        _unlink(self._claim_path(sig, exp))
+
+    def _claim_path(self, sig: str, exp: int) -> str:
+        return os.path.join(self._claims, f"{int(exp)}-{sig.lower()}")
+
+    def _sweep_claims(self) -> None:
+        now = time.time()
+        if now - self._claims_swept < CLAIM_SWEEP_S:
+            return
+        self._claims_swept = now
+        try:
+            names = os.listdir(self._claims)
+        except FileNotFoundError:
+            return
+        for name in names:
+            exp = name.partition("-")[0]
+            if exp.isdigit() and int(exp) < now:
+                _unlink(os.path.join(self._claims, name))
 
     def presign_get(self, key: str, expires_s: int) -> str:
         check_key(key)
@@ -164,13 +206,30 @@ class LocalStorage(Storage):
         keys: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             if dirpath == self.root:
-                dirnames[:] = [d for d in dirnames if d != ".tmp"]
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # .tmp, .claims
             rel = os.path.relpath(dirpath, self.root)
             for name in filenames:
                 key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
                 if key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)
+
+    def sweep_temp(self, max_age_s: float) -> int:
+        """Remove temp files (``.tmp/put-*``: a presigned PUT or a write cut off by a crash)
+        unchanged for ``max_age_s``; returns how many."""
+        import time
+
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for name in os.listdir(self._tmp):
+            p = os.path.join(self._tmp, name)
+            try:
+                if os.stat(p).st_mtime < cutoff:
+                    os.unlink(p)
+                    removed += 1
+            except OSError:
+                pass
+        return removed
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
