@@ -148,7 +148,13 @@ def _signed_key(request: Request, method: str) -> str:
     key = request.path_params["key"]
     q = request.query_params
     reason = verify(
-        hub.settings.secret_key, method, key, q.get("m", ""), q.get("exp", ""), q.get("sig", "")
+        hub.settings.secret_key,
+        method,
+        key,
+        q.get("m", ""),
+        q.get("exp", ""),
+        q.get("sig", ""),
+        q.get("n"),
     )
     if reason is not None:
         raise HubError(403, "bad_signature", f"presigned URL refused: {reason}")
@@ -186,7 +192,13 @@ PUT_WRITE_BATCH = 1 << 20
 
 
 async def storage_put(request: Request) -> Response:
-    """PUT of a local presigned URL: the body streams to a temp file, then is renamed."""
+    """PUT of a local presigned URL: the body streams to a temp file, then is renamed.
+
+    The body must be exactly the size the URL was presigned for (``n``): larger is 413
+    ``payload_too_large`` as soon as it is, smaller is 400 ``size_mismatch``. A URL is good
+    for one upload: a PUT while another holds it, or after one landed, is 403 ``url_used``;
+    a PUT that failed gives it back.
+    """
     key = _signed_key(request, "PUT")
     hub: HubState = request.app.state.hub
     storage = _local_storage(hub)
@@ -195,12 +207,22 @@ async def storage_put(request: Request) -> Response:
     except InvalidKey:
         raise HubError(403, "bad_signature", "invalid key") from None
     limit = hub.settings.limits.max_pack_bytes
+    n = request.query_params.get("n")
+    size = None if n is None else int(n)  # verified digits
+    if size is not None and size > limit:
+        raise HubError(413, "payload_too_large", f"body larger than {limit} bytes")
+    limit = limit if size is None else size
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise HubError(400, "bad_request", "invalid Content-Length")
         if int(declared) > limit:
             raise HubError(413, "payload_too_large", f"body larger than {limit} bytes")
+        if size is not None and int(declared) != size:
+            raise HubError(400, "size_mismatch", f"body of {declared} bytes, presigned for {size}")
+    sig, exp = request.query_params["sig"], int(request.query_params["exp"])
+    if not await hub.run(storage.claim, sig, exp):
+        raise HubError(403, "url_used", "presigned URL refused: already used for an upload")
     f, tmp = await hub.run(storage.temp_file)
     total = 0
     try:
@@ -220,12 +242,15 @@ async def storage_put(request: Request) -> Response:
                 await hub.run(f.write, b"".join(batch))
         if declared is not None and total != int(declared):
             raise HubError(400, "bad_request", "body shorter than its Content-Length")
+        if size is not None and total != size:
+            raise HubError(400, "size_mismatch", f"body of {total} bytes, presigned for {size}")
         await hub.run(storage.commit_temp, tmp, key)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        storage.release(sig, exp)
         raise
     return Response(status_code=200, headers={"ETag": f'"{total}"'})
 

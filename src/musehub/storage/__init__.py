@@ -130,8 +130,11 @@ class Storage(ABC):
         """The object's size in bytes; raises NotFound."""
 
     @abstractmethod
-    def presign_put(self, key: str, expires_s: int) -> tuple[str, dict[str, str]]:
-        """A URL (and the headers to send with it) that lets anyone PUT this one key."""
+    def presign_put(
+        self, key: str, expires_s: int, size: int | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """A URL (and the headers to send with it) that lets anyone PUT this one key; with
+        ``size``, a backend that can binds the URL to a body of exactly that many bytes."""
 
     @abstractmethod
     def presign_get(self, key: str, expires_s: int) -> str:

@@ -196,7 +196,11 @@ class S3Storage(Storage):
     def size(self, key: str) -> int:
         return int(self._call(key, self.client.head_object)["ContentLength"])
 
-    def presign_put(self, key: str, expires_s: int) -> tuple[str, dict[str, str]]:
+    def presign_put(
+        self, key: str, expires_s: int, size: int | None = None
+    ) -> tuple[str, dict[str, str]]:
+        # ``size`` is not bound here: push/commit checks what the store holds (the local
+        # backend's URLs bind it, musehub.storage.signing).
         check_key(key)
         self._ensure_bucket()
         url = self.signer.generate_presigned_url(
