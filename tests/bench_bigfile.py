@@ -1,0 +1,296 @@
+"""Big-file benchmark (issue 10): one large file through Muse, beside git and the machine's floor.
+
+Steps, each a fresh process timed as a whole (wall clock), with the bytes it moved (``--json``)
+and the peak RSS of the client and of the hub's processes (VmHWM, reset before each step):
+
+    commit      the file, from scratch
+    push        to an empty hub repository
+    clone       into a new directory (wire + restore)
+    edit-1B     one byte changed in the middle: commit, push, then pull in the clone
+    insert-1M   1 MiB inserted in the middle: commit, push, pull
+    append-10M  10 MiB appended: commit, push, pull
+
+git runs the same steps (``git add``+``commit``, push to and clone from ``git daemon`` on
+loopback). The floor is this machine reading, hashing (SHA-256) and writing the same bytes
+once in one process. git-lfs is compared when ``git lfs`` and a ``giftless`` server are on
+the PATH (``--lfs``); otherwise the table says it was not run.
+
+    python3 tests/bench_bigfile.py [--size-mib 1024] [--path stream|presign]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib import proc  # noqa: E402
+from benchlib.gitside import git_env  # noqa: E402
+from benchlib.hub import LocalHub  # noqa: E402
+
+MiB = 1 << 20
+
+
+class Step:
+    def __init__(self, name: str, seconds: float, wire: int | None, client: int, hub: int) -> None:
+        self.name, self.seconds, self.wire, self.client, self.hub = name, seconds, wire, client, hub
+
+
+def _descendants(root: int) -> list[int]:
+    pids = [root]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid in pids:
+                pids.append(int(p))
+    return pids
+
+
+def _hwm(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) << 10
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_hwm(pids: list[int]) -> None:
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+def _run(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[float, int, str]:
+    """(seconds, peak RSS of this one process (wait4), stdout); raises on failure."""
+    t = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        dt = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {err.read().decode()[-500:]}")
+        return dt, ru.ru_maxrss << 10, out.read().decode(errors="replace")
+
+
+class Side:
+    """One tool's run of the steps."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps: list[Step] = []
+
+
+def _write_random(path: str, size: int, seed: bytes) -> None:
+    """Incompressible, reproducible content (SHA-256 in counter mode, fast to make)."""
+    block = bytearray()
+    with open(path, "wb") as f:
+        i = 0
+        while i * 32 < size:
+            block += hashlib.sha256(seed + i.to_bytes(8, "big")).digest()
+            i += 1
+            if len(block) >= MiB:
+                f.write(block)
+                block.clear()
+        f.write(block)
+        f.truncate(size)
+
+
+def _edits(path: str, size: int) -> list[tuple[str, Any]]:
+    def one_byte() -> None:
+        with open(path, "r+b") as f:
+            f.seek(size // 2)
+            b = f.read(1)
+            f.seek(size // 2)
+            f.write(bytes([b[0] ^ 0xFF]))
+
+    def insert() -> None:
+        tmp = path + ".new"
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            dst.write(src.read(size // 3))
+            dst.write(os.urandom(MiB))
+            shutil.copyfileobj(src, dst, 8 * MiB)
+        os.replace(tmp, path)
+
+    def append() -> None:
+        with open(path, "ab") as f:
+            f.write(os.urandom(10 * MiB))
+
+    return [("edit-1B", one_byte), ("insert-1M", insert), ("append-10M", append)]
+
+
+def run_muse(work: str, size: int, path: str) -> Side:
+    side = Side("muse")
+    hub = LocalHub(os.path.join(work, "hub"))
+    try:
+        slug, _ = hub.new_repo("bigfile")
+        url = hub.repo_url(slug)
+        env = dict(os.environ, HOME=work, MUSE_TOKEN=hub.token, MUSE_TOKEN_HUB=hub.url)
+        env.update(MUSE_AUTHOR_NAME="Bench", MUSE_AUTHOR_EMAIL="bench@example.invalid")
+        src, dst = os.path.join(work, "m-src"), os.path.join(work, "m-dst")
+        os.makedirs(src)
+        proc.run([*proc.MUSE, "init", src], env=env)
+        f = os.path.join(src, "take.wav")
+        _write_random(f, size, b"bigfile")
+        proc.run([*proc.MUSE, "remote", "add", "origin", url], env=env, cwd=src)
+
+        def step(name: str, args: list[str], cwd: str) -> dict[str, Any]:
+            pids = _descendants(hub.proc.pid)
+            _reset_hwm(pids)
+            subprocess.run(["sync"], check=False)
+            dt, rss, out = _run([*proc.MUSE, *args], cwd, env)
+            doc: dict[str, Any] = {}
+            if "--json" in args:
+                doc = json.loads(out.strip().splitlines()[-1])
+            hub_rss = max(_hwm(p) for p in _descendants(hub.proc.pid))
+            side.steps.append(Step(name, dt, doc.get("bytes"), rss, hub_rss))
+            return doc
+
+        step("commit", ["commit", "-m", "take 1"], src)
+        step("push", ["push", "--json", "--path", path, "-u", "origin", "main"], src)
+        step("clone", ["clone", "--json", "--path", path, url, dst], work)
+        for name, edit in _edits(f, size):
+            edit()
+            step(f"{name} commit", ["commit", "-m", name], src)
+            step(f"{name} push", ["push", "--json", "--path", path], src)
+            step(f"{name} pull", ["pull", "--json", "--path", path], dst)
+        with open(os.path.join(dst, "take.wav"), "rb") as a, open(f, "rb") as b:
+            if hashlib.sha256(a.read()).digest() != hashlib.sha256(b.read()).digest():
+                raise RuntimeError("the clone's file differs from the source's")
+    finally:
+        hub.stop()
+    return side
+
+
+def run_git(work: str, size: int) -> Side:
+    side = Side("git")
+    env = git_env(os.path.join(work, "git-home"))
+    os.makedirs(env["HOME"], exist_ok=True)
+    base = os.path.join(work, "git-srv")
+    bare = os.path.join(base, "big.git")
+    os.makedirs(base)
+    proc.run(["git", "init", "-q", "--bare", bare], env=env)
+    proc.run(["git", "-C", bare, "config", "daemon.receivepack", "true"], env=env)
+    port = proc.free_port()
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            base,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        proc.wait_port(port, 10, daemon)  # type: ignore[arg-type]
+        url = f"git://127.0.0.1:{port}/big.git"
+        src, dst = os.path.join(work, "g-src"), os.path.join(work, "g-dst")
+        proc.run(["git", "init", "-q", "-b", "main", src], env=env)
+        f = os.path.join(src, "take.wav")
+        _write_random(f, size, b"bigfile")
+
+        def step(name: str, cmds: list[list[str]], cwd: str) -> None:
+            subprocess.run(["sync"], check=False)
+            total, peak = 0.0, 0
+            for c in cmds:
+                dt, rss, _ = _run(c, cwd, env)
+                total += dt
+                peak = max(peak, rss)
+            side.steps.append(Step(name, total, None, peak, 0))
+
+        step("commit", [["git", "add", "take.wav"], ["git", "commit", "-qm", "take 1"]], src)
+        step("push", [["git", "push", "-q", url, "main"]], src)
+        step("clone", [["git", "clone", "-q", url, dst]], work)
+        for name, edit in _edits(f, size):
+            edit()
+            step(f"{name} commit", [["git", "commit", "-qam", name]], src)
+            step(f"{name} push", [["git", "push", "-q", url, "main"]], src)
+            step(f"{name} pull", [["git", "pull", "-q", url, "main"]], dst)
+    finally:
+        daemon.terminate()
+        daemon.wait()
+    return side
+
+
+def floor(work: str, size: int) -> float:
+    """Seconds for this machine to read, SHA-256 and write ``size`` bytes once."""
+    src = os.path.join(work, "floor-in")
+    _write_random(src, size, b"floor")
+    subprocess.run(["sync"], check=False)
+    t = time.perf_counter()
+    h = hashlib.sha256()
+    with open(src, "rb", buffering=0) as a, open(src + ".out", "wb", buffering=0) as b:
+        while True:
+            chunk = a.read(8 * MiB)
+            if not chunk:
+                break
+            h.update(chunk)
+            b.write(chunk)
+        os.fsync(b.fileno())
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--path", choices=["stream", "presign"], default="presign")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args(argv)
+    size = args.size_mib * MiB
+    work = tempfile.mkdtemp(prefix="muse-bigfile-")
+    try:
+        fl = floor(work, size)
+        muse = run_muse(work, size, args.path)
+        git = run_git(work, size)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    lfs = "not run: git-lfs is not installed here (Debian package git-lfs) and no LFS server"
+    print(
+        f"# one {args.size_mib} MiB file, muse --path {args.path}; floor (read+SHA-256+write)"
+        f" {fl:.2f} s; git-lfs {lfs}"
+    )
+    print(
+        "| step | muse s | git s | muse/git | muse wire MB | muse client MiB | hub MiB |"
+        " git client MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for m, g in zip(muse.steps, git.steps, strict=True):
+        wire = f"{m.wire / 1e6:.1f}" if m.wire is not None else "–"
+        print(
+            f"| {m.name} | {m.seconds:.2f} | {g.seconds:.2f} | {m.seconds / g.seconds:.2f} | "
+            f"{wire} | {m.client >> 20} | {m.hub >> 20} | {g.client >> 20} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
