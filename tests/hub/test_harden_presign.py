@@ -145,3 +145,18 @@ def test_expired_claims_are_removed(hub: Hub) -> None:
     assert not old.exists()
     assert len(os.listdir(claims)) == 1
     assert re.fullmatch(r"\d+-[0-9a-f]{64}", os.listdir(claims)[0])
+
+
+def test_s3_presigned_put_binds_the_size_too(s3_hub: Hub) -> None:
+    """S3's URLs sign Content-Length: the store itself refuses another size."""
+    h = History()
+    tip = h.commit({"a": os.urandom(300)})
+    pack = h.pack_of(h.reachable(tip))
+    client, ticket = presign(s3_hub, len(pack))
+    for body in (pack + os.urandom(1 << 20), pack[:-1]):
+        assert request("PUT", ticket["url"], body, ticket["headers"]).status == 403
+    assert request("PUT", ticket["url"], pack, ticket["headers"]).status == 200
+    r = client.post_json(
+        "push/commit", {"upload_id": ticket["upload_id"], "updates": [update(MAIN, None, tip)]}
+    )
+    assert r.status == 200, r.body

@@ -199,13 +199,16 @@ class S3Storage(Storage):
     def presign_put(
         self, key: str, expires_s: int, size: int | None = None
     ) -> tuple[str, dict[str, str]]:
-        # ``size`` is not bound here: push/commit checks what the store holds (the local
-        # backend's URLs bind it, musehub.storage.signing).
+        # With a size, Content-Length is one of the signed headers: the store refuses any
+        # other body size (403 SignatureDoesNotMatch), as the local backend's URLs do.
         check_key(key)
         self._ensure_bucket()
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if size is not None:
+            params["ContentLength"] = size
         url = self.signer.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": key},
+            Params=params,
             ExpiresIn=int(expires_s),
             HttpMethod="PUT",
         )
