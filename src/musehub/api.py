@@ -32,6 +32,7 @@ from musehub.auth import (
     expand_scopes,
     require_principal,
     resolve_repo,
+    token_expiry,
 )
 from musehub.db import Collaborator, Repo, User, now
 from musehub.errors import HubError, field, read_json
@@ -238,10 +239,10 @@ async def post_token(request: Request) -> Response:
             expanded = expand_scopes(scopes)
         except ValueError as e:
             raise HubError(400, "bad_request", str(e)) from None
-        days = field(body, "expires_days", (int, float), None)
-        if days is not None and days <= 0:
-            raise HubError(400, "bad_request", "expires_days must be positive")
-        expires_at = None if days is None else now() + int(days * 86400)
+        try:
+            expires_at = token_expiry(field(body, "expires_days", (int, float), None))
+        except ValueError as e:
+            raise HubError(400, "bad_request", str(e)) from None
         with hub.db.session() as s:
             user = _user(s, username)
             token = create_token(s, user, expanded, expires_at)

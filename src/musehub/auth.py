@@ -57,6 +57,20 @@ def expand_scopes(scopes: str | list[str] | tuple[str, ...]) -> list[str]:
     return list(SCOPES[: top + 1])
 
 
+#: The longest life a token may be given (``expires_days``): a hundred years.
+MAX_EXPIRES_DAYS = 36_500
+
+
+def token_expiry(days: float | None) -> int | None:
+    """The ``expires_at`` (Unix seconds) of a token that lives ``days``; None never expires.
+    ValueError unless 0 < days <= MAX_EXPIRES_DAYS (no infinity, NaN or 2**63)."""
+    if days is None:
+        return None
+    if not (0 < days <= MAX_EXPIRES_DAYS):  # also False for NaN
+        raise ValueError(f"expires_days must be positive and at most {MAX_EXPIRES_DAYS}")
+    return now() + int(days * 86400)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -157,8 +157,11 @@ def _get_user(s: Any, name: str) -> Any:
     from sqlalchemy import select
 
     from musehub.db import User
+    from musehub.names import is_username
 
-    user = s.execute(select(User).where(User.username == name)).scalar_one_or_none()
+    user = None
+    if is_username(name):  # a name no user can have is not a question for the database
+        user = s.execute(select(User).where(User.username == name)).scalar_one_or_none()
     if user is None:
         raise CliError(f"no user {name!r}", EXIT_NOT_FOUND)
     return user
@@ -194,7 +197,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from musehub.auth import create_token, expand_scopes, hash_token
+    from musehub.auth import create_token, expand_scopes, hash_token, token_expiry
     from musehub.db import Token, User, now
 
     db = _database(_settings(args))
@@ -203,9 +206,10 @@ def cmd_token(args: argparse.Namespace) -> int:
             scopes = expand_scopes(args.scope)
         except ValueError as e:
             raise CliError(str(e), EXIT_USAGE) from None
-        if args.expires_days is not None and args.expires_days <= 0:
-            raise CliError("--expires-days must be positive", EXIT_USAGE)
-        expires = None if args.expires_days is None else now() + int(args.expires_days * 86400)
+        try:
+            expires = token_expiry(args.expires_days)
+        except ValueError as e:
+            raise CliError(str(e).replace("expires_days", "--expires-days"), EXIT_USAGE) from None
         with db.session() as s:
             user = _get_user(s, args.user)
             token = create_token(s, user, scopes, expires, args.description)

@@ -159,3 +159,13 @@ def test_bad_signature_characters_are_403(hub: Hub, sig: str) -> None:
             assert (status, doc["error"]) == (403, "bad_signature"), doc
         else:  # no /_storage route without local storage
             assert status in (404, 405), doc
+
+
+@pytest.mark.parametrize(
+    "days", [b"Infinity", b"-Infinity", b"NaN", b"9223372036854775808", b"1e308", b"36501", b"0"]
+)
+def test_token_lifetimes_beyond_any_date_are_bad_request(hub: Hub, days: bytes) -> None:
+    body = b'{"scopes": ["read"], "expires_days": ' + days + b"}"
+    status, doc = call(hub, "POST", "/api/users/alice/tokens", body, hub.admin_token)
+    assert (status, doc["error"]) == (400, "bad_request"), doc
+    assert "expires_days" in doc["message"]
