@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,14 +31,18 @@ from musehub.auth import parse_bearer
 from musehub.errors import rate_limited
 
 WINDOW_S = 60.0
+#: Callers tracked at most (a flood of forged tokens is a flood of callers): past it the
+#: callers idle longest are forgotten first, so memory stays bounded (~30 MB).
+MAX_KEYS = 100_000
 #: Paths that are never limited (health checks from load balancers).
 EXEMPT = ("/healthz",)
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, max_keys: int = MAX_KEYS) -> None:
         self.per_minute = per_minute
-        self._hits: dict[str, deque[float]] = {}
+        self.max_keys = max_keys
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()  # least recent first
         self._lock = threading.Lock()
         self._last_gc = time.monotonic()
 
@@ -66,7 +70,13 @@ class RateLimiter:
         with self._lock:
             hits = self._hits.get(key)
             if hits is None:
+                if len(self._hits) >= self.max_keys and t - self._last_gc > 1.0:
+                    self._gc(t)  # at most once a second: a full sweep is O(keys)
+                while len(self._hits) >= self.max_keys:
+                    self._hits.popitem(last=False)  # the longest idle
                 hits = self._hits[key] = deque()
+            else:
+                self._hits.move_to_end(key)
             while hits and hits[0] <= t - WINDOW_S:
                 hits.popleft()
             if len(hits) >= self.per_minute:

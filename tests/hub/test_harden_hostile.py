@@ -32,7 +32,7 @@ from proto_util import History, HubClient, request, update
 
 #: Requests per backend; the seed makes every run send the same ones.
 REQUESTS = int(os.environ.get("MUSE_HOSTILE_REQUESTS", "8000"))
-SEED = 11
+SEED = int(os.environ.get("MUSE_HOSTILE_SEED", "11"))
 CLIENT_TIMEOUT_S = 30.0
 MAIN = "refs/heads/main"
 SPEC = Path(__file__).resolve().parents[2] / "src" / "musehub" / "openapi.json"

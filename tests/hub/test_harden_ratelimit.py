@@ -113,3 +113,18 @@ def test_trusted_proxies_setting_is_checked() -> None:
     for bad in ("*", "proxy.example", "10.0.0.300"):
         with pytest.raises(ConfigError, match="trusted_proxies"):
             load_settings(env={**env, "MUSEHUB_TRUSTED_PROXIES": bad})
+
+
+def test_the_limiter_forgets_the_longest_idle_callers_first() -> None:
+    """A flood of forged tokens (each a new caller) cannot grow the limiter without bound,
+    and the callers it keeps counting are the recent ones."""
+    from musehub.ratelimit import RateLimiter
+
+    rl = RateLimiter(2, max_keys=10)
+    assert rl.hit("steady", 0.0) == 0 and rl.hit("steady", 0.1) == 0
+    for i in range(1000):
+        rl.hit(f"forged-{i}", 1.0 + i / 1000)
+        if i % 5 == 0:
+            assert rl.hit("steady", 1.0 + i / 1000) > 0  # still counted: recently seen
+    assert len(rl._hits) <= 10
+    assert rl.hit("steady", 61.0) == 0  # its window passed
