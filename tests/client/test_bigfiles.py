@@ -73,6 +73,8 @@ def _roundtrip(muse: Muse, tmp_path: Path, hub: Any, path: str) -> None:
     muse.run("commit", "-m", "one byte", cwd=src)
     out = muse.json("push", "--path", path, cwd=src)
     assert out["bytes"] < 2 * MiB, out
+    # 12 MiB is ~150 chunks: one or two changed, the rest known to the hub
+    assert 1 <= out["chunks_sent"] <= 3 and out["chunks_deduplicated"] > 100, out
     out = muse.json("pull", "--path", path, cwd=dst)
     assert out["result"] == "fast-forward" and out["bytes"] < 2 * MiB, out
     _same(src, dst)
@@ -85,6 +87,7 @@ def _roundtrip(muse: Muse, tmp_path: Path, hub: Any, path: str) -> None:
     muse.run("commit", "-m", "insert, append, copy", cwd=src)
     out = muse.json("push", "--path", path, cwd=src)
     assert out["bytes"] < 4 * MiB + 2 * MiB, out
+    assert out["chunks_deduplicated"] > 250, out  # the copy costs none of its chunks
     out = muse.json("fetch", "--path", path, cwd=dst)
     assert out["bytes"] < 4 * MiB + 2 * MiB, out
     muse.run("pull", cwd=dst)

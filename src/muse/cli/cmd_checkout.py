@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, resolve, short
+    from muse.client.progress import Progress
     from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
     from muse.core.refnames import HEADS, RefNameError, branch_ref
     from muse.core.refs import RefConflict
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
                 repo.refs.set_head(new_ref)
                 return 0
             tree = repo.read_commit(start).tree
-            checkout_tree(repo, tree, force=args.force)
+            checkout_tree(repo, tree, force=args.force, progress=Progress(args.quiet))
             repo.refs.update(new_ref, start, None)
             repo.refs.set_head(new_ref)
             if not args.quiet:
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         oid = repo.refs.read(ref) if ref else resolve(repo, args.target)
         if oid is None:
             raise NotFound(f"unknown branch or commit {args.target!r}")
-        checkout_tree(repo, repo.read_commit(oid).tree, force=args.force)
+        checkout_tree(
+            repo, repo.read_commit(oid).tree, force=args.force, progress=Progress(args.quiet)
+        )
         if ref is not None:
             repo.refs.set_head(ref)
             if not args.quiet:

@@ -65,12 +65,13 @@ def _commit(
     message: str,
 ) -> int:
     from muse.cli._util import short
+    from muse.client.progress import Progress
     from muse.core.objects import COMMIT, Commit
     from muse.core.refs import RefConflict
     from muse.core.worktree import snapshot
 
     head = repo.head_commit()
-    result, idx = snapshot(repo, idx)
+    result, idx = snapshot(repo, idx, Progress(quiet=bool(getattr(args, "quiet", False))))
     from muse.core.merge import clear_state, commit_parents, merge_head
 
     merging = merge_head(repo) is not None  # concluding a merge: MERGE_HEAD is a parent

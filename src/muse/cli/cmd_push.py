@@ -77,5 +77,13 @@ def run(args: argparse.Namespace) -> int:
             for local, dst in pairs:
                 sys.stderr.write(f"branch '{local}' now tracks '{remote}/{dst}'\n")
     if args.json:
-        summary("push", res, t0, updated=[u.ref for u in res.updates])
+        summary(
+            "push",
+            res,
+            t0,
+            updated=[u.ref for u in res.updates],
+            chunks_sent=res.chunks_sent,
+            chunks_deduplicated=res.chunks_deduplicated,
+            negotiate_seconds=round(res.negotiate_seconds, 6),
+        )
     return 0

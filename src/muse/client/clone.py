@@ -158,9 +158,7 @@ def _clone_into(
         from muse.core.checkout import checkout_tree
 
         t1 = time.monotonic()
-        progress.start("Restoring files")
-        stats = checkout_tree(repo, repo.read_commit(tip).tree)
-        progress.finish_line()
+        stats = checkout_tree(repo, repo.read_commit(tip).tree, progress=progress)
         repo.refs.update(HEADS + checkout_branch, tip, None)
         result.restore_seconds = time.monotonic() - t1
         result.files = stats.written

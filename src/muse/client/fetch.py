@@ -143,6 +143,9 @@ def _size(value: Any, where: str) -> int:
 
 
 def _receive(repo: Repository, resp: Response, limits: PackLimits, progress: Progress) -> PackFile:
+    length = resp.header("Content-Length")
+    if length is not None and length.isdigit():
+        progress.total_bytes += int(length)
     try:
         return repo.store.receive_pack(_Counted(resp, progress), limits)  # type: ignore[arg-type]
     finally:

@@ -71,7 +71,7 @@ def pull(
     t1 = time.monotonic()
     url = get_url(repo, remote)
     try:
-        res = merge(repo, theirs, f"branch '{branch}' of {url}")
+        res = merge(repo, theirs, f"branch '{branch}' of {url}", progress=progress)
     except CheckoutConflict as e:
         raise MuseError(str(e)) from None
     except (MergeError, UnsafePath) as e:

@@ -45,7 +45,17 @@ class Update(Record):
 class PushResult(Record):
     """What a push did."""
 
-    _fields = ("objects", "bytes", "path", "wire_seconds", "updates", "up_to_date")
+    _fields = (
+        "objects",
+        "bytes",
+        "path",
+        "wire_seconds",
+        "updates",
+        "up_to_date",
+        "chunks_sent",
+        "chunks_deduplicated",
+        "negotiate_seconds",
+    )
 
     def __init__(
         self,
@@ -62,6 +72,9 @@ class PushResult(Record):
         self.wire_seconds = wire_seconds
         self.updates: list[Update] = updates if updates is not None else []
         self.up_to_date: list[str] = up_to_date if up_to_date is not None else []
+        self.chunks_sent = 0  # chunks of large files sent ...
+        self.chunks_deduplicated = 0  # ... and left out: the hub has them, or sent once
+        self.negotiate_seconds = 0.0  # finding what to send (wire_seconds includes it)
 
 
 def _pack_stream(
@@ -71,7 +84,8 @@ def _pack_stream(
     from muse.core.pack.stream import pack_chunks
 
     counter[0] = 0
-    progress.start("Sending objects", len(objs))
+    total = sum(_object_size(repo, oid) for _, oid in objs) if progress.enabled else 0
+    progress.start("Sending objects", len(objs), total)  # (the pack is a little smaller)
     on_object = progress.add_objects if progress.enabled else None
     for data in pack_chunks(repo.store, objs, on_object, CHUNK):
         counter[0] += len(data)
@@ -188,7 +202,12 @@ def push(
         if reuse is not None:
             objs = reuse[1]  # the hub has nothing and one local pack is exactly the history
         else:
-            objs = objects_to_send(store, wants, haves)
+            stats: dict[str, int] = {}
+            t_neg = time.monotonic()
+            objs = objects_to_send(store, wants, haves, stats)
+            result.negotiate_seconds = time.monotonic() - t_neg
+            result.chunks_sent = stats.get("chunks_sent", 0)
+            result.chunks_deduplicated = stats.get("chunks_deduplicated", 0)
         chosen = path
         if not objs:
             chosen = "stream"  # only refs move: one small request whatever was asked
@@ -257,6 +276,7 @@ def reusable_pack(repo: Repository, objs: list[tuple[int, bytes]]) -> str | None
 def _file_chunks(path: str, counter: list[int], progress: Progress) -> Iterator[bytes]:
     counter[0] = 0
     with open(path, "rb", buffering=0) as f:
+        progress.start("Sending objects", 0, os.fstat(f.fileno()).st_size)
         while True:
             data = f.read(CHUNK)
             if not data:
@@ -282,7 +302,6 @@ def _send(
             pack = lambda: _file_chunks(reuse, counter, progress)  # noqa: E731
         else:
             pack = lambda: _pack_stream(repo, objs, progress, counter)  # noqa: E731
-        progress.start("Sending objects", len(objs))
         try:
             answer = s.push_stream(updates, pack)
         finally:
@@ -323,10 +342,13 @@ def _presign_push(
     tr = s.transport
     while True:
         ticket = s.push_presign(size, count)
-        progress.start("Uploading bundle", count)
+        progress.start("Uploading bundle", count, size)
         err: WireError | None = None
+        on_bytes = progress.add_bytes if progress.enabled else None
         try:
-            s.put_bundle(str(ticket["url"]), dict(ticket.get("headers") or {}), pack_path, size)
+            s.put_bundle(
+                str(ticket["url"]), dict(ticket.get("headers") or {}), pack_path, size, on_bytes
+            )
         except ExpiredURL as e:
             err = e  # ask for a fresh URL
         except WireError as e:
@@ -334,7 +356,6 @@ def _presign_push(
                 raise
             err = e
         finally:
-            progress.add_bytes(size)
             progress.finish_line()
         if err is None:
             try:

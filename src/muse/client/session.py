@@ -132,7 +132,15 @@ class Session:
         )
         return dict(resp.json())
 
-    def put_bundle(self, url: str, headers: dict[str, str], path: str, size: int) -> None:
+    def put_bundle(
+        self,
+        url: str,
+        headers: dict[str, str],
+        path: str,
+        size: int,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> None:
+        """PUT the file at ``path`` to a presigned URL; ``on_bytes(n)`` as it is read."""
         files: list[BinaryIO] = []
 
         def body() -> tuple[BinaryIO, int]:
@@ -140,7 +148,7 @@ class Session:
                 f.close()
             f = open(path, "rb")  # noqa: SIM115 - closed below / on the next attempt
             files.append(f)
-            return f, size
+            return (_Reporting(f, on_bytes) if on_bytes is not None else f), size  # type: ignore[return-value]
 
         try:
             resp = self.transport.request(
@@ -193,3 +201,19 @@ def hub_session(hub_url: str, token: str | None) -> Transport:
     if token:
         check_token_allowed(origin)
     return Transport(token=token, hub_origin=origin, context=ErrorContext(origin, "", False, True))
+
+
+class _Reporting:
+    """A file being sent, reporting each read's size (upload progress)."""
+
+    def __init__(self, f: BinaryIO, on_bytes: Callable[[int], object]) -> None:
+        self.f = f
+        self.on_bytes = on_bytes
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.on_bytes(len(data))
+        return data
+
+    def close(self) -> None:
+        self.f.close()

@@ -119,7 +119,10 @@ def chunk_ids(body: bytes | memoryview) -> list[bytes]:
 
 
 def restore(
-    fd: int, body: bytes | memoryview, read_blob: Callable[[bytes], tuple[int, bytes] | None]
+    fd: int,
+    body: bytes | memoryview,
+    read_blob: Callable[[bytes], tuple[int, bytes] | None],
+    on_bytes: Callable[[int], Any] | None = None,
 ) -> int:
     """Write the file a CHUNKS body describes to ``fd``, chunk by chunk; returns its size.
 
@@ -133,4 +136,6 @@ def restore(
         if found is None or found[0] != BLOB or len(found[1]) != length:
             raise ObjectFormatError(f"chunk {oid.hex()[:12]} is missing or not {length} bytes")
         write_all(fd, found[1])
+        if on_bytes is not None:
+            on_bytes(length)
     return size

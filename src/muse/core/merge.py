@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from muse.core.fileio import write_all
 from muse.core.graph import merge_base
@@ -34,6 +35,9 @@ from muse.core.objects import (
 from muse.core.record import Record
 from muse.core.repo import Repository
 from muse.core.treediff import changed_paths
+
+if TYPE_CHECKING:  # pragma: no cover
+    from muse.core.worktree import ProgressSink
 from muse.errors import MuseError
 
 MERGE_HEAD = "MERGE_HEAD"
@@ -210,6 +214,7 @@ def merge(
     label: str,
     message: str | None = None,
     signature: tuple[Signature, Signature] | None = None,
+    progress: ProgressSink | None = None,
 ) -> MergeResult:
     """Merge commit ``theirs`` into the current branch (working tree included).
 
@@ -229,7 +234,7 @@ def merge(
         return MergeResult("up-to-date", ours)
     if ours is None:  # unborn branch: take theirs
         tree = repo.read_commit(theirs).tree
-        stats = checkout_tree(repo, tree)
+        stats = checkout_tree(repo, tree, progress=progress)
         repo.refs.update_head(theirs, None)
         return MergeResult("fast-forward", theirs, tree, written=stats.written)
     base = merge_base(repo.store, ours, theirs)
@@ -237,7 +242,7 @@ def merge(
         return MergeResult("up-to-date", ours)
     if base == ours:
         tree = repo.read_commit(theirs).tree
-        stats = checkout_tree(repo, tree)
+        stats = checkout_tree(repo, tree, progress=progress)
         repo.refs.update_head(theirs, ours)
         return MergeResult("fast-forward", theirs, tree, written=stats.written)
 
@@ -267,7 +272,7 @@ def merge(
                 + " (commit them or move them away first)"
             )
     merged_tree = apply_changes(repo, our_tree, take)
-    stats = checkout_tree(repo, merged_tree)
+    stats = checkout_tree(repo, merged_tree, progress=progress)
     msg = message or f"Merge {label}\n"
     if not conflicts:
         author, committer = signature or (repo.signature("AUTHOR"), repo.signature("COMMITTER"))

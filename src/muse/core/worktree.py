@@ -18,7 +18,7 @@ import os
 import stat as _stat
 from collections.abc import Generator, Iterable, Iterator
 from itertools import chain
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from muse.core import chunking as _chunking
 from muse.core.fileio import read_all
@@ -64,6 +64,15 @@ _BLOB_HDR = b"blob %d\0"
 _BIG = 16 << 20
 PACK_THRESHOLD = 128  # more new objects than this go into one pack instead of loose files
 PACK_BYTES = 1 << 20  # ... and so do new objects of more bytes than this
+
+
+class ProgressSink(Protocol):
+    """What long operations report to (the client's Progress line, or nothing)."""
+
+    def start(self, phase: str, total_objects: int = 0, total_bytes: int = 0) -> None: ...
+    def add_objects(self, n: int = 1) -> None: ...
+    def add_bytes(self, n: int) -> None: ...
+    def finish_line(self) -> None: ...
 
 
 class ScanResult(Record):
@@ -115,13 +124,20 @@ def _hash_big(path: str) -> tuple[bytes, int]:
 class Scanner:
     """One pass over the working tree. With collect=True, yields the objects the store lacks."""
 
-    def __init__(self, repo: Repository, index: Index, collect: bool = False) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        index: Index,
+        collect: bool = False,
+        progress: ProgressSink | None = None,
+    ) -> None:
         self.repo = repo
         self.root = repo.root
         self.index = index
         self.old = index.entries
         self.new: dict[str, Entry] = {}
         self.collect = collect
+        self.progress = progress  # shown while a large file is hashed
         self.store = repo.store
         self.result = ScanResult()
         self._yielded: set[bytes] = set()
@@ -240,7 +256,7 @@ class Scanner:
                     data = os.fsencode(os.readlink(e.path))
                     oid = _blob_id(data)
                 elif mode in CHUNKED_MODES:
-                    mode, oid = yield from self._chunked(e.path, mode)
+                    mode, oid = yield from self._chunked(e.path, mode, relpath, st.st_size)
                     flags = mode
                     data = b""
                 elif st.st_size > _BIG and not collect:
@@ -274,7 +290,7 @@ class Scanner:
         return tid
 
     def _chunked(
-        self, path: str, mode: int
+        self, path: str, mode: int, rel: str = "", size: int = 0
     ) -> Generator[tuple[int, bytes], None, tuple[int, bytes]]:
         """(mode, id) of a large file, cut into chunks as it is read (never held whole).
 
@@ -291,6 +307,9 @@ class Scanner:
                 yielded.add(oid)
                 pending.append((BLOB, bytes(data)))
 
+        progress = self.progress
+        if progress is not None:
+            progress.start(f"Hashing {rel}", 0, size)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         try:
             ids: list[bytes] = []
@@ -298,6 +317,8 @@ class Scanner:
             for oid, piece in _chunking.cut(fd):
                 ids.append(oid)
                 lengths.append(len(piece))
+                if progress is not None:
+                    progress.add_bytes(len(piece))
                 if collect:
                     keep(oid, piece)
                     if pending:
@@ -305,6 +326,8 @@ class Scanner:
                         pending.clear()
         finally:
             os.close(fd)
+            if progress is not None:
+                progress.finish_line()
         if sum(lengths) < CHUNKED_MIN:  # it shrank while we read it
             data = _read_file(path, sum(lengths))
             oid = _blob_id(data)
@@ -378,10 +401,12 @@ def scan(repo: Repository, index: Index | None = None) -> tuple[ScanResult, Inde
     return sc.scan_all(), idx
 
 
-def snapshot(repo: Repository, index: Index | None = None) -> tuple[ScanResult, Index]:
+def snapshot(
+    repo: Repository, index: Index | None = None, progress: ProgressSink | None = None
+) -> tuple[ScanResult, Index]:
     """Scan and store every new blob and tree; returns the result (its .tree is complete)."""
     idx = index or load_index(repo.muse_dir)
-    sc = Scanner(repo, idx, collect=True)
+    sc = Scanner(repo, idx, collect=True, progress=progress)
     store_objects(repo.store, sc.run())
     return sc.result, idx
 

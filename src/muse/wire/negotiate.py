@@ -168,7 +168,10 @@ class _Walker:
 
 
 def objects_to_send(
-    reader: ObjectReader, wants: list[bytes], haves: list[bytes]
+    reader: ObjectReader,
+    wants: list[bytes],
+    haves: list[bytes],
+    stats: dict[str, int] | None = None,
 ) -> list[tuple[int, bytes]]:
     """(kind, oid) of every object reachable from wants and not from haves.
 
@@ -177,7 +180,9 @@ def objects_to_send(
     Order: commits (newest first), trees grouped by path, chunk lists, blobs: what packs
     want. A large file's chunks are sent only when the other side has them in none of: the
     file's versions at the same path in the parents, and every chunk list of the haves' tips
-    (so an edit costs its changed chunks, and a copy or a move costs nothing).
+    (so an edit costs its changed chunks, and a copy or a move costs nothing). ``stats``, if
+    given, gets ``chunks_sent`` and ``chunks_deduplicated`` (chunks of the new chunk lists
+    left out because the other side has them, or because the push sends them once).
     """
     w = _Walker(reader)
     commit_wants: list[bytes] = []
@@ -247,8 +252,13 @@ def objects_to_send(
     out: list[tuple[int, bytes]] = [(COMMIT, c) for c in new]
     out.extend((TREE, t) for t in trees)
     if chunk_lists:
-        blobs.extend(_new_chunks(w, chunk_lists, haves, sent_blobs))
+        listed = [0]
+        chunks = _new_chunks(w, chunk_lists, haves, sent_blobs, listed)
+        blobs.extend(chunks)
         out.extend((CHUNKS, c) for c, _ in chunk_lists)
+        if stats is not None:
+            stats["chunks_sent"] = len(chunks)
+            stats["chunks_deduplicated"] = listed[0] - len(chunks)
     out.extend((BLOB, b) for b in blobs)
     return out
 
@@ -258,8 +268,10 @@ def _new_chunks(
     chunk_lists: list[tuple[bytes, tuple[bytes, ...]]],
     haves: list[bytes],
     sent: set[bytes],
+    listed: list[int],
 ) -> list[bytes]:
-    """The chunks of new chunk lists that the other side lacks, in file order."""
+    """The chunks of new chunk lists that the other side lacks, in file order (``listed[0]``
+    counts every chunk the lists name)."""
     known: set[bytes] | None = None  # chunks of every chunk list of the haves' tips
     out: list[bytes] = []
     for cid, bases in chunk_lists:
@@ -271,6 +283,7 @@ def _new_chunks(
             section = w.chunks(b)
             if section is not None:
                 base.update(section[i : i + 32] for i in range(0, len(section), 32))
+        listed[0] += len(ids) // 32
         for i in range(0, len(ids), 32):
             oid = ids[i : i + 32]
             if oid in sent or oid in base:
