@@ -12,7 +12,7 @@ import tempfile
 import time
 from typing import BinaryIO
 
-from muse.core.lockfile import fsync_dir
+from muse.core.lockfile import fsync_dir, fsync_file
 from musehub.files import DIR_MODE, private_file
 from musehub.storage import NotFound, Storage, StorageUnavailable, check_key
 from musehub.storage.signing import sign_url
@@ -53,7 +53,7 @@ class LocalStorage(Storage):
         Readable by the hub's user alone (a linked pack's 0444 becomes 0400)."""
         dest = self.path(key)
         private_file(tmp)
-        _fsync_file(tmp)
+        fsync_file(tmp)
         made = _makedirs(os.path.dirname(dest), self.root)
         os.replace(tmp, dest)
         for d in [os.path.dirname(dest), *made]:  # the new entry, then the new directories'
@@ -234,15 +234,6 @@ class LocalStorage(Storage):
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageUnavailable(f"storage directory {self.root} is not writable")
-
-
-def _fsync_file(path: str) -> None:
-    """Make a file's data durable (cheap when it already is, as a verified pack is)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _makedirs(path: str, root: str) -> list[str]:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
 
-from muse.core.lockfile import fsync_dir, process_alive
+from muse.core.lockfile import fsync_dir, fsync_file, process_alive
 from muse.core.objects import CHUNKS, COMMIT, MODE_TREE, TREE, commit_refs, object_id
 from muse.core.pack import index
 from muse.core.pack.codec import BlockReader, PackLimits, PackWriter, iter_records
@@ -36,7 +36,7 @@ def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[index.E
             f.write(index.encode_index(checksum, entries))
             f.flush()
             os.fsync(f.fileno())
-        _fsync_file(tmp_pack)
+        fsync_file(tmp_pack)
         os.chmod(tmp_pack, 0o444)
         os.chmod(tmp_idx, 0o444)
         os.replace(tmp_pack, final_pack)
@@ -46,14 +46,6 @@ def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[index.E
         _unlink(tmp_idx)
         raise
     return PackFile(final_pack)
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mkstemp(dest_dir: str, suffix: str) -> tuple[int, str]:
