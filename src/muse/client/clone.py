@@ -82,9 +82,21 @@ def clone(
         raise MuseError(f"cannot create {target}: {e.strerror}") from None
     try:
         return _clone_into(url, target, branch, path, progress, remote)
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, MuseError) and _kept_something(target):
+            # Cut off after part of the transfer verified: keep it for the rerun.
+            progress.note(
+                f"the clone was cut off; what arrived is kept in {target}: "
+                f"run 'muse clone {url} {target}' again to resume"
+            )
+            raise
         _remove_created(target, existed)
         raise
+
+
+def _kept_something(target: str) -> bool:
+    """Whether a failed clone's store kept verified objects of a cut-off transfer."""
+    return os.path.exists(os.path.join(target, ".muse", "packs", "partial"))
 
 
 def _remove_created(target: str, existed: bool) -> None:

@@ -37,6 +37,8 @@ RECEIVE_LIMITS: dict[str, int] = {
     "max_decompressed_bytes": 40 << 30,  # 40 GiB after decompression (a zstd bomb stops)
     "max_expansion": 250,  # zstd output at most 250 x the pack bytes read (+ 64 MiB)
 }
+#: At most this many kept blobs are named to the hub on a resumed fetch (its request limit).
+MAX_HAVE_OBJECTS = 100_000
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -147,7 +149,7 @@ def _receive(repo: Repository, resp: Response, limits: PackLimits, progress: Pro
     if length is not None and length.isdigit():
         progress.total_bytes += int(length)
     try:
-        return repo.store.receive_pack(_Counted(resp, progress), limits)  # type: ignore[arg-type]
+        return repo.store.receive_pack(_Counted(resp, progress), limits, resumable=True)  # type: ignore[arg-type]
     finally:
         resp.close()
 
@@ -177,7 +179,9 @@ def download(
         source = ("", False)  # whose body is being read: (url, presigned)
         try:
             source = (session._url("fetch/bundle"), False)
-            resp = session.fetch_bundle(wants, haves, path)
+            # What an interrupted attempt (this one's retry, or a killed run) kept: not again.
+            kept = repo.store.partial_blobs(limits)[:MAX_HAVE_OBJECTS]
+            resp = session.fetch_bundle(wants, haves, path, kept)
             if resp.content_type == JSON_TYPE:
                 answer = resp.json()
                 bundles = answer.get("bundles") or []
@@ -203,6 +207,7 @@ def download(
                     got.objects = got.objects or int(getattr(pf, "count", 0))
                 got.bytes = resp.bytes_read
             progress.finish_line()
+            repo.store.clear_partial()
             got.wire_seconds = time.monotonic() - t0
             got.requests = tr.requests
             return got

@@ -169,13 +169,25 @@ class Session:
         )
         return dict(resp.json())
 
-    def fetch_bundle(self, wants: list[bytes], haves: list[bytes], path: str) -> Response:
+    def fetch_bundle(
+        self,
+        wants: list[bytes],
+        haves: list[bytes],
+        path: str,
+        have_objects: list[bytes] | None = None,
+    ) -> Response:
+        """Ask for a pack; ``have_objects``: blobs an interrupted fetch already received."""
+        doc: dict[str, Any] = {
+            "wants": [w.hex() for w in wants],
+            "haves": [h.hex() for h in haves],
+            "path": path,
+        }
+        if have_objects:
+            doc["have_objects"] = [o.hex() for o in have_objects]
         return self.transport.request(
             "POST",
             self._url("fetch/bundle"),
-            body=self._json_body(
-                {"wants": [w.hex() for w in wants], "haves": [h.hex() for h in haves], "path": path}
-            ),
+            body=self._json_body(doc),
             headers={"Content-Type": JSON_TYPE},
         )
 

@@ -196,14 +196,70 @@ class ObjectStore:
         self._after_new_pack()
         return pf
 
-    def receive_pack(self, stream: BinaryIO, limits: Any = None) -> PackFile:
-        """Store a pack arriving on a stream, verifying every object as it is written."""
+    def receive_pack(
+        self, stream: BinaryIO, limits: Any = None, resumable: bool = False
+    ) -> PackFile:
+        """Store a pack arriving on a stream, verifying every object as it is written.
+
+        ``resumable``: if the stream breaks, what was received and verified is kept as a
+        pack (recorded in ``packs/partial``), so the next attempt can leave it out.
+        """
         from muse.core.pack.write import receive_pack
 
         os.makedirs(self.packs_dir, exist_ok=True)
-        pf = receive_pack(stream, self.packs_dir, limits)
+        salvaged: list[PackFile] | None = [] if resumable else None
+        try:
+            pf = receive_pack(stream, self.packs_dir, limits, salvaged=salvaged)
+        finally:
+            if salvaged:
+                self._record_partial(salvaged)
         self._after_new_pack()
         return pf
+
+    # ------------------------------------------------- what interrupted transfers kept
+    @property
+    def _partial_path(self) -> str:
+        return os.path.join(self.packs_dir, "partial")
+
+    def _record_partial(self, packs: list[PackFile]) -> None:
+        with open(self._partial_path, "a", encoding="ascii") as f:
+            for pf in packs:
+                f.write(os.path.basename(pf.path) + "\n")
+        self._after_new_pack()
+
+    def partial_blobs(self, limits: Any = None) -> list[bytes]:
+        """Blob ids that interrupted transfers kept (docs/wire.md: ``have_objects``).
+
+        A killed receive's temporary pack is salvaged first (its complete blocks verified
+        and kept), so a rerun after SIGKILL resumes as well as a retry after a cut does.
+        """
+        from muse.core.objects import BLOB
+        from muse.core.pack.file import PackFile
+        from muse.core.pack.write import salvage_leftovers
+
+        kept = salvage_leftovers(self.packs_dir, limits) if os.path.isdir(self.packs_dir) else []
+        if kept:
+            self._record_partial(kept)
+        try:
+            with open(self._partial_path, encoding="ascii") as f:
+                names = [n for n in f.read().split() if n]
+        except FileNotFoundError:
+            return []
+        out: list[bytes] = []
+        for name in dict.fromkeys(names):
+            path = os.path.join(self.packs_dir, name)
+            if os.path.exists(path):
+                pf = PackFile(path)
+                out.extend(oid for oid, kind in pf.kinds() if kind == BLOB)
+                pf.close()
+        return out
+
+    def clear_partial(self) -> None:
+        """Forget what interrupted transfers kept (their packs stay: ordinary packs now)."""
+        try:
+            os.unlink(self._partial_path)
+        except FileNotFoundError:
+            pass
 
     def _after_new_pack(self) -> None:
         self._no_packs = False

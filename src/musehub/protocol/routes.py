@@ -286,13 +286,15 @@ class Protocol:
         doc = await read_json(request)
         wants = _ids(field(doc, "wants", list), "wants")
         haves = _ids(field(doc, "haves", list, []), "haves")
+        # blobs an interrupted fetch of this client already received (docs/wire.md §5)
+        have_objects = _ids(field(doc, "have_objects", list, []), "have_objects")
         path = field(doc, "path", str, "auto")
         if path not in ("auto", "stream", "presign"):
             raise HubError(400, "bad_request", "path must be auto, stream or presign")
         user_id = _user_id(principal) or repo.owner_id
 
         def work() -> tuple[StreamAnswer | PresignAnswer, bytes | None, int | None]:
-            answer = self.server.fetch(repo.id, user_id, wants, haves, path)
+            answer = self.server.fetch(repo.id, user_id, wants, haves, path, have_objects)
             if isinstance(answer, PresignAnswer) or not answer.file:
                 return answer, None, None
             # A stored pack that is exactly the answer: a small one is read here, in the same

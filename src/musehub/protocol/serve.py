@@ -96,13 +96,21 @@ class Server:
         self.stream_max_bytes = lim.stream_max_bytes
 
     def fetch(
-        self, repo_id: int, user_id: int, wants: list[bytes], haves: list[bytes], path: str
+        self,
+        repo_id: int,
+        user_id: int,
+        wants: list[bytes],
+        haves: list[bytes],
+        path: str,
+        have_objects: list[bytes] | None = None,
     ) -> StreamAnswer | PresignAnswer:
+        """What a fetch receives; ``have_objects`` (blobs a cut-off attempt of the client
+        kept) are left out, so a resumed clone moves only the rest."""
         reader, infos = self.store.reader(repo_id)
         for w in wants:
             if not reader.has(w):
                 raise HubError(400, "unknown_want", f"the repository has no object {w.hex()}")
-        clone = not haves and bool(wants)
+        clone = not haves and not have_objects and bool(wants)
         manifest_key = bundle_key(repo_id, f"clone-{wants_hash(wants)}", ".json")
         if clone:
             cached = self._read_manifest(manifest_key)
@@ -113,6 +121,9 @@ class Server:
                 if single is not None:
                     return StreamAnswer(reader, [], single, cached["objects"])
         objects = objects_to_send(reader, wants, haves)
+        if have_objects:
+            kept = set(have_objects)
+            objects = [o for o in objects if o[0] != BLOB or o[1] not in kept]
         stream = path == "stream" or (path == "auto" and self._small(reader, objects))
         direct = self._direct_packs(reader, infos, objects)
         if stream:

@@ -403,7 +403,7 @@ class Block:
     streamed (``stream_large``): (kind, oid, length), its id already verified.
     """
 
-    __slots__ = ("offset", "codec", "count", "data", "record")
+    __slots__ = ("offset", "codec", "count", "data", "record", "end")
 
     def __init__(
         self,
@@ -412,12 +412,14 @@ class Block:
         count: int,
         data: bytes | bytearray,
         record: tuple[int, bytes, int] | None = None,
+        end: int = 0,
     ) -> None:
         self.offset = offset
         self.codec = codec
         self.count = count
         self.data = data
         self.record = record
+        self.end = end  # offset just after the block (where the next one starts)
 
     def __repr__(self) -> str:
         return f"Block(offset={self.offset}, codec={self.codec}, count={self.count})"
@@ -641,7 +643,7 @@ class BlockReader:
                 self.seen.add(record[1])
                 decompressed += ulen
                 objects += 1
-                yield Block(offset, codec, 1, b"", record)
+                yield Block(offset, codec, 1, b"", record, src.pos)
                 continue
             payload = src.read(clen, "block")
             if codec == CODEC_ZSTD:
@@ -655,7 +657,7 @@ class BlockReader:
                 data = payload
             decompressed += ulen
             objects += count
-            yield Block(offset, codec, count, data)
+            yield Block(offset, codec, count, data, None, src.pos)
         declared = int.from_bytes(src.read(8, "trailer"), "big")
         if declared != objects:
             raise PackError("bad_pack", f"trailer says {declared} objects, pack holds {objects}")

@@ -48,10 +48,11 @@ def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[index.E
     return PackFile(final_pack)
 
 
-def _mkstemp(dest_dir: str, suffix: str) -> tuple[int, str]:
+def _mkstemp(dest_dir: str, suffix: str, sweep: bool = True) -> tuple[int, str]:
     import tempfile  # only when writing: reading commands do not pay for importing it
 
-    sweep_leftovers(dest_dir)
+    if sweep:
+        sweep_leftovers(dest_dir)
     return tempfile.mkstemp(dir=dest_dir, prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix)
 
 
@@ -96,6 +97,7 @@ def receive_pack(
     limits: PackLimits | None = None,
     inspect: Callable[[int, bytes, memoryview], Any] | None = None,
     inspect_kinds: Iterable[int] = (TREE, COMMIT, CHUNKS),
+    salvaged: list[PackFile] | None = None,
 ) -> PackFile:
     """Store a pack arriving on ``stream`` in ``dest_dir``, verifying it in the same pass.
 
@@ -108,6 +110,10 @@ def receive_pack(
     its id was re-hashed (``body`` is a view valid only during the call), so a receiver can
     check structure and collect references in the same pass instead of re-reading the pack;
     what it raises aborts the receive. Nothing it saw may be trusted before this returns.
+
+    With ``salvaged`` (a receiver that can resume), a receive that fails keeps what it
+    received and verified: the complete blocks become a pack of their own (see
+    :func:`salvage`), appended to the list, so the next attempt asks only for the rest.
     """
     want = frozenset(inspect_kinds) if inspect is not None else frozenset()
     fd, tmp = _mkstemp(dest_dir, ".pack")
@@ -116,8 +122,92 @@ def receive_pack(
             checksum, entries = _read_entries(stream, limits, f.write, inspect, want)
         return _finish(dest_dir, tmp, checksum, entries)
     except BaseException:
+        if salvaged is not None:
+            try:
+                kept = salvage(tmp, dest_dir, limits)
+            except Exception:  # salvaging is a bonus: the receive's own error is what counts
+                kept = None
+            if kept is not None:
+                salvaged.append(kept)
         _unlink(tmp)
         raise
+
+
+#: A cut-off transfer keeps its complete blocks when they hold at least this much.
+SALVAGE_MIN = 1 << 20
+
+
+def salvage(path: str, dest_dir: str, limits: PackLimits | None = None) -> PackFile | None:
+    """Turn the complete, verified blocks at the start of a cut-off pack into a pack.
+
+    ``path`` (a temporary file of an interrupted receive, ours or a killed process's) is read
+    again from the start, every object re-hashed as on receipt; at the first incomplete or
+    broken block it is truncated there and given a trailer, and renamed into ``dest_dir``
+    with its index. None (and the file removed) when less than SALVAGE_MIN bytes were
+    complete. What is kept is only objects whose ids were proven: a half block never is.
+    """
+    import hashlib
+
+    from muse.core.pack.codec import END_TAG, HEADER_LEN, PackError
+
+    entries: list[index.Entry] = []
+    good = HEADER_LEN
+    seen: set[bytes] = set()
+    try:
+        with open(path, "rb") as f:
+            for block in BlockReader(f, limits, stream_large=True):
+                recs: list[index.Entry] = []
+                if block.record is not None:
+                    kind, oid, length = block.record
+                    if oid in seen:
+                        break
+                    seen.add(oid)
+                    recs.append(index.entry(oid, kind, block.offset, 0, length, block.codec))
+                else:
+                    for kind, oid, body, rec in iter_records(block, limits, seen=seen):
+                        recs.append(
+                            index.entry(oid, kind, block.offset, rec, len(body), block.codec)
+                        )
+                entries.extend(recs)
+                good = block.end
+    except (PackError, OSError):
+        pass  # the cut (or damage) is here: keep what came before
+    if good - HEADER_LEN < SALVAGE_MIN or not entries:
+        _unlink(path)
+        return None
+    with open(path, "r+b") as f:
+        f.truncate(good)
+        f.seek(good)
+        f.write(bytes([END_TAG]) + len(entries).to_bytes(8, "big"))
+        f.flush()
+        f.seek(0)
+        h = hashlib.sha256()
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+        checksum = h.digest()
+        f.write(checksum)
+    return _finish(dest_dir, path, checksum, entries)
+
+
+def salvage_leftovers(dest_dir: str, limits: PackLimits | None = None) -> list[PackFile]:
+    """:func:`salvage` every temporary pack a killed receive left in ``dest_dir``."""
+    kept = []
+    for path in leftovers(dest_dir):
+        if path.endswith(".pack"):
+            # Ours now (named with our pid), so that no sweep takes it while it is salvaged.
+            fd, own = _mkstemp(dest_dir, ".pack", sweep=False)
+            os.close(fd)
+            try:
+                os.replace(path, own)
+            except FileNotFoundError:  # another process took it first
+                _unlink(own)
+                continue
+            pf = salvage(own, dest_dir, limits)
+            if pf is not None:
+                kept.append(pf)
+        else:
+            _unlink(path)
+    return kept
 
 
 def receive_pack_file(
