@@ -139,3 +139,22 @@ def test_racing_identical_pushes(tmp_path, path: str) -> None:  # type: ignore[n
         assert set(objs) == h.reachable(c1)
     finally:
         hub.stop()
+
+
+def test_concurrent_pushers_on_three_hubs(tmp_path, postgres, seaweedfs) -> None:  # type: ignore[no-untyped-def]
+    """Scale-out: three hub processes on one PostgreSQL database and one SeaweedFS bucket,
+    pushers spread over them, racing on one branch: no lost update, no 500, one chain."""
+    from fixtures import start_hub
+
+    first = start_hub(tmp_path, storage="s3", s3=seaweedfs, database=postgres.new_database())
+    hubs = [first]
+    try:
+        hubs += [start_hub(tmp_path, share=first) for _ in range(2)]
+        tok = first.create_user("racer")
+        first.create_repo("racer", "race")
+        clients = [HubClient(h.url, "racer", "race", tok) for h in hubs]
+        _, rejected = race(clients[0], tuple(clients[1:]))
+        assert rejected > 0
+    finally:
+        for h in reversed(hubs):
+            h.stop()

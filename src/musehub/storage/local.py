@@ -184,19 +184,23 @@ class LocalStorage(Storage):
     def _claim_path(self, sig: str, exp: int) -> str:
         return os.path.join(self._claims, f"{int(exp)}-{sig.lower()}")
 
-    def _sweep_claims(self) -> None:
+    def _sweep_claims(self, force: bool = False) -> int:
+        """Remove the claims of expired PUT URLs (no longer usable anyway); how many went."""
         now = time.time()
-        if now - self._claims_swept < CLAIM_SWEEP_S:
-            return
+        if not force and now - self._claims_swept < CLAIM_SWEEP_S:
+            return 0
         self._claims_swept = now
         try:
             names = os.listdir(self._claims)
         except FileNotFoundError:
-            return
+            return 0
+        removed = 0
         for name in names:
             exp = name.partition("-")[0]
             if exp.isdigit() and int(exp) < now:
                 _unlink(os.path.join(self._claims, name))
+                removed += 1
+        return removed
 
     def presign_get(self, key: str, expires_s: int) -> str:
         check_key(key)
@@ -216,11 +220,9 @@ class LocalStorage(Storage):
 
     def sweep_temp(self, max_age_s: float) -> int:
         """Remove temp files (``.tmp/put-*``: a presigned PUT or a write cut off by a crash)
-        unchanged for ``max_age_s``; returns how many."""
-        import time
-
+        unchanged for ``max_age_s``, and the claims of expired PUT URLs; returns how many."""
         cutoff = time.time() - max_age_s
-        removed = 0
+        removed = self._sweep_claims(force=True)
         for name in os.listdir(self._tmp):
             p = os.path.join(self._tmp, name)
             try:
