@@ -187,9 +187,10 @@ class LocalStorage(Storage):
     def _sweep_claims(self, force: bool = False) -> int:
         """Remove the claims of expired PUT URLs (no longer usable anyway); how many went."""
         now = time.time()
-        if not force and now - self._claims_swept < CLAIM_SWEEP_S:
-            return 0
-        self._claims_swept = now
+        if not force:  # (the PUT path, at most every CLAIM_SWEEP_S; the periodic sweep forces)
+            if now - self._claims_swept < CLAIM_SWEEP_S:
+                return 0
+            self._claims_swept = now
         try:
             names = os.listdir(self._claims)
         except FileNotFoundError:
