@@ -208,7 +208,17 @@ class PathPolicy:
                 subs = subtrees(oid)
                 if not subs:
                     continue
-                old_maps = [dict(subtrees(o)) for o in olds]
+                if olds:
+                    # Only subtrees that differ from every parent's at the same name are
+                    # walked (a set difference in C: most of a big tree is unchanged).
+                    old_subs = [subtrees(o) for o in olds]
+                    same = set().union(*old_subs)
+                    subs = tuple(e for e in subs if e not in same)  # (in tree order)
+                    if not subs:
+                        continue
+                    old_maps = [dict(o) for o in old_subs]
+                else:
+                    old_maps = []
                 for name, sub in subs:
                     sub_olds = tuple(m[name] for m in old_maps if name in m)
                     stack.append((sub, sub_olds, prefix + name + b"/"))
@@ -243,6 +253,9 @@ def _subtrees(body: bytes, n: int, section: bytes) -> tuple[tuple[bytes, bytes],
     if i < 0:
         return ()
     names = section.split(b"\0")
+    if modes.count(MODE_TREE) == n:  # only directories (a root, say): no search per entry
+        ids = body[4 + n : 4 + 33 * n]
+        return tuple(zip(names[:n], [ids[j : j + 32] for j in range(0, 32 * n, 32)]))
     out = []
     while i >= 0:
         at = 4 + n + 32 * i
