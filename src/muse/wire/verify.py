@@ -255,7 +255,7 @@ def _subtrees(body: bytes, n: int, section: bytes) -> tuple[tuple[bytes, bytes],
     names = section.split(b"\0")
     if modes.count(MODE_TREE) == n:  # only directories (a root, say): no search per entry
         ids = body[4 + n : 4 + 33 * n]
-        return tuple(zip(names[:n], [ids[j : j + 32] for j in range(0, 32 * n, 32)]))
+        return tuple(zip(names[:n], [ids[j : j + 32] for j in range(0, 32 * n, 32)], strict=True))
     out = []
     while i >= 0:
         at = 4 + n + 32 * i
