@@ -47,20 +47,33 @@ def _serve_file(muse: Muse, tmp_path: Path, start_hub: Any) -> tuple[Any, Cuttin
 
 
 class CuttingProxy(StallProxy):
-    """Forwards to the hub; cuts everything once ``cut_after`` answer bytes went through."""
+    """Forwards to the hub; cuts everything once ``cut_after`` bytes went through towards the
+    client (or towards the hub, with ``cut_upload``)."""
 
     def __init__(self, target: int) -> None:
         self.down_bytes = 0
+        self.up_bytes = 0
         self.cut_after: int | None = None
+        self.cut_upload = False
         self._count_lock = threading.Lock()
-        super().__init__(target, on_answer=self._seen)
+        super().__init__(target, on_answer=self._down, on_request=self._up)
 
-    def _seen(self, data: bytes) -> None:
+    def _down(self, data: bytes) -> None:
         with self._count_lock:
             self.down_bytes += len(data)
-            if self.cut_after is not None and self.down_bytes >= self.cut_after:
-                self.cut_after = None
-                threading.Thread(target=self.cut, daemon=True).start()
+            if not self.cut_upload:
+                self._maybe_cut(self.down_bytes)
+
+    def _up(self, data: bytes) -> None:
+        with self._count_lock:
+            self.up_bytes += len(data)
+            if self.cut_upload:
+                self._maybe_cut(self.up_bytes)
+
+    def _maybe_cut(self, moved: int) -> None:
+        if self.cut_after is not None and moved >= self.cut_after:
+            self.cut_after = None
+            threading.Thread(target=self.cut, daemon=True).start()
 
 
 @pytest.mark.parametrize("path", ["stream", "presign"])
@@ -118,6 +131,48 @@ def test_a_killed_clone_resumes(muse: Muse, tmp_path: Path, start_hub: Any) -> N
         # what reached the disk before the kill is not asked for again
         assert second["bytes"] < SIZE * 0.9, (moved_first, second)
         assert proxy.down_bytes <= 1.6 * SIZE
+        assert (dst / "take.wav").read_bytes() == data
+        muse.run("fsck", cwd=dst)
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("path", ["stream", "presign"])
+def test_a_cut_push_resumes(muse: Muse, tmp_path: Path, start_hub: Any, path: str) -> None:
+    """A push of a large file goes in segments the hub keeps as they arrive: cut half way,
+    the same command run again sends only what the hub does not have yet."""
+    size = 160 * MiB
+    port = free_port()
+    proxy = CuttingProxy(port)
+    try:
+        hub = start_hub(
+            tmp_path, port=port, env={"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
+        )
+        token = hub.create_user("alice")
+        hub.create_repo("alice", "stems")
+        muse.run(
+            "auth", "login", f"http://127.0.0.1:{proxy.port}", "--token-stdin", input=token + "\n"
+        )
+        src = tmp_path / "src"
+        muse.run("init", str(src))
+        data = random.Random("push").randbytes(size)
+        (src / "take.wav").write_bytes(data)
+        muse.run("commit", "-m", "take", cwd=src)
+        muse.run("remote", "add", "origin", proxy.url("alice", "stems"), cwd=src)
+        proxy.cut_upload = True
+        proxy.cut_after = size // 2
+        first = muse.run("push", "--path", path, "-u", "origin", "main", cwd=src, check=False)
+        assert first.returncode != 0, first.stdout
+        moved_first = proxy.up_bytes
+        proxy.mend()
+        second = muse.json("push", "--path", path, "-u", "origin", "main", cwd=src)
+        total = proxy.up_bytes
+        print(f"push resume {path}: first {moved_first}, both {total}, file {size}")
+        assert second["bytes"] < 0.75 * size, second  # the first segment was not sent again
+        assert second["chunks_deduplicated"] > 0, second
+        assert total <= 1.6 * size, (moved_first, total)
+        dst = tmp_path / "dst"
+        muse.run("clone", hub.repo_url("alice", "stems"), str(dst))
         assert (dst / "take.wav").read_bytes() == data
         muse.run("fsck", cwd=dst)
     finally:

@@ -205,6 +205,8 @@ def test_openapi_describes_every_endpoint(hub: Hub) -> None:
         "/{owner}/{slug}/push/stream": {"post"},
         "/{owner}/{slug}/push/presign": {"post"},
         "/{owner}/{slug}/push/commit": {"post"},
+        "/{owner}/{slug}/push/stage": {"post"},
+        "/{owner}/{slug}/objects/missing": {"post"},
         "/{owner}/{slug}/fetch/bundle": {"post"},
         "/api/repos": {"get", "post"},
         "/api/repos/{owner}/{slug}": {"get", "delete"},

@@ -215,6 +215,8 @@ def push(
             chosen = choose_path(
                 repo, objs, int(rr.limit("stream_max_blobs")), int(rr.limit("stream_max_bytes"))
             )
+        if reuse is None and result.chunks_sent:
+            objs = _send_segments(repo, s, objs, result, chosen, progress)
         body = [update_json(u.ref, u.old, u.new, u.force) for u in updates]
         try:
             pack_path = reuse[0] if reuse is not None else reusable_pack(repo, objs)
@@ -233,6 +235,75 @@ def push(
     for u in updates:
         repo.refs.update(tracking_ref(remote, u.ref[len(HEADS) :]), u.new)
     return result
+
+
+#: A push whose large-file chunks exceed this goes in segments of about this size, each kept
+#: by the hub as it arrives (push/stage), so a push cut off half way resumes where it stopped.
+SEGMENT_BYTES = 64 << 20
+
+
+def _send_segments(
+    repo: Repository,
+    s: Session,
+    objs: list[tuple[int, bytes]],
+    result: PushResult,
+    path: str,
+    progress: Progress,
+) -> list[tuple[int, bytes]]:
+    """Send the chunks of a large push ahead in segments; returns what is left to push.
+
+    The chunks are the last ``result.chunks_sent`` entries of ``objs`` (negotiate puts them
+    there). The hub is asked which it lacks first: what an interrupted earlier run staged is
+    not sent again. The last, partial segment travels with the final push.
+    """
+    n = result.chunks_sent
+    head, chunks = objs[: len(objs) - n], objs[len(objs) - n :]
+    sizes = [_object_size(repo, oid) for _, oid in chunks]
+    if sum(sizes) <= SEGMENT_BYTES:
+        return objs
+    missing = s.objects_missing([oid for _, oid in chunks])
+    kept = len(chunks) - len(missing)
+    result.chunks_sent -= kept
+    result.chunks_deduplicated += kept
+    segment: list[tuple[int, bytes]] = []
+    size = 0
+    for item, n_bytes in zip(chunks, sizes, strict=True):
+        if item[1] not in missing:
+            continue
+        segment.append(item)
+        size += n_bytes
+        if size >= SEGMENT_BYTES:
+            _stage(repo, s, segment, path, progress, result)
+            segment, size = [], 0
+    return head + segment
+
+
+def _stage(
+    repo: Repository,
+    s: Session,
+    segment: list[tuple[int, bytes]],
+    path: str,
+    progress: Progress,
+    result: PushResult,
+) -> None:
+    """One segment: a pack of chunks the hub keeps without moving a ref."""
+    if path == "stream":
+        counter = [0]
+        try:
+            s.push_stage(lambda: _pack_stream(repo, segment, progress, counter))
+        finally:
+            progress.finish_line()
+        result.bytes += counter[0]
+        return
+    pack_path, size = _write_temp_pack(repo, segment, progress)
+    try:
+        _presign_push(s, pack_path, size, len(segment), [], progress, stage=True)
+        result.bytes += size
+    finally:
+        try:
+            os.unlink(pack_path)
+        except OSError:
+            pass
 
 
 def closure_pack_path(
@@ -306,15 +377,15 @@ def _send(
             answer = s.push_stream(updates, pack)
         finally:
             progress.finish_line()
-        result.bytes = counter[0]
+        result.bytes += counter[0]
         return answer
     if reuse is not None:
         size = os.stat(reuse).st_size
-        result.bytes = size
+        result.bytes += size
         return _presign_push(s, reuse, size, len(objs), updates, progress)
     pack_path, size = _write_temp_pack(repo, objs, progress)
     try:
-        result.bytes = size
+        result.bytes += size
         return _presign_push(s, pack_path, size, len(objs), updates, progress)
     finally:
         try:
@@ -330,8 +401,10 @@ def _presign_push(
     count: int,
     updates: list[dict[str, Any]],
     progress: Progress,
+    stage: bool = False,
 ) -> dict[str, Any]:
-    """Presign, PUT the bundle, commit; under the transport's one retry budget.
+    """Presign, PUT the bundle, commit (``stage``: a segment, no refs); under the transport's
+    one retry budget.
 
     A commit that failed on the hub's side (a 5xx) is retried with the same upload id (the
     hub releases its claim when its work fails, the bundle is still there); an upload the hub
@@ -359,7 +432,7 @@ def _presign_push(
             progress.finish_line()
         if err is None:
             try:
-                return s.push_commit(str(ticket["upload_id"]), updates)
+                return s.push_commit(str(ticket["upload_id"]), updates, stage)
             except WireError as e:
                 if e.code == "upload_not_found" and _landed(s, updates):
                     return {"updated": updates}  # an earlier commit landed; its answer was lost

@@ -23,6 +23,7 @@ from muse.core.record import Record
 from muse.wire.messages import (
     DEFAULT_LIMITS,
     JSON_TYPE,
+    PACK_TYPE,
     PUSH_TYPE,
     MessageError,
     decode_refs,
@@ -123,6 +124,26 @@ class Session:
         )
         return dict(resp.json())
 
+    def push_stage(self, pack: Callable[[], Iterable[bytes]]) -> dict[str, Any]:
+        """Send one segment of a large push (blobs only; no ref moves)."""
+        resp = self.transport.request(
+            "POST", self._url("push/stage"), body=pack, headers={"Content-Type": PACK_TYPE}
+        )
+        return dict(resp.json())
+
+    def objects_missing(self, ids: list[bytes]) -> set[bytes]:
+        """Which of ``ids`` the hub's repository lacks (asked in batches of 100,000)."""
+        out: set[bytes] = set()
+        for i in range(0, len(ids), 100_000):
+            resp = self.transport.request(
+                "POST",
+                self._url("objects/missing"),
+                body=self._json_body({"ids": [o.hex() for o in ids[i : i + 100_000]]}),
+                headers={"Content-Type": JSON_TYPE},
+            )
+            out.update(bytes.fromhex(h) for h in resp.json()["missing"])
+        return out
+
     def push_presign(self, size: int, objects: int) -> dict[str, Any]:
         resp = self.transport.request(
             "POST",
@@ -160,11 +181,16 @@ class Session:
             for f in files:
                 f.close()
 
-    def push_commit(self, upload_id: str, updates: list[dict[str, Any]]) -> dict[str, Any]:
+    def push_commit(
+        self, upload_id: str, updates: list[dict[str, Any]], stage: bool = False
+    ) -> dict[str, Any]:
+        doc: dict[str, Any] = {"upload_id": upload_id, "updates": updates}
+        if stage:
+            doc["stage"] = True
         resp = self.transport.request(
             "POST",
             self._url("push/commit"),
-            body=self._json_body({"upload_id": upload_id, "updates": updates}),
+            body=self._json_body(doc),
             headers={"Content-Type": JSON_TYPE},
         )
         return dict(resp.json())

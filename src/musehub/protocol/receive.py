@@ -106,6 +106,9 @@ class Receiver:
         self.pack_count = 0
         self._kept: str | None = None  # the name of the pack the ref transaction stored
         self._paths = PathPolicy()  # fed while the pack is decoded, checked with connectivity
+        #: A staged pack (push/stage, or push/commit with "stage"): blobs only, kept without
+        #: moving a ref, so a large push cut off half way keeps its finished segments.
+        self.stage = False
 
     def receive_upload(
         self, key: str, updates: list[RefUpdate], upload_id: str | None = None
@@ -324,7 +327,7 @@ class Receiver:
                 clash = dbops.ref_in_the_way(s, self.repo_id, created)
                 if clash is not None:
                     raise _ref_conflict(*clash)
-                kept = info if changed else None
+                kept = info if changed or self.stage else None
                 if kept is not None:  # the pack is part of the repository now
                     dbops.insert_pack(s, self.repo_id, kept)
                     for row_id in storing:
@@ -367,11 +370,15 @@ class Receiver:
         Returns what the packs row would say (None when every ref already holds its new
         value: a retry of a push that succeeded stores nothing again).
         """
+        if self.stage and _count_blobs(pack) != pack.count:
+            raise HubError(400, "bad_pack", "a staged pack may hold blobs only")
         overlay = self._connected(pack, conn, updates)
         t0 = time.perf_counter()
         current = self._check_refs(overlay, updates)
         self.times["refs"] = time.perf_counter() - t0
-        if pack.count == 0 or all(current.get(u.ref) == u.new for u in updates):
+        if pack.count == 0 or (
+            not self.stage and all(current.get(u.ref) == u.new for u in updates)
+        ):
             return None
         return PackInfo("", pack.count, _count_blobs(pack), os.path.getsize(pack.path))
 

@@ -171,6 +171,32 @@ class Protocol:
             body.stop()
         return JSONResponse(result)
 
+    async def push_stage(self, request: Request) -> Response:
+        """A segment of a large push: a pack of blobs kept without moving a ref (docs/wire.md)."""
+        require_content_type(request, PACK_TYPE)
+        principal, repo = await run_in_threadpool(self._repo, request, "write")
+        limit = self.limits.max_pack_bytes
+        body = AsyncBodyReader(request.stream().__aiter__(), limit, idle_s=self.idle_s)
+        receiver = Receiver(self.store, repo.id, _user_id(principal))
+        receiver.stage = True
+        try:
+            result = await run_in_threadpool(receiver.receive, body, [])  # type: ignore[arg-type]
+        finally:
+            body.stop()
+        return JSONResponse(result)
+
+    async def objects_missing(self, request: Request) -> Response:
+        """Which of the given ids the repository lacks: what a resumed push still sends."""
+        principal, repo = await run_in_threadpool(self._repo, request, "write")
+        doc = await read_json(request)
+        ids = _ids(field(doc, "ids", list), "ids")
+
+        def work() -> list[str]:
+            reader, _ = self.store.reader(repo.id)
+            return [oid.hex() for oid in ids if not reader.has(oid)]
+
+        return JSONResponse({"missing": await run_in_threadpool(work)})
+
     async def push_presign(self, request: Request) -> Response:
         principal, repo = await run_in_threadpool(self._repo, request, "write")
         doc = await read_json(request)
@@ -215,13 +241,19 @@ class Protocol:
         principal, repo = await run_in_threadpool(self._repo, request, "write")
         doc = await read_json(request)
         upload_id = field(doc, "upload_id", str)
-        updates = parse_updates(doc)
+        stage = field(doc, "stage", bool, False)
+        updates = [] if stage else parse_updates(doc)
         user_id = _user_id(principal)
-        result = await run_in_threadpool(self._commit, repo.id, user_id, upload_id, updates)
+        result = await run_in_threadpool(self._commit, repo.id, user_id, upload_id, updates, stage)
         return JSONResponse(result)
 
     def _commit(
-        self, repo_id: int, user_id: int | None, upload_id: str, updates: list[RefUpdate]
+        self,
+        repo_id: int,
+        user_id: int | None,
+        upload_id: str,
+        updates: list[RefUpdate],
+        stage: bool = False,
     ) -> dict[str, Any]:
         storage = self.storage
         with self.db.session(readonly=True) as s:
@@ -249,7 +281,9 @@ class Protocol:
             max_pack = self.limits.max_pack_bytes
             if storage.size(key) > max_pack:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
-            result = Receiver(self.store, repo_id, user_id).receive_upload(key, updates, upload_id)
+            receiver = Receiver(self.store, repo_id, user_id)
+            receiver.stage = stage
+            result = receiver.receive_upload(key, updates, upload_id)
             ok = True
             return result
         except HubError as e:
@@ -342,5 +376,7 @@ def routes(state: HubState) -> list[Route]:
         Route(f"{base}/push/stream", proto.push_stream, methods=["POST"]),
         Route(f"{base}/push/presign", proto.push_presign, methods=["POST"]),
         Route(f"{base}/push/commit", proto.push_commit, methods=["POST"]),
+        Route(f"{base}/push/stage", proto.push_stage, methods=["POST"]),
+        Route(f"{base}/objects/missing", proto.objects_missing, methods=["POST"]),
         Route(f"{base}/fetch/bundle", proto.fetch_bundle, methods=["POST"]),
     ]
