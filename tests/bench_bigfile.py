@@ -183,15 +183,64 @@ def run_muse(work: str, size: int, path: str) -> Side:
     return side
 
 
-def run_git(work: str, size: int) -> Side:
-    side = Side("git")
-    env = git_env(os.path.join(work, "git-home"))
+GIFTLESS_CONFIG = """AUTH_PROVIDERS:
+  - factory: giftless.auth.jwt:factory
+    options:
+      private_key: muse-bench-giftless-action-signing-key
+  - giftless.auth.allow_anon:read_write
+PRE_AUTHORIZED_ACTION_PROVIDER:
+  factory: giftless.auth.jwt:factory
+  options:
+    private_key: muse-bench-giftless-action-signing-key
+TRANSFER_ADAPTERS:
+  basic:
+    factory: giftless.transfer.basic_streaming:factory
+    options:
+      storage_class: giftless.storage.local_storage:LocalStorage
+      storage_options:
+        path: {path}
+"""
+
+
+class Giftless:
+    """A giftless LFS server (local storage, anonymous read-write) on a loopback port."""
+
+    def __init__(self, python: str, work: str) -> None:
+        os.makedirs(work, exist_ok=True)
+        config = os.path.join(work, "giftless.yaml")
+        with open(config, "w") as f:
+            f.write(GIFTLESS_CONFIG.format(path=os.path.join(work, "storage")))
+        self.port = proc.free_port()
+        self.url = f"http://127.0.0.1:{self.port}/bench/big"
+        self._log = open(os.path.join(work, "giftless.log"), "wb")
+        self.proc = subprocess.Popen(
+            [python, "-m", "flask", "--app", "giftless.wsgi_entrypoint", "run"]
+            + ["--host", "127.0.0.1", "--port", str(self.port), "--with-threads"],
+            env=dict(os.environ, GIFTLESS_CONFIG_FILE=config),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        proc.wait_port(self.port, 30, self.proc)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        proc.stop(self.proc)  # type: ignore[arg-type]
+        self._log.close()
+
+
+def run_git(work: str, size: int, lfs_python: str | None = None) -> Side:
+    """git over git daemon; with ``lfs_python`` (a Python that has giftless), git-lfs with
+    *.wav tracked and a giftless server as its LFS endpoint."""
+    name = "git-lfs" if lfs_python else "git"
+    side = Side(name)
+    work = os.path.join(work, name)
+    env = git_env(os.path.join(work, "home"))
     os.makedirs(env["HOME"], exist_ok=True)
-    base = os.path.join(work, "git-srv")
+    base = os.path.join(work, "srv")
     bare = os.path.join(base, "big.git")
     os.makedirs(base)
-    proc.run(["git", "init", "-q", "--bare", bare], env=env)
+    proc.run(["git", "init", "-q", "--bare", "-b", "main", bare], env=env)
     proc.run(["git", "-C", bare, "config", "daemon.receivepack", "true"], env=env)
+    lfs = Giftless(lfs_python, os.path.join(work, "lfs")) if lfs_python else None
     port = proc.free_port()
     daemon = subprocess.Popen(
         [
@@ -212,8 +261,15 @@ def run_git(work: str, size: int) -> Side:
     try:
         proc.wait_port(port, 10, daemon)  # type: ignore[arg-type]
         url = f"git://127.0.0.1:{port}/big.git"
-        src, dst = os.path.join(work, "g-src"), os.path.join(work, "g-dst")
+        src, dst = os.path.join(work, "src"), os.path.join(work, "dst")
         proc.run(["git", "init", "-q", "-b", "main", src], env=env)
+        first = [["git", "add", "take.wav"], ["git", "commit", "-qm", "take 1"]]
+        if lfs is not None:
+            proc.run(["git", "lfs", "install"], env=env, cwd=src)  # filters in $HOME
+            proc.run(["git", "lfs", "track", "*.wav"], env=env, cwd=src)
+            with open(os.path.join(src, ".lfsconfig"), "w") as f:
+                f.write(f"[lfs]\n\turl = {lfs.url}\n")
+            first.insert(0, ["git", "add", ".gitattributes", ".lfsconfig"])
         f = os.path.join(src, "take.wav")
         _write_random(f, size, b"bigfile")
 
@@ -224,19 +280,27 @@ def run_git(work: str, size: int) -> Side:
                 dt, rss, _ = _run(c, cwd, env)
                 total += dt
                 peak = max(peak, rss)
-            side.steps.append(Step(name, total, None, peak, 0))
+            hub = _hwm(lfs.proc.pid) if lfs is not None else 0
+            side.steps.append(Step(name, total, None, peak, hub))
 
-        step("commit", [["git", "add", "take.wav"], ["git", "commit", "-qm", "take 1"]], src)
+        step("commit", first, src)
         step("push", [["git", "push", "-q", url, "main"]], src)
         step("clone", [["git", "clone", "-q", url, dst]], work)
+        if os.path.getsize(os.path.join(dst, "take.wav")) != size:
+            raise RuntimeError(f"{side.name}: the clone holds no file content (a pointer?)")
         for name, edit in _edits(f, size):
             edit()
             step(f"{name} commit", [["git", "commit", "-qam", name]], src)
             step(f"{name} push", [["git", "push", "-q", url, "main"]], src)
             step(f"{name} pull", [["git", "pull", "-q", url, "main"]], dst)
+        with open(os.path.join(dst, "take.wav"), "rb") as a, open(f, "rb") as b:
+            if hashlib.sha256(a.read()).digest() != hashlib.sha256(b.read()).digest():
+                raise RuntimeError(f"{name}: the clone's file differs from the source's")
     finally:
         daemon.terminate()
         daemon.wait()
+        if lfs is not None:
+            lfs.stop()
     return side
 
 
@@ -263,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--path", choices=["stream", "presign"], default="presign")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument(
+        "--lfs-python",
+        help="a Python with giftless installed: compare with git-lfs (Debian package git-lfs) "
+        "against a giftless LFS server (pip install giftless flask flask-classful "
+        "flask-marshmallow webargs figcan python-dateutil python-dotenv pyyaml 'pyjwt<2.10' "
+        "cachetools requests)",
+    )
     args = ap.parse_args(argv)
     size = args.size_mib * MiB
     work = tempfile.mkdtemp(prefix="muse-bigfile-")
@@ -270,25 +341,30 @@ def main(argv: list[str] | None = None) -> int:
         fl = floor(work, size)
         muse = run_muse(work, size, args.path)
         git = run_git(work, size)
+        lfs = run_git(work, size, args.lfs_python) if args.lfs_python else None
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    lfs = "not run: git-lfs is not installed here (Debian package git-lfs) and no LFS server"
+    note = "" if lfs else "; git-lfs not run (give --lfs-python)"
     print(
         f"# one {args.size_mib} MiB file, muse --path {args.path}; floor (read+SHA-256+write)"
-        f" {fl:.2f} s; git-lfs {lfs}"
+        f" {fl:.2f} s{note}"
     )
-    print(
-        "| step | muse s | git s | muse/git | muse wire MB | muse client MiB | hub MiB |"
-        " git client MiB |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for m, g in zip(muse.steps, git.steps, strict=True):
+    head = "| step | muse s | git s | muse/git |"
+    head += " git-lfs s | muse/git-lfs |" if lfs else ""
+    head += " muse wire MB | muse client MiB | hub MiB | git client MiB |"
+    head += " git-lfs client MiB | giftless MiB |" if lfs else ""
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for i, (m, g) in enumerate(zip(muse.steps, git.steps, strict=True)):
         wire = f"{m.wire / 1e6:.1f}" if m.wire is not None else "–"
-        print(
-            f"| {m.name} | {m.seconds:.2f} | {g.seconds:.2f} | {m.seconds / g.seconds:.2f} | "
-            f"{wire} | {m.client >> 20} | {m.hub >> 20} | {g.client >> 20} |"
-        )
+        row = f"| {m.name} | {m.seconds:.2f} | {g.seconds:.2f} | {m.seconds / g.seconds:.2f} |"
+        if lfs:
+            row += f" {lfs.steps[i].seconds:.2f} | {m.seconds / lfs.steps[i].seconds:.2f} |"
+        row += f" {wire} | {m.client >> 20} | {m.hub >> 20} | {g.client >> 20} |"
+        if lfs:
+            row += f" {lfs.steps[i].client >> 20} | {lfs.steps[i].hub >> 20} |"
+        print(row)
     return 0
 
 
