@@ -200,3 +200,22 @@ def test_checkout_checks_a_shared_subtree_at_its_deepest_place(repo: Repository)
     with pytest.raises(UnsafePath, match="a path of"):
         checkout_tree(repo, root)
     assert os.listdir(repo.root) == [".muse"]
+
+
+def test_commit_skips_and_reports_names_the_policy_refuses(repo: Repository) -> None:
+    """What checkout and the hub refuse never gets into a commit: skipped and reported, like
+    .muse, while the rest is committed (a name already tracked keeps being tracked)."""
+    from muse.core.worktree import snapshot
+
+    root = repo.root
+    for rel in ("aux.c", "COM1.txt", "ok.txt", "d\\x/f", "c:x"):
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path) or root, exist_ok=True)
+        with open(path, "w") as f:
+            f.write("x\n")
+    result, _ = snapshot(repo)
+    assert sorted(result.skipped) == sorted(["aux.c", "COM1.txt", "d\\x", "c:x"])
+    from muse.core.objects import decode_tree
+
+    names = [e.name for e in decode_tree(result.trees[result.tree])]
+    assert names == ["ok.txt"]

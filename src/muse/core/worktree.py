@@ -48,7 +48,7 @@ from muse.core.objects import (
     file_mode,
     object_id,
 )
-from muse.core.paths import is_muse_dir_name
+from muse.core.paths import is_muse_dir_name, name_problem
 from muse.core.record import Record
 from muse.core.repo import Repository
 from muse.core.store import ObjectStore
@@ -217,6 +217,12 @@ class Scanner:
                     self.result.skipped.append(prefix + name)
                     continue
             relpath = prefix + name
+            if relpath not in old and name_problem(name) is not None:
+                # A new name that checkout (and the hub) would refuse: a Windows device
+                # name, a backslash, a drive letter, over 255 bytes. Skipped and reported,
+                # like .muse, so that no commit holds what cannot be pushed or checked out.
+                self.result.skipped.append(relpath)
+                continue
             if e.is_dir(follow_symlinks=False):
                 if rules and _is_ignored(rules, relpath, name, True):
                     continue
