@@ -181,3 +181,68 @@ def test_a_file_over_4_gib_round_trips(muse: Muse, tmp_path: Path, hub: Any) -> 
     muse.run("fsck", cwd=dst, timeout=600)
     for f in (src / "long.wav", dst / "long.wav"):  # pytest keeps its last tmp dirs
         f.unlink()
+
+
+def _peak_rss_of(muse: Muse, *args: str, cwd: Path) -> int:
+    """Run muse; the peak RSS of that one process (wait4), in bytes."""
+    import subprocess
+
+    from .conftest import MUSE
+
+    p = subprocess.Popen(
+        [*MUSE, *args], cwd=cwd, env=muse.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(p.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, p.stderr.read() if p.stderr else ""
+    return int(usage.ru_maxrss) << 10
+
+
+def _hub_peak(hub: Any) -> int:
+    """Peak RSS (VmHWM) over the hub's processes so far."""
+    peak = 0
+    pids = [hub.proc.pid]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) in pids:
+                        pids.append(int(p))
+            except (OSError, ValueError):
+                continue
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) << 10)
+        except OSError:
+            continue
+    return peak
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_memory_stays_flat_for_a_large_file(
+    muse: Muse, tmp_path: Path, hub: Any, path: str
+) -> None:
+    """Commit, push, clone, edit and pull a 384 MiB file: no muse process and no hub process
+    grows past 256 MiB (before chunking each held the file, twice for push and clone)."""
+    limit = 256 * MiB
+    src, url = _setup(muse, tmp_path, hub)
+    with open(src / "take.wav", "wb") as f:
+        rng = random.Random("flat")
+        for _ in range(384):
+            f.write(rng.randbytes(MiB))
+    peaks = {"commit": _peak_rss_of(muse, "commit", "-m", "take", cwd=src)}
+    peaks["push"] = _peak_rss_of(muse, "push", "--path", path, "-u", "origin", "main", cwd=src)
+    peaks["clone"] = _peak_rss_of(muse, "clone", "--path", path, url, "dst", cwd=tmp_path)
+    with open(src / "take.wav", "r+b") as f:
+        f.seek(200 * MiB)
+        f.write(b"edit")
+    peaks["edit commit"] = _peak_rss_of(muse, "commit", "-m", "edit", cwd=src)
+    peaks["edit push"] = _peak_rss_of(muse, "push", "--path", path, cwd=src)
+    peaks["pull"] = _peak_rss_of(muse, "pull", "--path", path, cwd=tmp_path / "dst")
+    peaks["hub"] = _hub_peak(hub)
+    print("peak MiB", path, {k: v >> 20 for k, v in peaks.items()})
+    assert all(v < limit for v in peaks.values()), {k: v >> 20 for k, v in peaks.items()}
+    for f in (src / "take.wav", tmp_path / "dst" / "take.wav"):
+        f.unlink()
