@@ -79,8 +79,21 @@ def _reset_hwm(pids: list[int]) -> None:
             pass
 
 
+_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
 def _run(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[float, int, str]:
-    """(seconds, peak RSS of this one process (wait4), stdout); raises on failure."""
+    """(seconds, peak RSS of this one process, stdout); raises on failure.
+
+    The peak comes from /usr/bin/time when there is one: a child forked from this (large)
+    process starts with this process's size in its ru_maxrss on Linux, one forked from time
+    does not. Otherwise from wait4 (then an upper bound).
+    """
+    rss_file = None
+    if _TIME is not None:
+        fd, rss_file = tempfile.mkstemp(prefix="rss-")
+        os.close(fd)
+        cmd = [_TIME, "-q", "-f", "%M", "-o", rss_file, *cmd]
     t = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
@@ -91,7 +104,12 @@ def _run(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[float, int, str
         err.seek(0)
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {err.read().decode()[-500:]}")
-        return dt, ru.ru_maxrss << 10, out.read().decode(errors="replace")
+        rss = ru.ru_maxrss << 10
+        if rss_file is not None:
+            with open(rss_file) as f:
+                rss = int(f.read().split()[-1]) << 10
+            os.unlink(rss_file)
+        return dt, rss, out.read().decode(errors="replace")
 
 
 class Side:
@@ -128,7 +146,11 @@ def _edits(path: str, size: int) -> list[tuple[str, Any]]:
     def insert() -> None:
         tmp = path + ".new"
         with open(path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(src.read(size // 3))
+            left = size // 3
+            while left:  # in pieces: this process's size would count in its children's peaks
+                piece = src.read(min(left, 8 * MiB))
+                dst.write(piece)
+                left -= len(piece)
             dst.write(os.urandom(MiB))
             shutil.copyfileobj(src, dst, 8 * MiB)
         os.replace(tmp, path)
