@@ -124,8 +124,11 @@ class PathPolicy:
     """
 
     def __init__(self) -> None:
-        #: new tree id -> its subtrees ((name, id), ...)
+        #: new tree id -> its subtrees ((name, id), ...), made when first needed ...
         self.subtrees: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}
+        #: ... from the bodies of the new trees that have subtrees (the others have none)
+        self.bodies: dict[bytes, bytes] = {}
+        self.new_trees: set[bytes] = set()
         self.problems: dict[bytes, tuple[str, str]] = {}  # tree id -> (name, why)
         self.commits: dict[bytes, tuple[bytes, list[bytes]]] = {}  # id -> (tree, parents)
         self._prev: bytes | None = None  # names section of the last tree
@@ -137,7 +140,9 @@ class PathPolicy:
         elif kind == TREE:
             n = int.from_bytes(body[:4], "big")
             section = body[4 + 33 * n :]
-            self.subtrees[oid] = _subtrees(body, n, section)
+            self.new_trees.add(oid)
+            if body.find(MODE_TREE, 4, 4 + n) >= 0:
+                self.bodies[oid] = body
             problem = self._names(section, n)
             if problem is not None:
                 self.problems[oid] = problem
@@ -168,22 +173,29 @@ class PathPolicy:
 
     def check(self, reader: ObjectReader) -> None:
         """Walk every new commit's tree (see the class); ``reader`` has every object."""
-        known = dict(self.subtrees)
+        known = self.subtrees
         problems = dict(self.problems)
         done: dict[bytes, int] = {}  # tree id -> the longest prefix it was walked at
+        new_trees, bodies = self.new_trees, self.bodies
 
         def read(oid: bytes) -> tuple[bytes, int, bytes]:
-            found = reader.get(oid)
-            if found is None or found[0] != TREE:
-                raise PackError("missing_objects", f"tree {oid.hex()} is missing")
-            body = found[1]
+            body = bodies.get(oid)
+            if body is None:
+                found = reader.get(oid)
+                if found is None or found[0] != TREE:
+                    raise PackError("missing_objects", f"tree {oid.hex()} is missing")
+                body = found[1]
             n = int.from_bytes(body[:4], "big")
             return body, n, body[4 + 33 * n :]
 
         def subtrees(oid: bytes) -> tuple[tuple[bytes, bytes], ...]:
             subs = known.get(oid)
-            if subs is None:  # an existing tree
-                subs = known[oid] = _subtrees(*read(oid))
+            if subs is None:
+                if oid in new_trees and oid not in bodies:
+                    subs = ()  # a new tree without subtrees
+                else:
+                    subs = _subtrees(*read(oid))
+                known[oid] = subs
             return subs
 
         for tree, parents in self.commits.values():
@@ -193,7 +205,7 @@ class PathPolicy:
                 oid, olds, prefix = stack.pop()
                 if oid in olds or done.get(oid, -1) >= len(prefix):
                     continue  # where the parent has it: checked when it came
-                if oid not in problems and oid not in self.subtrees and oid not in done:
+                if oid not in problems and oid not in new_trees and oid not in done:
                     # an existing tree in a new place: checked as if it came now
                     _body, n, section = read(oid)
                     problem = names_section_problem(section, n)[1]
@@ -205,6 +217,14 @@ class PathPolicy:
                     _refuse(prefix, problem[0], problem[1])
                 if len(prefix) + MAX_NAME_BYTES > MAX_PATH_BYTES:
                     self._check_lengths(prefix, *read(oid))
+                if oid in new_trees and oid not in bodies:
+                    continue  # a new tree without subtrees: nothing below to walk
+                if len(olds) == 1 and not (olds[0] in new_trees and olds[0] not in bodies):
+                    window = _changed_subtrees(read(oid), read(olds[0]))
+                    if window is not None:  # the same names as the parent's: compare ids
+                        for name, sub, sub_olds in window:
+                            stack.append((sub, sub_olds, prefix + name + b"/"))
+                        continue
                 subs = subtrees(oid)
                 if not subs:
                     continue
@@ -244,6 +264,31 @@ class PathPolicy:
             if size > MAX_PATH_BYTES:
                 why = f"is a path of {size} bytes (file systems allow {MAX_PATH_BYTES})"
                 _refuse(prefix, name.decode("utf-8", "surrogateescape"), why)
+
+
+def _changed_subtrees(
+    new: tuple[bytes, int, bytes], old: tuple[bytes, int, bytes]
+) -> list[tuple[bytes, bytes, tuple[bytes, ...]]] | None:
+    """(name, subtree id, (the old id at that name,)) of the subtrees that changed, when the
+    two trees have exactly the same names (the usual version-to-version case: a root whose
+    directories' contents changed); None otherwise. The unchanged runs at both ends are found
+    with memcmp (idsection.common_ends), so a 50-directory root costs a few comparisons."""
+    body, n, section = new
+    obody, on, osection = old
+    if n != on or section != osection:
+        return None
+    modes, ids = body[4 : 4 + n], body[4 + n : 4 + 33 * n]
+    omodes, oids = obody[4 : 4 + n], obody[4 + n : 4 + 33 * n]
+    p, s = common_ends(ids, oids, modes, omodes)
+    if p + s >= n or modes.find(MODE_TREE, p, n - s) < 0:
+        return []
+    names = section.split(b"\0")
+    out: list[tuple[bytes, bytes, tuple[bytes, ...]]] = []
+    for i in range(p, n - s):
+        if modes[i] == MODE_TREE:
+            was: tuple[bytes, ...] = (oids[32 * i : 32 * i + 32],) if omodes[i] == MODE_TREE else ()
+            out.append((names[i], ids[32 * i : 32 * i + 32], was))
+    return out
 
 
 def _subtrees(body: bytes, n: int, section: bytes) -> tuple[tuple[bytes, bytes], ...]:
