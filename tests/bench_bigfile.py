@@ -45,71 +45,12 @@ class Step:
         self.name, self.seconds, self.wire, self.client, self.hub = name, seconds, wire, client, hub
 
 
-def _descendants(root: int) -> list[int]:
-    pids = [root]
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid in pids:
-                pids.append(int(p))
-    return pids
-
-
-def _hwm(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) << 10
-    except OSError:
-        pass
-    return 0
-
-
-def _reset_hwm(pids: list[int]) -> None:
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/clear_refs", "w") as f:
-                f.write("5")
-        except OSError:
-            pass
-
-
-_TIME = shutil.which("time", path="/usr/bin:/bin")
-
-
 def _run(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[float, int, str]:
-    """(seconds, peak RSS of this one process, stdout); raises on failure.
-
-    The peak comes from /usr/bin/time when there is one: a child forked from this (large)
-    process starts with this process's size in its ru_maxrss on Linux, one forked from time
-    does not. Otherwise from wait4 (then an upper bound).
-    """
-    rss_file = None
-    if _TIME is not None:
-        fd, rss_file = tempfile.mkstemp(prefix="rss-")
-        os.close(fd)
-        cmd = [_TIME, "-q", "-f", "%M", "-o", rss_file, *cmd]
-    t = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        dt = time.perf_counter() - t
-        out.seek(0)
-        err.seek(0)
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed: {err.read().decode()[-500:]}")
-        rss = ru.ru_maxrss << 10
-        if rss_file is not None:
-            with open(rss_file) as f:
-                rss = int(f.read().split()[-1]) << 10
-            os.unlink(rss_file)
-        return dt, rss, out.read().decode(errors="replace")
+    """(seconds, peak RSS of this one process, stdout); raises on failure."""
+    code, dt, rss, out, err = proc.measured(cmd, cwd, env)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {err[-500:]}")
+    return dt, rss, out
 
 
 class Side:
@@ -178,14 +119,14 @@ def run_muse(work: str, size: int, path: str) -> Side:
         proc.run([*proc.MUSE, "remote", "add", "origin", url], env=env, cwd=src)
 
         def step(name: str, args: list[str], cwd: str) -> dict[str, Any]:
-            pids = _descendants(hub.proc.pid)
-            _reset_hwm(pids)
+            pids = proc.descendants(hub.proc.pid)
+            proc.reset_peak_rss(pids)
             subprocess.run(["sync"], check=False)
             dt, rss, out = _run([*proc.MUSE, *args], cwd, env)
             doc: dict[str, Any] = {}
             if "--json" in args:
                 doc = json.loads(out.strip().splitlines()[-1])
-            hub_rss = max(_hwm(p) for p in _descendants(hub.proc.pid))
+            hub_rss = max(proc.peak_rss(p) for p in proc.descendants(hub.proc.pid))
             side.steps.append(Step(name, dt, doc.get("bytes"), rss, hub_rss))
             return doc
 
@@ -302,7 +243,7 @@ def run_git(work: str, size: int, lfs_python: str | None = None) -> Side:
                 dt, rss, _ = _run(c, cwd, env)
                 total += dt
                 peak = max(peak, rss)
-            hub = _hwm(lfs.proc.pid) if lfs is not None else 0
+            hub = proc.peak_rss(lfs.proc.pid) if lfs is not None else 0
             side.steps.append(Step(name, total, None, peak, hub))
 
         step("commit", first, src)

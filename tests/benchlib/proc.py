@@ -125,3 +125,84 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it (Linux /proc)."""
+    pids = [root]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid in pids:
+                pids.append(int(p))
+    return pids
+
+
+def peak_rss(pid: int) -> int:
+    """A live process's peak RSS (VmHWM) in bytes, 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) << 10
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss(pids: list[int]) -> None:
+    """Start the processes' peak RSS again from their current size (clear_refs 5)."""
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+
+_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+
+
+def measured(
+    cmd: Sequence[str], cwd: str | None, env: Mapping[str, str]
+) -> tuple[int, float, int, str, str]:
+    """Run ``cmd``: (exit code, seconds, peak RSS in bytes of that one process, stdout, stderr).
+
+    The peak comes from /usr/bin/time when there is one: on Linux a child forked from this
+    process starts with this process's size in its ru_maxrss (a test runner or a benchmark
+    holding data would inflate every figure); one forked from time does not. Otherwise from
+    wait4, and then an upper bound.
+    """
+    import tempfile
+
+    argv = list(cmd)
+    rss_file = None
+    if _TIME is not None:
+        fd, rss_file = tempfile.mkstemp(prefix="rss-")
+        os.close(fd)
+        argv = [_TIME, "-q", "-f", "%M", "-o", rss_file, *argv]
+    t = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        seconds = time.perf_counter() - t
+        rss = int(usage.ru_maxrss) << 10
+        if rss_file is not None:
+            with open(rss_file) as f:
+                words = f.read().split()
+            os.unlink(rss_file)
+            if words and words[-1].isdigit():
+                rss = int(words[-1]) << 10
+        out.seek(0)
+        err.seek(0)
+        return (
+            os.waitstatus_to_exitcode(status),
+            seconds,
+            rss,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )

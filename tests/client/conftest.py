@@ -9,30 +9,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-MUSE = [sys.executable, "-m", "muse"]
+from fixtures import MUSE, muse_env
 
 
 class Muse:
     def __init__(self, home: Path) -> None:
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE")}
-        env.update(
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / ".config"),
-            MUSE_CONFIG_DIR=str(home / ".config" / "muse"),
-            MUSE_AUTHOR_NAME="Test Author",
-            MUSE_AUTHOR_EMAIL="test@example.invalid",
-            MUSE_HTTP_BACKOFF="0.05",
-            MUSE_HTTP_RETRIES="3",
-        )
+        env = muse_env(home, MUSE_HTTP_BACKOFF="0.05", MUSE_HTTP_RETRIES="3")
         self.env = env
 
     def run(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from benchlib.proc import descendants, measured, peak_rss
 
 from .conftest import Muse, tree_of
 
@@ -184,41 +185,12 @@ def test_a_file_over_4_gib_round_trips(muse: Muse, tmp_path: Path, hub: Any) -> 
 
 
 def _peak_rss_of(muse: Muse, *args: str, cwd: Path) -> int:
-    """Run muse; the peak RSS of that one process (wait4), in bytes. Linux counts the
-    forking process's size at the fork too, so this is an upper bound (never under)."""
-    import subprocess
-
+    """Run muse; the peak RSS of that one process, in bytes (benchlib.proc.measured)."""
     from .conftest import MUSE
 
-    p = subprocess.Popen(
-        [*MUSE, *args], cwd=cwd, env=muse.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(p.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, p.stderr.read() if p.stderr else ""
-    return int(usage.ru_maxrss) << 10
-
-
-def _hub_peak(hub: Any) -> int:
-    """Peak RSS (VmHWM) over the hub's processes so far."""
-    peak = 0
-    pids = [hub.proc.pid]
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) in pids:
-                        pids.append(int(p))
-            except (OSError, ValueError):
-                continue
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]) << 10)
-        except OSError:
-            continue
-    return peak
+    code, _seconds, rss, _out, err = measured([*MUSE, *args], str(cwd), muse.env)
+    assert code == 0, err
+    return rss
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -242,7 +214,7 @@ def test_memory_stays_flat_for_a_large_file(
     peaks["edit commit"] = _peak_rss_of(muse, "commit", "-m", "edit", cwd=src)
     peaks["edit push"] = _peak_rss_of(muse, "push", "--path", path, cwd=src)
     peaks["pull"] = _peak_rss_of(muse, "pull", "--path", path, cwd=tmp_path / "dst")
-    peaks["hub"] = _hub_peak(hub)
+    peaks["hub"] = max(peak_rss(p) for p in descendants(hub.proc.pid))
     assert all(v < limit for v in peaks.values()), {k: v >> 20 for k, v in peaks.items()}
     for f in (src / "take.wav", tmp_path / "dst" / "take.wav"):
         f.unlink()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fixtures import MUSE, muse_env
 
 DEPTH = 2000
 
@@ -20,16 +20,9 @@ DEPTH = 2000
 def _muse(  # type: ignore[no-untyped-def]
     home: Path, *args: str, cwd: Path, stdin: str | None = None, check: bool = True
 ):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE")}
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        MUSE_CONFIG_DIR=str(home / ".config" / "muse"),
-        MUSE_AUTHOR_NAME="Test Author",
-        MUSE_AUTHOR_EMAIL="test@example.invalid",
-    )
+    env = muse_env(home)
     cp = subprocess.run(
-        [sys.executable, "-m", "muse", *args],
+        [*MUSE, *args],
         cwd=cwd,
         env=env,
         input=stdin,

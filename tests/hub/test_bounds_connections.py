@@ -10,17 +10,16 @@ from other loopback addresses (127.0.0.2-4: the per-client limit counts by addre
 
 from __future__ import annotations
 
-import os
 import resource
 import selectors
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from fixtures import MUSE, muse_env
 from proto_util import HubClient
 
 TIMEOUT_S = 3  # header and body-idle timeouts of the hub under test
@@ -30,16 +29,9 @@ SLOWLORIS = 20
 
 
 def _muse(home: Path, *args: str, cwd: Path, stdin: str | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE")}
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        MUSE_CONFIG_DIR=str(home / ".config" / "muse"),
-        MUSE_AUTHOR_NAME="Test Author",
-        MUSE_AUTHOR_EMAIL="test@example.invalid",
-    )
+    env = muse_env(home)
     cp = subprocess.run(
-        [sys.executable, "-m", "muse", *args],
+        [*MUSE, *args],
         cwd=cwd,
         env=env,
         input=stdin,

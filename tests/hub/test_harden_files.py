@@ -12,25 +12,15 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import Hub
-
-MUSE = [sys.executable, "-m", "muse"]
+from fixtures import MUSE, Hub, muse_env
 
 
 def muse(home: Path, *args: str, cwd: Path | None = None, stdin: str | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE")}
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        MUSE_CONFIG_DIR=str(home / ".config" / "muse"),
-        MUSE_AUTHOR_NAME="Test Author",
-        MUSE_AUTHOR_EMAIL="test@example.invalid",
-    )
+    env = muse_env(home)
     cp = subprocess.run(
         [*MUSE, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120
     )

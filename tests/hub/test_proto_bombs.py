@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from pathlib import Path
 
 import pytest
+from benchlib.proc import peak_rss
 from proto_util import History, HubClient, update
 
 from muse.core import objects as O
@@ -36,13 +36,6 @@ def repo(hub) -> HubClient:  # type: ignore[no-untyped-def]
     slug = f"bomb{next(_slugs)}"
     hub.create_repo("alice", slug)
     return HubClient(hub.url, "alice", slug, hub.alice)
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) << 10
-    raise AssertionError("no VmHWM")
 
 
 def _pack(blocks: list[bytes], count: int) -> bytes:
@@ -93,13 +86,13 @@ def test_hostile_packs_are_refused_cheaply(hub, repo: HubClient) -> None:  # typ
     h = History()
     c1 = h.commit({"a.txt": b"hello\n"})
     packs = _bomb_packs()
-    before = _peak_rss(hub.proc.pid)
+    before = peak_rss(hub.proc.pid)
     for name, (pack, status) in packs.items():
         assert len(pack) < 64 << 10, name
         r = repo.push_stream([update(MAIN, None, c1)], pack)
         assert r.status == status, (name, r.status, r.body)
         assert r.error in ("bad_pack", "payload_too_large"), (name, r.body)
-    grown = _peak_rss(hub.proc.pid) - before
+    grown = peak_rss(hub.proc.pid) - before
     # One decoded block (16 MiB) and its bookkeeping, not the GiBs the packs describe.
     assert grown < 96 << 20, f"hub peak RSS grew by {grown >> 20} MiB"
     assert repo.refs().json()["refs"] == {}

@@ -13,31 +13,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import ServiceUnavailable, missing
+from fixtures import MUSE, ServiceUnavailable, missing, muse_env
 from fixtures.recovery import OwnPostgres, OwnSeaweed, wait_until
 
-MUSE = [sys.executable, "-m", "muse"]
 RETRIES = 3
 
 
 def _muse_env(home: Path, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE")}
-    env.update(
-        HOME=str(home),
-        MUSE_CONFIG_DIR=str(home / "muse"),
-        MUSE_AUTHOR_NAME="T",
-        MUSE_AUTHOR_EMAIL="t@example.invalid",
-        MUSE_TOKEN=token,
-        MUSE_HTTP_RETRIES=str(RETRIES),
-        MUSE_HTTP_BACKOFF="0.05",
+    return muse_env(
+        home, MUSE_TOKEN=token, MUSE_HTTP_RETRIES=str(RETRIES), MUSE_HTTP_BACKOFF="0.05"
     )
-    return env
 
 
 def _muse(env: dict[str, str], *args: str, cwd: Path | None = None) -> Any:

@@ -17,28 +17,17 @@ import random
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import MUSE, muse_env
 from fixtures.recovery import wait_until
-
-MUSE = [sys.executable, "-m", "muse"]
 
 
 def _env(home: Path, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE")}
-    env.update(
-        HOME=str(home),
-        MUSE_CONFIG_DIR=str(home / "muse"),
-        MUSE_AUTHOR_NAME="T",
-        MUSE_AUTHOR_EMAIL="t@example.invalid",
-        MUSE_TOKEN=token,
-        MUSE_HTTP_RETRIES="0",
-    )
-    return env
+    return muse_env(home, MUSE_TOKEN=token, MUSE_HTTP_RETRIES="0")
 
 
 def _muse(env: dict[str, str], *args: str, cwd: Path | None = None, check: bool = True) -> Any:

@@ -9,7 +9,7 @@ an insertion or an append costs a few new chunks, not a new file, and a copy of 
 nothing at all. The cutter is pyfastcdc (Cython, ~2 GB/s here, the GIL released while it
 cuts; the pure-Python ``fastcdc`` package ran at 1.6 GB/s and pulls in click and humanize).
 
-Nothing here holds more than one read buffer (8 MiB) and one chunk of a file in memory.
+Nothing here holds more than the chunker's buffer (2 x 256 KiB) of a file in memory.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from muse.core.fileio import write_all
 from muse.core.objects import (
     BLOB,
+    CHUNK_MAX,
     CHUNKS,
     ObjectFormatError,
     decode_chunks,
@@ -31,8 +32,6 @@ from muse.core.objects import (
 
 CHUNK_MIN = 16 << 10
 CHUNK_AVG = 64 << 10
-CHUNK_MAX_LEN = 256 << 10  # = objects.CHUNK_MAX
-_READ = 8 << 20
 
 _cdc: Any = None
 
@@ -44,22 +43,19 @@ def _chunker() -> Any:
         import pyfastcdc
 
         _cdc = pyfastcdc.FastCDC(
-            CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX_LEN, normalized_chunking=1
+            CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=1
         )
     return _cdc
 
 
 class _Reader:
-    """``readinto`` over a file descriptor that loops on short reads and counts bytes."""
+    """``readinto`` over a file descriptor (the chunker reads until it gets 0)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.read_bytes = 0
 
     def readinto(self, buf: Any) -> int:
-        n = os.readv(self.fd, [buf])
-        self.read_bytes += n
-        return n
+        return os.readv(self.fd, [buf])
 
 
 def cut(fd: int) -> Iterator[tuple[bytes, memoryview]]:

@@ -49,7 +49,9 @@ class S3Storage(Storage):
         self.region = region or "us-east-1"
         session = boto3.session.Session()
 
-        def client(endpoint: str | None) -> Any:
+        def client(
+            endpoint: str | None, attempts: int = 3, connect_s: float = 10, read_s: float = 120
+        ) -> Any:
             return session.client(
                 "s3",
                 endpoint_url=endpoint,
@@ -59,29 +61,16 @@ class S3Storage(Storage):
                 config=Config(
                     signature_version="s3v4",
                     s3={"addressing_style": "path"},
-                    retries={"max_attempts": 3, "mode": "standard"},
+                    retries={"max_attempts": attempts, "mode": "standard"},
                     max_pool_connections=32,
-                    connect_timeout=10,
-                    read_timeout=120,
+                    connect_timeout=connect_s,
+                    read_timeout=read_s,
                 ),
             )
 
         self.client: Any = client(self.endpoint_url)
         #: For health checks: one attempt, short timeouts (a store down answers in seconds).
-        self.probe: Any = session.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=access_key or None,
-            aws_secret_access_key=secret_key or None,
-            config=Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": 1, "mode": "standard"},
-                connect_timeout=HEALTH_TIMEOUT_S,
-                read_timeout=HEALTH_TIMEOUT_S,
-            ),
-        )
+        self.probe: Any = client(self.endpoint_url, 1, HEALTH_TIMEOUT_S, HEALTH_TIMEOUT_S)
         #: Signs presigned URLs (no request is sent through it).
         self.signer: Any = client(public_endpoint_url) if public_endpoint_url else self.client
         self._create_bucket = create_bucket
