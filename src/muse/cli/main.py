@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "commit": ("muse.cli.cmd_commit", "record a snapshot of the working tree"),
     "log": ("muse.cli.cmd_log", "show commit history"),
     "show": ("muse.cli.cmd_show", "show a commit or any object"),
+    "diff": ("muse.cli.cmd_diff", "show changes between the working tree and commits"),
     "branch": ("muse.cli.cmd_branch", "list, create or delete branches"),
     "checkout": ("muse.cli.cmd_checkout", "switch branches or check out a commit"),
     "fsck": ("muse.cli.cmd_fsck", "verify every object and the connectivity of refs"),
@@ -32,6 +33,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("muse.cli.cmd_fetch", "download objects and refs from a hub"),
     "clone": ("muse.cli.cmd_clone", "copy a hub repository into a new directory"),
     "merge": ("muse.cli.cmd_merge", "merge a branch into the current one"),
+    "resolve": ("muse.cli.cmd_resolve", "mark conflicted files as resolved"),
+    "tag": ("muse.cli.cmd_tag", "create, list or delete tags"),
+    "reset": ("muse.cli.cmd_reset", "move the current branch to another commit"),
+    "revert": ("muse.cli.cmd_revert", "record a commit that undoes an earlier one"),
+    "restore": ("muse.cli.cmd_restore", "discard changes to files in the working tree"),
+    "stash": ("muse.cli.cmd_stash", "put working-tree changes aside and bring them back"),
+    "reflog": ("muse.cli.cmd_reflog", "show where HEAD and branches have pointed"),
+    "add": ("muse.cli.cmd_add", "(muse commits the whole tree) explain or limit a commit"),
+    "rm": ("muse.cli.cmd_rm", "remove files from the working tree and the next commit"),
     "fast-import": ("muse.cli.cmd_fast_import", "import a git history (git fast-export)"),
 }
 
