@@ -6,8 +6,8 @@
 - the JSON repository API (``musehub.api``), ``/healthz`` and ``/openapi.json``;
 - ``/_storage/{key}``: the ``local`` storage backend's presigned GET/PUT URLs
   (``musehub.storage.signing``); present only with that backend;
-- middleware, outermost first: request logging (method, path, status, ms, bytes) that also
-  turns any unexpected exception into a logged traceback and a JSON 500; the
+- middleware, outermost first: metrics and the access log (``musehub.metrics``); turning
+  any unexpected exception into a logged traceback and a JSON 500, and the
   ``Muse-Protocol: 1`` header on every response; the per-process rate limit.
 
 What the protocol routes get, ``app.state.hub`` (a :class:`musehub.state.HubState`):
@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from importlib import resources
 from typing import Any
 
@@ -49,6 +48,7 @@ from musehub.errors import (
     log_part_failure,
     part_failure,
 )
+from musehub.metrics import ObserveMiddleware, metrics_endpoint
 from musehub.ratelimit import RateLimiter, RateLimitMiddleware
 from musehub.state import HubState
 from musehub.storage import InvalidKey, open_storage
@@ -56,15 +56,15 @@ from musehub.storage.local import LocalStorage
 from musehub.storage.signing import verify
 
 log = logging.getLogger("musehub")
-access_log = logging.getLogger("musehub.access")
 
 # -------------------------------------------------------------------------- middleware
 
 
 class AccessLogMiddleware:
-    """Logs every request; adds ``Muse-Protocol``; a crash becomes a JSON 500, logged once
-    with its traceback; a part of the hub that failed (database, storage, a full disk)
-    becomes its 503/507 (``errors.part_failure``), logged as one line."""
+    """Adds ``Muse-Protocol``; a crash becomes a JSON 500, logged once with its traceback; a
+    part of the hub that failed (database, storage, a full disk) becomes its 503/507
+    (``errors.part_failure``), logged as one line. The access line itself is written by
+    ``musehub.metrics.ObserveMiddleware``, around this one."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -73,21 +73,15 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
-        status = 0
-        sent = 0
         started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent, started
+            nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"muse-protocol", str(PROTOCOL_VERSION).encode()))
                 message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -101,18 +95,19 @@ class AccessLogMiddleware:
             else:
                 log.exception("unhandled error in %s %s", scope["method"], scope["path"])
                 if not started:
-                    status = 500
                     resp = error_response(500, "internal_error", "internal server error")
                     await resp(scope, receive, send_wrapper)
-        finally:
-            ms = (time.perf_counter() - start) * 1000
-            access_log.info("%s %s %d %.1fms %dB", scope["method"], scope["path"], status, ms, sent)
 
 
 # -------------------------------------------------------------------------- routes
 
 
 async def healthz(request: Request) -> Response:
+    """200 while the process serves (liveness); what it depends on is /readyz's question."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
     """200 when the database and the storage answer, else 503 naming the part that failed
     (checked cheaply, at most about once a second: HubState.health)."""
     hub: HubState = request.app.state.hub
@@ -275,6 +270,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
 
     route_list: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *api.routes(),
     ]
@@ -289,6 +286,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app = Starlette(
         routes=route_list,
         middleware=[
+            Middleware(ObserveMiddleware, log_format=settings.log_format),
             Middleware(AccessLogMiddleware),
             Middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_limit_per_minute)),
         ],

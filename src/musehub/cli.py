@@ -115,6 +115,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from musehub.files import secure_data_dir
 
     secure_data_dir(settings)  # 0700, even when an earlier version made it 0755
+    from musehub.metrics import prepare_multiprocess
+
+    prepare_multiprocess(settings)  # before any worker imports prometheus_client
     _database(settings).dispose()  # migrate once before the workers start
     from musehub.storage import open_storage
 

@@ -93,6 +93,15 @@ class Settings:
     workers: int = 2
     cache_dir: str = ""  # default: <data_dir>/cache
     log_level: str = "info"
+    #: Access log lines as "text" or one JSON object per line ("json").
+    log_format: str = "text"
+    #: GET /metrics needs "Authorization: Bearer <metrics_token>" when set; else loopback only.
+    metrics_token: str = ""
+    #: Bound of the local pack cache (<cache_dir>/packs); least recently used packs go first.
+    cache_max_bytes: int = 20 * GiB
+    #: Storage quotas in bytes (0: none); a user's or repository's own quota overrides them.
+    quota_repo_bytes: int = 0
+    quota_user_bytes: int = 0
     #: The periodic sweep of leftovers (docs/operations.md, "Garbage after crashes"): every
     #: this many seconds (0: only at start-up), removing what is older than the grace.
     sweep_interval_s: int = 600
@@ -142,6 +151,9 @@ _INT_FIELDS = {
     "workers",
     "sweep_interval_s",
     "sweep_grace_s",
+    "cache_max_bytes",
+    "quota_repo_bytes",
+    "quota_user_bytes",
     *LIMIT_FIELDS,
 } - _FLOAT_FIELDS
 
@@ -225,6 +237,10 @@ def finalize(settings: Settings) -> Settings:
         raise ConfigError(f"port out of range: {settings.port}")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be 'text' or 'json', not {settings.log_format!r}")
+    if min(settings.cache_max_bytes, settings.quota_repo_bytes, settings.quota_user_bytes) < 0:
+        raise ConfigError("cache_max_bytes and the quotas cannot be negative")
     if settings.sweep_interval_s < 0 or settings.sweep_grace_s < 0:
         raise ConfigError("sweep_interval_s and sweep_grace_s cannot be negative")
     for name in LIMIT_FIELDS:
@@ -266,7 +282,8 @@ def trusted_proxies(value: str) -> list[str]:
 
 #: Settings variables that may hold secrets; never passed on to worker processes.
 SECRET_ENV = tuple(
-    ENV_PREFIX + name.upper() for name in ("secret_key", "s3_secret_key", "database_url")
+    ENV_PREFIX + name.upper()
+    for name in ("secret_key", "s3_secret_key", "database_url", "metrics_token")
 )
 #: Names the file from which ``musehub serve``'s worker processes read their settings.
 WORKER_SETTINGS_ENV = ENV_PREFIX + "WORKER_SETTINGS"

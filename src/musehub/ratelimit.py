@@ -35,7 +35,7 @@ WINDOW_S = 60.0
 #: callers idle longest are forgotten first, so memory stays bounded (~30 MB).
 MAX_KEYS = 100_000
 #: Paths that are never limited (health checks from load balancers).
-EXEMPT = ("/healthz",)
+EXEMPT = ("/healthz", "/readyz", "/metrics")
 
 
 class RateLimiter:

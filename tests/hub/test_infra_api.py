@@ -46,6 +46,9 @@ def raw(
 def test_healthz_and_protocol_header(hub: Hub) -> None:
     status, headers, body = raw(hub, "GET", "/healthz")
     assert status == 200
+    assert json.loads(body) == {"status": "ok"}
+    status, headers, body = raw(hub, "GET", "/readyz")
+    assert status == 200
     assert json.loads(body) == {"status": "ok", "database": "ok", "storage": "ok"}
     assert headers["muse-protocol"] == "1"
     status, headers, _ = raw(hub, "GET", "/no/such/thing/here")
@@ -300,13 +303,14 @@ def _app_raising(exc: Exception) -> Any:
 
     from musehub.app import AccessLogMiddleware
     from musehub.errors import exception_handlers
+    from musehub.metrics import ObserveMiddleware
 
     async def boom(request: object) -> None:
         raise exc
 
     return Starlette(
         routes=[Route("/boom", boom)],
-        middleware=[Middleware(AccessLogMiddleware)],
+        middleware=[Middleware(ObserveMiddleware), Middleware(AccessLogMiddleware)],
         exception_handlers=exception_handlers(),
     )
 

@@ -3,7 +3,7 @@
 Each test runs its own database server or object store (the session's shared ones keep
 running for everyone else) and really stops it under a running hub. What must hold: every
 request answers 503 with the code of the part that failed and Retry-After, never a 500;
-one log line per such request, no traceback; ``/healthz`` reports the part; the client says
+one log line per such request, no traceback; ``/readyz`` reports the part; the client says
 the cause with exit code 7 after at most its retry budget; and when the part is back the hub
 serves again within seconds, by itself.
 """
@@ -57,7 +57,7 @@ def _count(hub: Any, text: str) -> int:
 
 
 def _health(hub: Any) -> tuple[int, Any]:
-    return tuple(hub.request("GET", "/healthz", check=False))  # type: ignore[return-value]
+    return tuple(hub.request("GET", "/readyz", check=False))  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")
