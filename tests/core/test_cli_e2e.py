@@ -149,7 +149,7 @@ def test_fsck_finds_corruption_and_missing_objects(tmp_path, env):
     out = subprocess.run(
         [sys.executable, "-m", "muse", "fsck"], cwd=w, env=env, capture_output=True, text=True
     )
-    assert out.returncode == 1 and "hash mismatch" in out.stderr
+    assert out.returncode == 1 and "corrupt" in out.stderr
     victim.unlink()
     out = subprocess.run(
         [sys.executable, "-m", "muse", "fsck"], cwd=w, env=env, capture_output=True, text=True

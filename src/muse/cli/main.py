@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "branch": ("muse.cli.cmd_branch", "list, create or delete branches"),
     "checkout": ("muse.cli.cmd_checkout", "switch branches or check out a commit"),
     "fsck": ("muse.cli.cmd_fsck", "verify every object and the connectivity of refs"),
+    "gc": ("muse.cli.cmd_gc", "pack loose objects and small packs into one pack"),
     "config": ("muse.cli.cmd_config", "get or set repository / user options"),
     "remote": ("muse.cli.cmd_remote", "manage remote hubs"),
     "auth": ("muse.cli.cmd_auth", "store or remove a hub access token"),
@@ -162,8 +163,33 @@ def _main(args: list[str]) -> int:
     _check_command(name)
     module, parser = _make_parser(name)
     ns = parser.parse_args(args[1:])
-    rc = module.run(ns)
-    return int(rc or 0)
+    rc = int(module.run(ns) or 0)
+    if rc == 0 and name in AUTO_GC_AFTER:
+        _auto_gc(quiet=bool(getattr(ns, "quiet", False)))
+    return rc
+
+
+#: Commands that add objects end with an automatic repack when one is due (git's gc --auto).
+AUTO_GC_AFTER = frozenset({"commit", "merge", "pull", "fetch", "fast-import", "revert", "stash"})
+
+
+def _auto_gc(quiet: bool) -> None:
+    """Repack when the repository has many loose objects or packs (muse.core.repack)."""
+    from muse.core import repack
+    from muse.core.repo import NotARepository, Repository
+
+    try:
+        repo = Repository.find()
+    except NotARepository:
+        return
+    if not repack.needed(repo):
+        return
+    if not quiet:
+        sys.stderr.write("Auto packing the repository (muse gc)...\n")
+    try:
+        repack.auto(repo)
+    except Exception as e:  # noqa: BLE001 - the command itself succeeded; say why, go on
+        sys.stderr.write(f"muse: warning: automatic gc failed: {e}\n")
 
 
 def _check_command(name: str) -> None:

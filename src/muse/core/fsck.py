@@ -26,7 +26,7 @@ from muse.core.objects import (
 from muse.core.record import Record
 from muse.core.refs import RefError
 from muse.core.repo import Repository
-from muse.core.store import _pack_files, _parse_loose
+from muse.core.store import _pack_files, _parse_loose, loose_bytes
 
 
 class FsckReport(Record):
@@ -83,11 +83,16 @@ def fsck(repo: Repository) -> FsckReport:
         except OSError as e:
             rep.problems.append(f"loose object {oid.hex()}: unreadable: {e}")
             continue
-        if hashlib.sha256(raw).digest() != oid:
+        try:
+            hashed = loose_bytes(raw)
+        except ObjectFormatError as e:
+            rep.problems.append(f"loose object {oid.hex()}: {e}")
+            continue
+        if hashlib.sha256(hashed).digest() != oid:
             rep.problems.append(f"loose object {oid.hex()}: hash mismatch (corrupt)")
             continue
         try:
-            kind, body = _parse_loose(raw)
+            kind, body = _parse_loose(hashed)
         except ObjectFormatError as e:
             rep.problems.append(f"loose object {oid.hex()}: {e}")
             continue

@@ -1,8 +1,10 @@
 """The object store of a repository: loose objects plus packs, behind one read interface.
 
-A loose object lives at ``.muse/objects/<first 2 hex>/<remaining 62 hex>`` and holds exactly the
-bytes that are hashed: the typed header followed by the body, uncompressed. So the SHA-256 of a
-loose file is its name, and verifying it needs no decoding. Loose files are written to a
+A loose object lives at ``.muse/objects/<first 2 hex>/<remaining 62 hex>`` and holds the bytes
+that are hashed (the typed header followed by the body) as one zstd frame, as git keeps its
+loose objects deflated: the SHA-256 of the decompressed file is its name. A file that is not a
+zstd frame holds those bytes as they are (how loose objects were written before; still read).
+Loose files are written to a
 temporary file in the same directory and renamed into place, so a reader never sees half an
 object, and durably (fsync of the file, then of its directory: :mod:`muse.core.lockfile`), so
 a ref written afterwards never names an object a power cut lost. Bulk data (fetch, clone,
@@ -184,8 +186,7 @@ class ObjectStore:
         # name. Atomic, not synced (git's core.fsync default leaves loose objects out too: a
         # sync each costs ~0.5 ms here; what must survive a power cut goes into packs).
         with LockFile(os.path.join(d, h[2:]), durable=False, mode=0o444, lock=False) as f:
-            f.write(head)
-            f.write(body)
+            f.write(_compressor().compress(head + body))
 
     def write_pack(self, objects: Iterable[tuple[int, bytes]]) -> PackFile:
         """Write many objects as one pack in ``.muse/packs`` (cheaper than many loose files)."""
@@ -269,7 +270,49 @@ class ObjectStore:
             self._packs.refresh()
 
 
+#: The first bytes of a zstd frame (a stored loose object never starts so: it starts with its
+#: kind's name).
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: Loose objects are small (files of 1 MiB and more are chunked), trees and commits a few MiB
+#: at most: a frame that claims more is damage, not an object.
+LOOSE_MAX = 256 << 20
+_zstd: dict[str, Any] = {}
+
+
+def _compressor() -> Any:
+    """zstd level 3: 3 ms to import, ~1 µs per small object, a 4 KiB text file to ~1.5 KiB."""
+    c = _zstd.get("c")
+    if c is None:
+        import zstandard
+
+        c = _zstd["c"] = zstandard.ZstdCompressor(level=3, write_content_size=True)
+    return c
+
+
+def loose_bytes(raw: bytes) -> bytes:
+    """The hashed bytes (header + body) of a loose file's content."""
+    if raw[:4] != ZSTD_MAGIC:
+        return raw
+    import zstandard
+
+    try:
+        size = zstandard.frame_content_size(raw)
+        if size < 0 or size > LOOSE_MAX:
+            raise ObjectFormatError("corrupt loose object (bad zstd frame size)")
+        d = _zstd.get("d")
+        if d is None:
+            d = _zstd["d"] = zstandard.ZstdDecompressor()
+        dobj = d.decompressobj()
+        out: bytes = dobj.decompress(raw)
+    except zstandard.ZstdError as e:
+        raise ObjectFormatError(f"corrupt loose object ({e})") from None
+    if len(out) != size or not dobj.eof or dobj.unused_data:
+        raise ObjectFormatError("corrupt loose object (not exactly one whole zstd frame)")
+    return out
+
+
 def _parse_loose(raw: bytes) -> tuple[int, bytes]:
+    raw = loose_bytes(raw)
     sp = raw.find(b" ", 0, 16)
     nul = raw.find(b"\0", 0, 32)
     if sp <= 0 or nul <= sp:

@@ -229,6 +229,8 @@ class PackFile:
 
         Returns the object count; raises PackError on any disagreement (fsck).
         """
+        with open(self.idx_path, "rb") as f:
+            index.verify_index(f.read(), self.idx_path)
         seen = 0
         with open(self.path, "rb") as f:
             reader = BlockReader(f, limits, stream_large=True)

@@ -85,7 +85,9 @@ class PackSet(PackList):
             pf = self._by_name.get(n)
             if pf is None:
                 try:
-                    pf = PackFile(os.path.join(self.directory, n), self.cache)
+                    # The index's own hash is fsck's to check (PackFile.verify): re-hashing
+                    # every index on every command made each command cost the repository.
+                    pf = PackFile(os.path.join(self.directory, n), self.cache, verify_index=False)
                 except (OSError, PackError):
                     continue
             by_name[n] = pf
