@@ -256,6 +256,12 @@ def _protocol_routes(state: HubState) -> list[BaseRoute]:
     return list(routes(state))
 
 
+def _web_routes(state: HubState) -> list[BaseRoute]:
+    from musehub.web import routes
+
+    return list(routes(state))
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
     """The hub application for ``settings`` (default: from the environment)."""
     from musehub import api
@@ -281,6 +287,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             Route("/_storage/{key:path}", storage_put, methods=["PUT"]),
         ]
     route_list += _protocol_routes(state)
+    route_list += _web_routes(state)  # last: /{owner}/{slug} pages after every API path
 
     handlers: dict[Any, Any] = exception_handlers()
     app = Starlette(

@@ -106,6 +106,8 @@ class Settings:
     #: this many seconds (0: only at start-up), removing what is older than the grace.
     sweep_interval_s: int = 600
     sweep_grace_s: int = 6 * 3600
+    #: How long a web view sign-in (its session cookie) lasts (musehub.web.session).
+    web_session_max_age_s: int = 14 * 86400
     limits: Limits = field(default_factory=Limits)
 
     # The limits are also reachable flat (settings.max_pack_bytes), as they are configured.
@@ -151,6 +153,7 @@ _INT_FIELDS = {
     "workers",
     "sweep_interval_s",
     "sweep_grace_s",
+    "web_session_max_age_s",
     "cache_max_bytes",
     "quota_repo_bytes",
     "quota_user_bytes",
@@ -241,6 +244,8 @@ def finalize(settings: Settings) -> Settings:
         raise ConfigError(f"log_format must be 'text' or 'json', not {settings.log_format!r}")
     if min(settings.cache_max_bytes, settings.quota_repo_bytes, settings.quota_user_bytes) < 0:
         raise ConfigError("cache_max_bytes and the quotas cannot be negative")
+    if settings.web_session_max_age_s < 1:
+        raise ConfigError("web_session_max_age_s must be at least 1")
     if settings.sweep_interval_s < 0 or settings.sweep_grace_s < 0:
         raise ConfigError("sweep_interval_s and sweep_grace_s cannot be negative")
     for name in LIMIT_FIELDS:
