@@ -36,9 +36,12 @@ NATURAL_PATHS = {
     "m": ["stream"],
     "l": ["stream", "presign"],
     "xl": ["presign"],
+    "xxl": ["presign"],
+    "media": ["presign"],
 }
 FULL_TREE_SIZES = {"xs", "s", "m"}  # clone/pull trees compared byte for byte in full
 FSCK_SIZES = {"xs", "s", "m"}
+DROP_EACH_RUN = {"media"}  # each run's directories and repositories removed as soon as it ends
 
 
 class WrongResult(Exception):
@@ -299,11 +302,24 @@ def git_run(env: Env, verb: str, size: str, rd: str) -> Sample:
 
 
 # ---------------------------------------------------------------------------------- driver
-def moved(verb: str, tier: Tier) -> int:
-    """Files the verb moves: everything, except pull which brings commits h..C-1."""
-    if verb == "pull":
-        return tier.files_in(tier.half, tier.commits)
-    return tier.objects
+def moved(verb: str, tier: Tier) -> tuple[int, int]:
+    """(files, content bytes) the verb moves: everything, except pull which brings commits
+    h..C-1."""
+    first = tier.half if verb == "pull" else 0
+    return tier.files_in(first, tier.commits), tier.bytes_in(first, tier.commits)
+
+
+def _drop_run(env: Env, rd: str) -> None:
+    """Remove one run's directories, its git daemon repository and its hub repository (the
+    media tier's runs take gigabytes each: a size's runs together would fill the disk)."""
+    shutil.rmtree(rd, ignore_errors=True)
+    if env.gitd is not None:
+        shutil.rmtree(os.path.join(env.gitd.base_dir, f"{os.path.basename(rd)}.git"), True)
+    while env.created:
+        try:
+            env.hub.delete_repo(env.created.pop())
+        except Exception:  # noqa: BLE001 - best effort: the size's cleanup runs again at the end
+            pass
 
 
 def _attempt(
@@ -332,9 +348,9 @@ def run_size(
     list(workload.commits(tier))  # generate the content once, untimed
     try:
         for verb in verbs:
-            n = moved(verb, tier)
+            n, nbytes = moved(verb, tier)
             for path in paths:
-                row = report.Row(verb, size, path, n * workload.FILE_SIZE, n, runs=runs)
+                row = report.Row(verb, size, path, nbytes, n, runs=runs)
                 for r in range(runs):
                     order = ["muse", "git"] if r % 2 == 0 else ["git", "muse"]
                     for side in order:
@@ -349,6 +365,8 @@ def run_size(
                                     row.restore.append(s.restore)
                                 if s.path:
                                     row.paths_taken.append(s.path)
+                            if size in DROP_EACH_RUN:
+                                _drop_run(env, rd)
                         elif compare:
                             rd = env.run_dir(size_dir, f"{verb}-{path}-git")
                             g = _attempt(git_run, (env, verb, size, rd), row.git_errors)
@@ -356,6 +374,8 @@ def run_size(
                                 row.git_times.append(g.seconds)
                                 if g.checkout is not None:
                                     row.git_checkout.append(g.checkout)
+                            if size in DROP_EACH_RUN:
+                                _drop_run(env, rd)
                     _progress(row, r)
                 rows.append(row)
     finally:
@@ -423,7 +443,7 @@ def header_md(env: Env, args: argparse.Namespace, info: dict[str, str]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--size", choices=[*workload.ORDER, "all"], default="all")
+    p.add_argument("--size", choices=[*workload.ORDER, *workload.EXTRA, "all"], default="all")
     p.add_argument("--verb", choices=[*VERBS, "all"], default="all")
     p.add_argument(
         "--path",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from functools import lru_cache
+from collections.abc import Iterator
 
 from . import proc
 from .workload import AUTHOR_EMAIL, AUTHOR_NAME, Tier, commits
@@ -34,47 +34,63 @@ def git_env(home: str) -> dict[str, str]:
     return env
 
 
-@lru_cache(maxsize=4)
-def fast_import_stream(tier: Tier, end: int) -> bytes:
-    """The fast-import stream of commits 0..end-1 on refs/heads/main (cached per tier)."""
-    parts: list[bytes] = []
+def fast_import_parts(tier: Tier, end: int) -> Iterator[bytes]:
+    """The fast-import stream of commits 0..end-1 on refs/heads/main, piece by piece."""
     mark = 0
     prev_commit = 0
     for c in commits(tier, 0, end):
         file_marks = []
         for path, data in c.files:
             mark += 1
-            parts.append(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)))
-            parts.append(data)
-            parts.append(b"\n")
+            yield b"blob\nmark :%d\ndata %d\n" % (mark, len(data))
+            yield data
+            yield b"\n"
             file_marks.append((path, mark))
         mark += 1
         msg = c.message.encode()
         sig = f"{AUTHOR_NAME} <{AUTHOR_EMAIL}> {c.time} +0000".encode()
-        parts.append(b"commit refs/heads/main\nmark :%d\n" % mark)
-        parts.append(b"author " + sig + b"\ncommitter " + sig + b"\n")
-        parts.append(b"data %d\n" % len(msg) + msg + b"\n")
+        head = [b"commit refs/heads/main\nmark :%d\n" % mark]
+        head.append(b"author " + sig + b"\ncommitter " + sig + b"\n")
+        head.append(b"data %d\n" % len(msg) + msg + b"\n")
         if prev_commit:
-            parts.append(b"from :%d\n" % prev_commit)
+            head.append(b"from :%d\n" % prev_commit)
         for path, m in file_marks:
-            parts.append(b"M 100644 :%d %s\n" % (m, path.encode()))
-        parts.append(b"\n")
+            head.append(b"M 100644 :%d %s\n" % (m, path.encode()))
+        head.append(b"\n")
+        yield b"".join(head)
         prev_commit = mark
-    return b"".join(parts)
+
+
+def fast_import_stream(tier: Tier, end: int) -> bytes:
+    """The whole fast-import stream of commits 0..end-1 (small tiers; tests)."""
+    return b"".join(fast_import_parts(tier, end))
 
 
 def seed(repo_dir: str, tier: Tier, end: int, env: dict[str, str], bare: bool = False) -> str:
-    """A new git repository holding commits 0..end-1 on main; returns the tip id."""
+    """A new git repository holding commits 0..end-1 on main; returns the tip id. The stream
+    is fed to git fast-import as it is made (the media tier's is gigabytes)."""
     cmd = [proc.GIT, "init", "-q", "-b", "main"] + (["--bare"] if bare else []) + [repo_dir]
     proc.run(cmd, env=env)
     if end <= 0:
         return ""
-    proc.run(
+    fi = subprocess.Popen(
         [proc.GIT, "fast-import", "--quiet", "--done"],
         cwd=repo_dir,
         env=env,
-        input=fast_import_stream(tier, end) + b"done\n",
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
+    assert fi.stdin is not None and fi.stderr is not None
+    try:
+        for part in fast_import_parts(tier, end):
+            fi.stdin.write(part)
+        fi.stdin.write(b"done\n")
+        fi.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = fi.stderr.read()
+    if fi.wait() != 0:
+        raise proc.CommandFailed(fi.args, fi.returncode, err.decode(errors="replace"))
     return rev_parse(repo_dir, "refs/heads/main", env)
 
 

@@ -43,6 +43,73 @@ class Tier:
         """How many files commits first..end-1 add."""
         return max(0, end - first) * self.files_per_commit
 
+    def bytes_in(self, first: int, end: int) -> int:
+        """How many content bytes the files of commits first..end-1 hold."""
+        return self.files_in(first, end) * FILE_SIZE
+
+    def generate(self) -> tuple[CommitSpec, ...]:
+        per = self.files_per_commit
+        return tuple(
+            CommitSpec(k, tuple((path_of(k, i), content_of(self, k, i)) for i in range(per)))
+            for k in range(self.commits)
+        )
+
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class MediaTier(Tier):
+    """A music project (docs/benchmarks.md, "The media tier"): commit 0 adds STEMS stems of
+    STEM_BYTES incompressible bytes and SMALL project files of FILE_SIZE; each later commit k
+    rewrites one REGION of two stems and adds one small file."""
+
+    STEMS = 40
+    STEM_BYTES = 50 * MiB
+    SMALL = 200
+    REGION = MiB
+
+    def files_in(self, first: int, end: int) -> int:
+        first, end = max(first, 0), min(end, self.commits)
+        n = max(0, end - max(first, 1)) * 3
+        return n + (self.STEMS + self.SMALL if first == 0 < end else 0)
+
+    def bytes_in(self, first: int, end: int) -> int:
+        first, end = max(first, 0), min(end, self.commits)
+        n = max(0, end - max(first, 1)) * (2 * self.STEM_BYTES + FILE_SIZE)
+        if first == 0 < end:
+            n += self.STEMS * self.STEM_BYTES + self.SMALL * FILE_SIZE
+        return n
+
+    @staticmethod
+    def stem_path(s: int) -> str:
+        return f"stems/stem-{s:02d}.wav"
+
+    def edit_of(self, k: int) -> list[tuple[int, int]]:
+        """(stem, byte offset of the rewritten region) for commit k >= 1."""
+        stems = ((2 * k - 2) % self.STEMS, (2 * k - 1) % self.STEMS)
+        slots = self.STEM_BYTES // self.REGION - 1
+        return [(s, ((k * 7919 + s) % slots) * self.REGION) for s in stems]
+
+    def generate(self) -> tuple[CommitSpec, ...]:
+        stems = [
+            bytearray(random.Random(f"MEDIA:stem:{s}").randbytes(self.STEM_BYTES))
+            for s in range(self.STEMS)
+        ]
+        small = tuple((f"project/p{i:03d}.txt", content_of(self, 0, i)) for i in range(self.SMALL))
+        first = tuple((self.stem_path(s), bytes(b)) for s, b in enumerate(stems))
+        out = [CommitSpec(0, first + small)]
+        for k in range(1, self.commits):
+            files = []
+            for s, off in self.edit_of(k):
+                stems[s][off : off + self.REGION] = random.Random(f"MEDIA:{k}:{s}").randbytes(
+                    self.REGION
+                )
+                files.append((self.stem_path(s), bytes(stems[s])))
+            files.append((f"project/n{k:02d}.txt", content_of(self, k, 0)))
+            out.append(CommitSpec(k, tuple(files)))
+        return tuple(out)
+
 
 TIERS: dict[str, Tier] = {
     t.name.lower(): t
@@ -52,9 +119,12 @@ TIERS: dict[str, Tier] = {
         Tier("M", 100, 500),
         Tier("L", 1000, 5000),
         Tier("XL", 5000, 25000),
+        Tier("XXL", 20000, 100000),
+        MediaTier("MEDIA", 11, 270),
     )
 }
-ORDER = ["xs", "s", "m", "l", "xl"]
+ORDER = ["xs", "s", "m", "l", "xl"]  # what --size all runs (the ticket's tiers, with gates)
+EXTRA = ["xxl", "media"]  # run only when named
 
 
 def path_of(k: int, i: int) -> str:
@@ -92,12 +162,9 @@ class CommitSpec:
 
 @lru_cache(maxsize=2)
 def _all_commits(tier: Tier) -> tuple[CommitSpec, ...]:
-    """Generated once per tier and kept (XL is ~100 MB): runs seed many fresh repositories."""
-    per = tier.files_per_commit
-    return tuple(
-        CommitSpec(k, tuple((path_of(k, i), content_of(tier, k, i)) for i in range(per)))
-        for k in range(tier.commits)
-    )
+    """Generated once per tier and kept (XL is ~100 MB, media ~3 GB): runs seed many fresh
+    repositories."""
+    return tier.generate()
 
 
 def commits(tier: Tier, first: int = 0, end: int | None = None) -> Iterator[CommitSpec]:

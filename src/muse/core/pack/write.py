@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
 
+from muse.core.fileio import BackgroundWriter
 from muse.core.lockfile import fsync_dir, fsync_file, process_alive
 from muse.core.objects import CHUNKS, COMMIT, MODE_TREE, TREE, commit_refs, object_id
 from muse.core.pack import index
@@ -288,10 +289,18 @@ def write_pack_file(
     fd, tmp = _mkstemp(dest_dir, ".pack")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            w = PackWriter(f, compress=compress, on_block=on_block)
-            for kind, body, oid in items:
-                w.add(kind, body, oid)
-            checksum = w.finish()
+            # A stream (a large file's chunks as they are cut) is written from a thread of its
+            # own: commit of a 1 GiB file 3.93 -> 3.13 s (median of 3 each, alternating).
+            # A laid-out list is small: written here.
+            out: Any = f if isinstance(objects, list | tuple) else BackgroundWriter(f)
+            try:
+                w = PackWriter(out, compress=compress, on_block=on_block)
+                for kind, body, oid in items:
+                    w.add(kind, body, oid)
+                checksum = w.finish()
+            finally:
+                if out is not f:
+                    out.close()
         return _finish(dest_dir, tmp, checksum, entries)
     except BaseException:
         _unlink(tmp)
