@@ -24,7 +24,9 @@ from muse.core.objects import (
     MODE_TREE,
     TREE,
     Commit,
+    ObjectFormatError,
     TreeEntry,
+    commit_refs,
     decode_chunks,
     decode_commit,
     decode_tree,
@@ -196,6 +198,23 @@ class RepoReader:
         return b"".join(self.read_range(mode, oid, 0, n))
 
     # ------------------------------------------------------------------------- history
+    def meta(self, oid: bytes) -> tuple[bytes, list[bytes], int]:
+        """(tree, parents, committer time) of a commit, parsed only that far (history walks
+        read thousands of commits)."""
+        key = b"meta:" + oid
+        cached = self.objects._decoded.get(key)
+        if isinstance(cached, tuple):
+            return cached
+        body = self.body(oid, COMMIT)
+        tree, parents = commit_refs(body)
+        head = body[: body.find(b"\n\n")]
+        committer = head[head.rfind(b"\ncommitter ") :].rsplit(b" ", 2)
+        try:
+            when = int(committer[-2])
+        except (IndexError, ValueError):
+            raise ObjectFormatError(f"commit {oid.hex()[:12]} has no committer time") from None
+        return self.objects._decoded.put(key, (tree, parents, when))  # type: ignore[return-value]
+
     def history(self, tip: bytes) -> list[bytes]:
         """Every commit reachable from ``tip``, newest committer time first (git log's order);
         kept per tip, since a commit's history never changes."""
@@ -204,22 +223,34 @@ class RepoReader:
             return cached
         order: list[bytes] = []
         seen = {tip}
-        heap = [(-self.commit(tip).committer.time, 0, tip)]
+        heap = [(-self.meta(tip)[2], 0, tip)]
         n = 0
         while heap:
             _, _, oid = heapq.heappop(heap)
             order.append(oid)
-            for p in self.commit(oid).parents:
+            for p in self.meta(oid)[1]:
                 if p not in seen and self.packs.has(p):
                     seen.add(p)
                     n += 1
-                    heapq.heappush(heap, (-self.commit(p).committer.time, n, p))
+                    heapq.heappush(heap, (-self.meta(p)[2], n, p))
         return self.objects._histories.put(tip, order)
 
     def commits_between(self, base: bytes | None, tip: bytes) -> list[bytes]:
-        """Commits reachable from ``tip`` and not from ``base``, newest first (``base..tip``)."""
-        exclude = set(self.history(base)) if base is not None else set()
-        return [c for c in self.history(tip) if c not in exclude]
+        """Commits reachable from ``tip`` and not from ``base``, newest first (``base..tip``):
+        git's revision walk (muse.core.graph.new_commits), whose work follows the change."""
+        from muse.core.graph import new_commits
+
+        def commit_of(oid: bytes) -> tuple[bytes, list[bytes], int] | None:
+            return self.meta(oid) if self.packs.kind(oid) == COMMIT else None
+
+        return new_commits(commit_of, [tip], [base] if base is not None else [])[0]
+
+    def merge_base(self, a: bytes, b: bytes) -> bytes | None:
+        """A best common ancestor; ``a`` itself, found by a walk from ``b`` that stops at it,
+        in the usual case of comparing a branch with one that grew from it."""
+        from muse.core.graph import is_ancestor, merge_base
+
+        return a if is_ancestor(self.packs, a, b) else merge_base(self.packs, a, b)
 
 
 def commit_id_of(text: str) -> bytes | None:

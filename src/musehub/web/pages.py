@@ -354,9 +354,7 @@ class Web:
         if a is None or b is None:
             missing = left if a is None else right
             raise HubError(404, "not_found", f"no ref or commit {missing[:100]!r}")
-        from muse.core.graph import merge_base
-
-        base = merge_base(repo.reader, a[1], b[1]) if three else a[1]
+        base = repo.reader.merge_base(a[1], b[1]) if three else a[1]
         commits = repo.reader.commits_between(base, b[1])
         rows = [(oid, repo.reader.commit(oid)) for oid in commits[:COMMITS_PER_PAGE]]
         old_tree = repo.reader.commit(base).tree if base is not None else None
