@@ -29,6 +29,7 @@ README = """# Song
 A *short* song. <script>alert("readme")</script>
 
 [bad link](javascript:alert(1)) and [good link](https://example.invalid/)
+and [the code](src/main.py) ![a tone](./audio/tone.wav)
 
 | a | b |
 |---|---|
@@ -201,6 +202,9 @@ def test_repository_page(site: Site) -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert 'href="javascript:' not in page
     assert 'href="https://example.invalid/"' in page
+    # relative links lead to the file pages, relative images to the raw files
+    assert 'href="/alice/song/blob/main/src/main.py"' in page
+    assert 'src="/alice/song/raw/main/audio/tone.wav"' in page
 
 
 def test_tree_blob_and_ref_with_a_slash(site: Site) -> None:

@@ -183,7 +183,10 @@ class Web:
             commit = repo.reader.commit(tip)
             entries = self._listing(repo.reader, commit.tree, "")
             context.update(
-                tip=tip, commit=commit, entries=entries, readme=self._readme(repo.reader, entries)
+                tip=tip,
+                commit=commit,
+                entries=entries,
+                readme=self._readme(repo.reader, entries, repo.base, branch),
             )
         return self.html(request, principal, "repo.html", **context)
 
@@ -208,7 +211,7 @@ class Web:
             path=path,
             crumbs=_crumbs(path),
             entries=entries,
-            readme=self._readme(repo.reader, entries),
+            readme=self._readme(repo.reader, entries, repo.base, ref),
         )
 
     def blob(self, request: Request) -> Response:
@@ -447,7 +450,11 @@ class Web:
         out.sort(key=lambda x: (not x["dir"], str(x["name"]).lower()))
         return out
 
-    def _readme(self, reader: RepoReader, entries: list[dict[str, Any]]) -> Any:
+    def _readme(
+        self, reader: RepoReader, entries: list[dict[str, Any]], base: str, ref: str
+    ) -> Any:
+        """The directory's README: Markdown rendered (its relative links into this ref),
+        other text as it is."""
         for want in README_NAMES:
             for e in entries:
                 if not e["dir"] and e["name"].lower() == want:
@@ -456,7 +463,11 @@ class Web:
                     f = File(e["path"], e["mode"], e["id"], e["size"])
                     text = reader.head(f.mode, f.id, f.size).decode("utf-8", "replace")
                     if want.endswith((".md", ".markdown")):
-                        return {"name": e["name"], "html": render.markdown(text)}
+                        folder = e["path"].rpartition("/")[0]
+                        html = render.markdown(
+                            text, _url(base, "blob", ref, folder), _url(base, "raw", ref, folder)
+                        )
+                        return {"name": e["name"], "html": html}
                     return {"name": e["name"], "text": text}
         return None
 

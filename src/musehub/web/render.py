@@ -76,9 +76,26 @@ def _markdown() -> Any:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
-def markdown(text: str) -> Markup:
-    """README Markdown as HTML; any HTML in it is shown as text."""
-    return Markup(_markdown().render(text))  # noqa: S704 - markdown-it escapes with html off
+def markdown(text: str, blob_base: str = "", raw_base: str = "") -> Markup:
+    """README Markdown as HTML; any HTML in it is shown as text. Relative links point at the
+    repository's file pages (``blob_base``/path) and relative images at its raw files, as a
+    README's links mean them."""
+    md = _markdown()
+    tokens = md.parse(text)
+    for token in tokens:
+        for child in token.children or ():
+            attr = {"image": "src", "link_open": "href"}.get(child.type)
+            target = child.attrGet(attr) if attr else None
+            if attr and isinstance(target, str) and _relative(target):
+                base = raw_base if child.type == "image" else blob_base
+                if base:
+                    child.attrSet(attr, base + "/" + target.removeprefix("./"))
+    return Markup(md.renderer.render(tokens, md.options, {}))  # noqa: S704 - html is off
+
+
+def _relative(url: str) -> bool:
+    """A path inside the repository: no scheme, not absolute, not an anchor."""
+    return bool(url) and not url.startswith(("/", "#", "?")) and ":" not in url.split("/")[0]
 
 
 def highlight(name: str, text: str) -> Markup:
