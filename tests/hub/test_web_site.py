@@ -299,6 +299,7 @@ def test_commit_log_commit_and_compare(site: Site) -> None:
     page = body.decode()
     assert "src/main.py" in page and "data/blob.dat" in page
     assert "The body of the message." in page
+    assert "Binary file 1.0 KiB" in page  # data/blob.dat, added
     status, _, body = get(site.hub, "/alice/song/compare/main...feature/x")
     assert status == 200
     page = body.decode()

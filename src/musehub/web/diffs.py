@@ -14,6 +14,7 @@ from typing import Any
 
 from muse.core.objects import CHUNKED_MODES, MODE_NAMES
 from muse.core.treediff import diff_trees
+from musehub.web.media import SNIFF_BYTES, is_text
 from musehub.web.objects import RepoReader
 
 MAX_FILES = 300
@@ -75,14 +76,17 @@ def _fill(
     try:
         from muse.core import textdiff  # type: ignore[attr-defined,unused-ignore]
     except ImportError:  # until muse.core.textdiff lands: the files, without their lines
-        f.omitted = "line diff not available in this build"
-        return
+        textdiff = None
     if max(f.old_size or 0, f.new_size or 0) > MAX_FILE_BYTES:
         chunked = any(e is not None and e[0] in CHUNKED_MODES for e in (old, new))
         f.binary = chunked
         f.omitted = "" if chunked else "not shown: the file is too large"
         return
     a, b = _content(reader, old), _content(reader, new)
+    if textdiff is None:
+        f.binary = not (is_text(a[:SNIFF_BYTES]) and is_text(b[:SNIFF_BYTES]))
+        f.omitted = "" if f.binary else "line diff not available in this build"
+        return
     if textdiff.is_binary(a) or textdiff.is_binary(b):
         f.binary = True
         return

@@ -43,7 +43,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 #: Bounds of what one process keeps (each an LRU).
-OPEN_PACKS = 256
+OPEN_PACKS = 64
 BLOCK_CACHE_BYTES = 64 << 20
 DECODED_OBJECTS = 50_000
 HISTORIES = 64
