@@ -16,6 +16,9 @@ fi
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || ls $1 >/dev/null 2>&1 || missing+=("$2"); }
 need "/usr/lib/postgresql/*/bin/initdb" postgresql
+need nginx nginx
+need fcgiwrap fcgiwrap
+need tinyproxy tinyproxy
 need chromium chromium
 need chromedriver chromium-driver
 if [ ${#missing[@]} -gt 0 ]; then

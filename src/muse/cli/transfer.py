@@ -45,6 +45,9 @@ def summary(verb: str, moved: _Moved, started: float, restore: float = 0.0, **ex
         "seconds": round(time.monotonic() - started, 6),
     }
     obj.update(extra)
+    tr = sys.modules.get("muse.client.transport")
+    if tr is not None:  # HTTP requests, connections and round trips of the whole verb
+        obj.update(tr.TOTALS)
     import json
 
     sys.stdout.write(json.dumps(obj) + "\n")

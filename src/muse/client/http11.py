@@ -4,7 +4,10 @@
 ``ssl`` for HTTPS); at small sizes that is a tenth of what a user waits for. This module needs
 only ``socket``: requests with a Content-Length body (bytes, or a file sent in 1 MiB pieces) or
 a chunked body from an iterator; responses framed by Content-Length, chunked encoding or the
-connection's end; keep-alive; TCP_NODELAY; TLS through ``ssl`` imported only for https.
+connection's end; keep-alive; TCP_NODELAY; TLS through ``ssl`` imported only for https,
+always verified (the system store, ``SSL_CERT_FILE``, or git's ``http.sslCAInfo`` as muse's);
+the forward proxy of ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` as curl reads them
+(CONNECT for https).
 
 Failures are ``OSError`` subclasses (``ConnectionError`` for a peer that vanished or spoke
 nonsense), so callers retry them like any network error. A request that cannot be sent safely
@@ -80,6 +83,19 @@ def _check(what: str, text: str, forbidden: str = _CTL) -> None:
             text.encode("latin-1")
         except UnicodeEncodeError:
             raise InvalidRequest(f"{what} is not Latin-1 text: {text[:60]!r}") from None
+
+
+def _readline_raw(fp: Any) -> bytes:
+    """One line from an unbuffered reader, byte by byte (only for a proxy's short answer)."""
+    out = bytearray()
+    while len(out) <= MAX_LINE:
+        b = fp.read(1)
+        if not b:
+            raise ProxyError("the proxy closed the connection during CONNECT")
+        out += b
+        if b == b"\n":
+            return bytes(out)
+    raise ProxyError("the proxy sent a line that is too long")
 
 
 class Response:
@@ -256,10 +272,160 @@ class Response:
 Body = bytes | bytearray | tuple[BinaryIO, int] | Iterable[bytes] | None
 
 
-class Connection:
-    """One keep-alive connection to ``host:port`` (TLS when ``tls``)."""
+class ProxyError(ConnectionError):
+    """The forward proxy refused or failed the tunnel (its answer to CONNECT was not 2xx)."""
 
-    def __init__(self, host: str, port: int, tls: bool = False, timeout: float = 120.0) -> None:
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CAFileError(OSError):
+    """The configured CA certificate file cannot be read or holds no certificate."""
+
+
+def _env(*names: str) -> str:
+    for n in names:
+        v = os.environ.get(n)
+        if v:
+            return v.strip()
+    return ""
+
+
+def _no_proxy(host: str, port: int) -> bool:
+    """curl's NO_PROXY: ``*``, host names matching themselves and their subdomains (a leading
+    dot optional), ``host:port``, IP addresses and CIDR ranges; comma or space separated."""
+    spec = _env("no_proxy", "NO_PROXY")
+    if not spec:
+        return False
+    h = host.lower().strip("[]").rstrip(".")
+    for entry in spec.replace(",", " ").split():
+        e = entry.lower()
+        if e == "*":
+            return True
+        if e.startswith("[") and "]" in e:  # [::1]:port
+            e, _, p = e[1:].partition("]")
+            if p.startswith(":") and p[1:] != str(port):
+                continue
+        elif e.count(":") == 1:
+            e, _, p = e.partition(":")
+            if p != str(port):
+                continue
+        e = e.lstrip(".").rstrip(".")
+        if not e:
+            continue
+        if h == e or h.endswith("." + e):
+            return True
+        if "/" in e:
+            import ipaddress
+
+            try:
+                if ipaddress.ip_address(h) in ipaddress.ip_network(e, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def proxy_for(scheme: str, host: str, port: int) -> str:
+    """The forward proxy for a URL, as curl and git choose it: ``https_proxy`` / ``HTTPS_PROXY``
+    for https, ``http_proxy`` / ``HTTP_PROXY`` for http, then ``all_proxy`` / ``ALL_PROXY``;
+    none for a host ``NO_PROXY`` names. "" when the connection goes direct."""
+    if scheme == "https":
+        proxy = _env("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+    else:
+        proxy = _env("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+    if not proxy or _no_proxy(host, port):
+        return ""
+    return proxy
+
+
+class ProxyURL:
+    """``http://[user:password@]host[:port]``: where the forward proxy listens."""
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import unquote, urlsplit
+
+        p = urlsplit(url if "://" in url else "http://" + url)
+        if p.scheme != "http" or not p.hostname:
+            raise ProxyError(
+                f"unsupported proxy {url!r}: only http:// proxies are supported "
+                "(check HTTPS_PROXY / HTTP_PROXY)"
+            )
+        try:
+            self.port = p.port or 1080  # curl's (and so git's) default proxy port
+        except ValueError:
+            raise ProxyError(f"bad port in the proxy URL {url!r}") from None
+        self.host = p.hostname
+        self.authorization = ""
+        if p.username is not None:
+            import base64
+
+            cred = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+            self.authorization = "Basic " + base64.b64encode(cred).decode("ascii")
+        self.name = f"{self.host}:{self.port}"
+
+
+_CONTEXTS: dict[str, Any] = {}
+
+
+def configured_ca_file() -> str:
+    """git's ``http.sslCAInfo``: ``MUSE_SSL_CA_INFO`` (or the older ``MUSE_CA_BUNDLE``), else
+    ``http.sslCAInfo`` in the repository here or the global config; "" for the system store
+    (which OpenSSL takes from ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when they are set)."""
+    v = _env("MUSE_SSL_CA_INFO", "MUSE_CA_BUNDLE")
+    if v:
+        return v
+    from muse.core import config
+
+    d = os.getcwd()
+    while True:
+        if os.path.isfile(os.path.join(d, ".muse", "HEAD")):
+            v = config.get_value(config.load(os.path.join(d, ".muse", "config")), "http.sslCAInfo")
+            break
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    if not v:
+        v = config.get_value(config.load(config.global_config_path()), "http.sslCAInfo")
+    return os.path.expanduser(v) if isinstance(v, str) else ""
+
+
+def tls_context(ca_file: str) -> Any:
+    """A verifying client context (built once per CA file: loading a store costs ~10 ms):
+    certificate chain and host name always checked, TLS 1.2 at least. A CA file replaces the
+    system store, as ``http.sslCAInfo`` does for git."""
+    ctx = _CONTEXTS.get(ca_file)
+    if ctx is None:
+        import ssl
+
+        try:
+            ctx = ssl.create_default_context(cafile=ca_file or None)
+        except (OSError, ssl.SSLError) as e:
+            raise CAFileError(
+                f"cannot load the CA certificates in {ca_file!r}: "
+                f"{getattr(e, 'strerror', None) or e}"
+            ) from None
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        _CONTEXTS[ca_file] = ctx
+    return ctx
+
+
+class Connection:
+    """One keep-alive connection to ``host:port`` (TLS when ``tls``), direct or through the
+    forward proxy of the environment (see :func:`proxy_for`; ``proxy=""`` forces direct):
+    a CONNECT tunnel for https, absolute-form request targets for http."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tls: bool = False,
+        timeout: float = 120.0,
+        proxy: str | None = None,
+        ca_file: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
@@ -270,28 +436,75 @@ class Connection:
         hp = f"[{host}]" if ":" in host else host
         default = 443 if tls else 80
         self.host_header = hp if port == default else f"{hp}:{port}"
+        self._proxy_setting = proxy
+        self._ca_file = ca_file
+        self.proxy: ProxyURL | None = None
+        #: Round trips the last connect spent before its first request could go: the TCP
+        #: handshake, the proxy's CONNECT, the TLS handshake (1 for TLS 1.3, 2 before).
+        self.setup_round_trips = 0
 
     def connect(self) -> None:
         _check("a host name", self.host, _CTL_SP)
+        setting = self._proxy_setting
+        if setting is None:
+            setting = proxy_for("https" if self.tls else "http", self.host, self.port)
+        self.proxy = ProxyURL(setting) if setting else None
+        where = (self.proxy.host, self.proxy.port) if self.proxy else (self.host, self.port)
         # An ASCII host goes to getaddrinfo as bytes: a str is run through the "idna" codec
         # first, which imports encodings.idna, unicodedata and stringprep (~1.5 ms).
-        host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
-        sock = socket.create_connection((host, self.port), self.timeout)  # type: ignore[arg-type]
+        host: str | bytes = where[0].encode("ascii") if where[0].isascii() else where[0]
+        sock = socket.create_connection((host, where[1]), self.timeout)  # type: ignore[arg-type]
+        trips = 1
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.proxy and self.tls:
+                self._tunnel(sock, self.proxy)
+                trips += 1
             if self.tls:
-                import ssl
-
-                ctx = ssl.create_default_context()
-                cafile = os.environ.get("MUSE_CA_BUNDLE")
-                if cafile:
-                    ctx.load_verify_locations(cafile)
+                ca = configured_ca_file() if self._ca_file is None else self._ca_file
+                ctx = tls_context(ca)
                 sock = ctx.wrap_socket(sock, server_hostname=self.host)
+                trips += 1 if sock.version() == "TLSv1.3" else 2
         except BaseException:
             sock.close()
             raise
         self.sock = sock
+        self.setup_round_trips = trips
         self._fp = sock.makefile("rb", buffering=CHUNK)
+
+    def _tunnel(self, sock: socket.socket, proxy: ProxyURL) -> None:
+        """CONNECT host:port through the proxy; its whole answer is read before TLS starts."""
+        lines = [f"CONNECT {self.host_header_port} HTTP/1.1", f"Host: {self.host_header_port}"]
+        if proxy.authorization:
+            lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        lines.append("User-Agent: muse")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        fp = sock.makefile("rb", buffering=0)  # unbuffered: not one byte of TLS is taken
+        try:
+            line = _readline_raw(fp)
+            parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+                raise ProxyError(f"the proxy {proxy.name} did not answer CONNECT like HTTP")
+            for _ in range(MAX_HEADERS):
+                if _readline_raw(fp) in (b"\r\n", b"\n"):
+                    break
+            else:
+                raise ProxyError(f"the proxy {proxy.name} sent too many headers")
+        finally:
+            fp.close()
+        status = int(parts[1])
+        if not 200 <= status < 300:
+            reason = parts[2] if len(parts) > 2 else ""
+            raise ProxyError(
+                f"the proxy {proxy.name} refused to connect to {self.host_header_port} "
+                f"({status} {reason})".rstrip(),
+                status,
+            )
+
+    @property
+    def host_header_port(self) -> str:
+        hp = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{hp}:{self.port}"
 
     def _reader(self) -> Any:
         assert self._fp is not None
@@ -326,8 +539,11 @@ class Connection:
             self.connect()
         sock = self.sock
         assert sock is not None
+        if self.proxy is not None and not self.tls:
+            target = f"http://{self.host_header}{target}"  # absolute-form, to the proxy
+            if self.proxy.authorization:
+                headers = {**headers, "Proxy-Authorization": self.proxy.authorization}
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host_header}"]
-        chunked = False
         payload: bytes | None = None
         if body is None:
             if method in ("POST", "PUT"):
@@ -338,30 +554,41 @@ class Connection:
         elif isinstance(body, tuple):
             lines.append(f"Content-Length: {body[1]}")
         else:
-            chunked = True
             lines.append("Transfer-Encoding: chunked")
         lines += [f"{k}: {v}" for k, v in headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.last_method = method
         if payload is not None and len(payload) <= 65536:
             sock.sendall(head + payload)  # one segment for small requests
-        else:
-            sock.sendall(head)
-            if payload is not None:
-                sock.sendall(payload)
-            elif isinstance(body, tuple):
-                f, length = body
-                left = length
-                while left > 0:
-                    data = f.read(min(CHUNK, left))
-                    if not data:
-                        raise ValueError("the request body file ended early")
-                    sock.sendall(data)
-                    left -= len(data)
-            elif chunked:
-                assert body is not None and not isinstance(body, bytes | bytearray | tuple)
-                for piece in body:
-                    if piece:
-                        sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
-                sock.sendall(b"0\r\n\r\n")
+            return Response(self)
+        sock.sendall(head)
+        try:
+            self._send_body(sock, body, payload)
+        except OSError as e:
+            # A server (or a proxy's body cap) may answer and close before the body is all
+            # sent: read that answer (a 413, say) rather than report a broken pipe, as curl does.
+            if isinstance(e, TimeoutError) or self._fp is None:
+                raise
+            try:
+                return Response(self)
+            except OSError:
+                raise e from None
         return Response(self)
+
+    def _send_body(self, sock: socket.socket, body: Body, payload: bytes | None) -> None:
+        if payload is not None:
+            sock.sendall(payload)
+        elif isinstance(body, tuple):
+            f, length = body
+            left = length
+            while left > 0:
+                data = f.read(min(CHUNK, left))
+                if not data:
+                    raise ValueError("the request body file ended early")
+                sock.sendall(data)
+                left -= len(data)
+        elif body is not None and not isinstance(body, bytes | bytearray):
+            for piece in body:
+                if piece:
+                    sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+            sock.sendall(b"0\r\n\r\n")

@@ -47,6 +47,11 @@ BIG_BODY = 1 << 20
 MAX_RESENDS = 2
 
 
+#: What every Transport of this process sent: the --json counters of the one verb a muse
+#: command runs (a pull's fetch and any second session included).
+TOTALS = {"requests": 0, "connections": 0, "round_trips": 0}
+
+
 class WireError(MuseError):
     """A request that failed for good; ``kind`` says what the user can do about it (see
     :mod:`muse.errors`), ``code`` is the hub's error code (or our own)."""
@@ -378,6 +383,10 @@ class Transport(Record):
         self.context = ErrorContext() if context is None else context
         self.requests = requests
         self.connection: ConnectionFactory = http11.Connection if connection is None else connection
+        #: Connections opened and round trips spent (each request, plus each new connection's
+        #: TCP, proxy CONNECT and TLS handshakes), for --json.
+        self.connections = 0
+        self.round_trips = 0
         self._last_url = ""
         self._conns: dict[tuple[str, str, int], Connection] = {}
         if self.token and self.hub_origin:
@@ -459,14 +468,9 @@ class Transport(Record):
                 if reused and stale_retry and isinstance(e, _STALE):
                     stale_retry = False  # the hub closed an idle keep-alive connection
                     continue
-                if type(e).__name__ == "SSLCertVerificationError":
-                    raise WireError(
-                        f"cannot trust {origin_of(url)}: {getattr(e, 'verify_message', e)} "
-                        "(set MUSE_CA_BUNDLE to its CA certificate file if it is yours)",
-                        "network",
-                        "tls",
-                    ) from None
-                err = network_error(e, url, self.context, presigned)
+                err = setup_error(e, url, presigned) or network_error(
+                    e, url, self.context, presigned
+                )
                 if retry and err.retryable and self.retry.wait(upload=upload):
                     continue
                 raise err from None
@@ -478,6 +482,13 @@ class Transport(Record):
                     "bad_request",
                 ) from None
             self.requests += 1
+            trips = 1 + (0 if reused else getattr(conn, "setup_round_trips", 1))
+            self.round_trips += trips
+            TOTALS["requests"] += 1
+            TOTALS["round_trips"] += trips
+            if not reused:
+                self.connections += 1
+                TOTALS["connections"] += 1
             resp = Response(self, key, raw)
             if resp.status < 400:
                 return resp
@@ -513,7 +524,7 @@ class Transport(Record):
                 code = str(obj.get("error", ""))
                 message = str(obj.get("message", ""))
         except ValueError:
-            message = data[:200].decode("utf-8", "replace").strip()
+            message = _plain_text(data[:4096].decode("utf-8", "replace"))
         if presigned and status in (400, 403) and method in ("GET", "PUT"):
             return ExpiredURL(
                 f"storage refused the presigned URL ({status} {code or 'expired'})",
@@ -543,6 +554,17 @@ class Transport(Record):
                     ra = None
             err.retry_after = ra
         return err
+
+
+def _plain_text(text: str) -> str:
+    """An error page that is not JSON (a proxy's HTML, say) as one short line: its <title>,
+    else its text with the whitespace folded."""
+    low = text.lower()
+    start = low.find("<title>")
+    if start >= 0:
+        end = low.find("</title>", start)
+        text = text[start + 7 : end if end >= 0 else start + 207]
+    return " ".join(text.split())[:200]
 
 
 def _is_upload(body: Body) -> bool:
@@ -583,6 +605,43 @@ def check_token_allowed(origin: str) -> None:
             "no_access",
             "insecure_transport",
         )
+
+
+def setup_error(e: BaseException, url: str, presigned: bool = False) -> WireError | None:
+    """A connection that could not be set up safely: a certificate that is not trusted, a TLS
+    handshake that failed, a CA file that cannot be read, a proxy that refused the tunnel.
+    None for an ordinary network failure. Never retried (waiting changes none of these),
+    never downgraded to an unverified connection."""
+    origin = origin_of(url)
+    who = f"the object store {origin}" if presigned else origin
+    name = type(e).__name__
+    if isinstance(e, http11.CAFileError):
+        return WireError(
+            f"{e} (fix http.sslCAInfo / MUSE_SSL_CA_INFO)", "usage", "ca_file", retryable=False
+        )
+    if isinstance(e, http11.ProxyError):
+        return WireError(
+            f"{e} (check HTTPS_PROXY / HTTP_PROXY and NO_PROXY)",
+            "network",
+            "proxy",
+            retryable=e.status >= 500,
+        )
+    if name == "SSLCertVerificationError":
+        reason = getattr(e, "verify_message", "") or str(e)
+        return WireError(
+            f"cannot trust {who}: {reason} (nothing was sent; if it is your own CA, point muse "
+            "at its certificate: muse config --global http.sslCAInfo FILE, or MUSE_SSL_CA_INFO)",
+            "network",
+            "tls",
+        )
+    if name == "SSLError":  # a handshake that failed (EOF and zero-return are ordinary cuts)
+        reason = getattr(e, "reason", None) or str(e)
+        return WireError(
+            f"TLS with {who} failed: {reason} (is it an https server? check the URL)",
+            "network",
+            "tls",
+        )
+    return None
 
 
 def network_error(
@@ -655,6 +714,15 @@ def map_error(status: int, code: str, message: str, ctx: ErrorContext) -> WireEr
             "or 'muse push --force' to overwrite)",
             "rejected",
             code,
+            status,
+        )
+    if status == 413:
+        return WireError(
+            f"{hub} (or a proxy in front of it) refused the request as too large "
+            f"(413{' ' + code if code else ''}){detail}: push with --path presign to send "
+            "it as one bundle straight to storage",
+            "hub_refused",
+            code or "payload_too_large",
             status,
         )
     if status == 429:
