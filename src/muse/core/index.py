@@ -66,12 +66,28 @@ def make_entry(oid: bytes, flags: int, st: os.stat_result) -> Entry:
 class Index:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.entries: dict[str, Entry] = {}
+        self._entries: dict[str, Entry] | None = {}
+        self._raw = b""  # the file as read, decoded into entries on first use
         self.base: bytes | None = None
         self.racy_ns = 0  # entries with mtime_ns >= this are not trusted
         self.dirty = False
         self.exists = False
+        self.checksum = b""  # the file's trailing SHA-256 as read or last saved
         self._lock: LockFile | None = None
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """path -> Entry. Decoded from the file on first use: a status that the file-system
+        monitor answers (nothing changed) needs only the file's checksum."""
+        if self._entries is None:
+            self._entries = self._decode(self._raw)
+            self._raw = b""
+        return self._entries
+
+    @entries.setter
+    def entries(self, value: dict[str, Entry]) -> None:
+        self._entries = value
+        self._raw = b""
 
     def _new_lock(self) -> LockFile:
         return LockFile(self.path, what="the index", error=IndexLocked)
@@ -124,16 +140,24 @@ class Index:
         ):
             self.dirty = True  # corrupt: start afresh (it is only a cache)
             return
+        n = int.from_bytes(data[40:44], "big")
+        end = 44 + _REC.size * n
+        if end > len(data) - 32 or data[end:-32].count(b"\0") != n:
+            self.dirty = True
+            return
         self.exists = True
+        self.checksum = data[-32:]
         base = data[8:40]
         self.base = None if base == bytes(32) else base
+        self._raw = data
+        self._entries = None
+
+    @staticmethod
+    def _decode(data: bytes) -> dict[str, Entry]:
         n = int.from_bytes(data[40:44], "big")
         end = 44 + _REC.size * n
         names = data[end:-32].decode("utf-8", "surrogateescape").split("\0")
-        if len(names) != n + 1:
-            self.dirty = True
-            return
-        self.entries = dict(zip(names, _REC.iter_unpack(data[44:end]), strict=False))  # type: ignore[arg-type]
+        return dict(zip(names, _REC.iter_unpack(data[44:end]), strict=False))  # type: ignore[arg-type]
 
     def save(self) -> None:
         """Write atomically under ``index.lock`` (the one held since load, or taken now;
@@ -154,6 +178,7 @@ class Index:
             lock.write(data)
         self.dirty = False
         self.exists = True
+        self.checksum = data[-32:]
         try:
             self.racy_ns = os.stat(self.path).st_mtime_ns
         except OSError:

@@ -134,16 +134,67 @@ class Scanner:
         self.repo = repo
         self.root = repo.root
         self.index = index
-        self.old = index.entries
         self.new: dict[str, Entry] = {}
         self.collect = collect
         self.progress = progress  # shown while a large file is hashed
         self.store = repo.store
         self.result = ScanResult()
         self._yielded: set[bytes] = set()
+        #: With a file-system monitor (muse.core.fsmonitor): the directories that may have
+        #: changed, with their ancestors, and the tree id each directory had at the last scan.
+        #: A directory outside ``dirty`` whose cached tree the store has is carried over
+        #: unread, index entries and all.
+        self.dirty: set[str] | None = None
+        self.cached_trees: dict[str, bytes] = {}
+        self.dir_trees: dict[str, bytes] = {}  # what this scan found, for the next one
+        self._by_dir: dict[str, list[str]] | None = None
+
+    @property
+    def old(self) -> dict[str, Entry]:
+        """The index's entries (decoded only when a directory is actually scanned)."""
+        return self.index.entries
+
+    def use_monitor(self, changed: set[str], trees: dict[str, bytes]) -> None:
+        dirty: set[str] = set()
+        for d in changed:
+            while d not in dirty:
+                dirty.add(d)
+                if not d:
+                    break
+                d = d.rpartition("/")[0]
+        self.dirty = dirty
+        self.cached_trees = trees
+
+    def _carry(self, rel: str) -> bytes | None:
+        """The cached tree id of an unchanged directory (its entries copied), or None."""
+        if self.dirty is None or rel in self.dirty:
+            return None
+        tid = self.cached_trees.get(rel)
+        if tid is None or not self.store.has(tid):
+            return None
+        if self._by_dir is None:
+            by_dir: dict[str, list[str]] = {}
+            for p in self.old:
+                by_dir.setdefault(p.rpartition("/")[0], []).append(p)
+            self._by_dir = by_dir
+        old, new, prefix = self.old, self.new, rel + "/"
+        for d, paths in self._by_dir.items():
+            if d == rel or d.startswith(prefix):
+                for p in paths:
+                    new[p] = old[p]
+        for d, t in self.cached_trees.items():
+            if d == rel or d.startswith(prefix):
+                self.dir_trees[d] = t
+        return tid
 
     def run(self) -> Iterator[tuple[int, bytes]]:
         """Generator: objects to store (only when collecting); fills self.result."""
+        if self.dirty is not None and "" not in self.dirty:
+            carried = self.cached_trees.get("")
+            if carried is not None and self.store.has(carried):  # nothing changed at all
+                self.result.tree = carried
+                self.dir_trees = dict(self.cached_trees)
+                return  # the index stays as it is (not even decoded)
         oid = yield from self._walk()
         self.result.tree = oid if oid is not None else EMPTY_TREE_ID
         if oid is None:
@@ -226,7 +277,9 @@ class Scanner:
             if e.is_dir(follow_symlinks=False):
                 if rules and _is_ignored(rules, relpath, name, True):
                     continue
-                sub = yield _Descend(e.path, relpath, rules)
+                sub = self._carry(relpath) if self.dirty is not None else None
+                if sub is None:
+                    sub = yield _Descend(e.path, relpath, rules)
                 if sub is not None:
                     entries.append((name, MODE_TREE, sub))
                 continue
@@ -290,6 +343,7 @@ class Scanner:
         h.update(body)
         tid = h.digest()
         self.result.trees[tid] = body
+        self.dir_trees[rel] = tid
         if collect and tid not in self._yielded and not self.store.has(tid):
             self._yielded.add(tid)
             yield TREE, body
@@ -400,10 +454,38 @@ def store_objects(store: ObjectStore, objects: Iterable[tuple[int, bytes]]) -> i
 
 
 # ----------------------------------------------------------------------- scan / snapshot
+def _monitored(repo: Repository, sc: Scanner) -> str | None:
+    """With ``core.fsmonitor`` on: let the scan skip what the monitor saw unchanged; returns
+    the token to remember with the index afterwards (None: monitor off or not answering)."""
+    try:
+        on = repo.effective_config().get("core", {}).get("fsmonitor")
+    except Exception:  # noqa: BLE001 - a config error is reported by the commands that read it
+        return None
+    if on is not True and str(on).lower() != "true":
+        return None
+    from muse.core import fsmonitor
+
+    token, trees = fsmonitor.load_state(repo.muse_dir, sc.index.checksum)
+    new_token, changed = fsmonitor.changed_dirs(repo.root, token)
+    if new_token is not None and changed is not None and token is not None:
+        sc.use_monitor(changed, trees)
+    return new_token
+
+
+def _remember(repo: Repository, sc: Scanner, token: str | None) -> None:
+    """Keep what the scan found for the next one, if the index on disk agrees with it."""
+    if token is None or sc.index.dirty or not sc.index.checksum:
+        return
+    from muse.core import fsmonitor
+
+    fsmonitor.save_state(repo.muse_dir, token, sc.index.checksum, sc.dir_trees)
+
+
 def scan(repo: Repository, index: Index | None = None) -> tuple[ScanResult, Index]:
     """Scan the working tree (hashing only what the stat cache cannot vouch for)."""
     idx = index or load_index(repo.muse_dir)
     sc = Scanner(repo, idx)
+    _monitored(repo, sc)
     return sc.scan_all(), idx
 
 
@@ -413,6 +495,7 @@ def snapshot(
     """Scan and store every new blob and tree; returns the result (its .tree is complete)."""
     idx = index or load_index(repo.muse_dir)
     sc = Scanner(repo, idx, collect=True, progress=progress)
+    _monitored(repo, sc)
     store_objects(repo.store, sc.run())
     return sc.result, idx
 
@@ -435,7 +518,10 @@ class Status(Record):
 
 def status(repo: Repository) -> Status:
     """Compare the working tree with HEAD's tree; refreshes the stat cache if it went stale."""
-    result, idx = scan(repo)
+    idx = load_index(repo.muse_dir)
+    sc = Scanner(repo, idx)
+    token = _monitored(repo, sc)
+    result = sc.scan_all()
     head = repo.head_commit()
     head_tree = repo.read_commit(head).tree if head is not None else EMPTY_TREE_ID
     changes: list[Change] = []
@@ -445,6 +531,7 @@ def status(repo: Repository) -> Status:
         if idx.base is None:
             idx.base = head_tree
         _save_quietly(idx)
+    _remember(repo, sc, token)
     return Status(head, result.tree, changes, result.skipped)
 
 
