@@ -116,6 +116,18 @@ def test_browse_play_diff_and_sign_in(browser: Any, tmp_path: Path) -> None:
         assert abs(played - WAV_SECONDS) < 0.05, played
         shot("audio")
 
+        # an image, shown (served inline as image/png under the page's CSP)
+        b.get(hub.url + "/alice/song/blob/main/art/cover.png")
+        image = b.find_element(By.ID, "image")
+        width = _wait(
+            lambda: b.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth;", image
+            ),
+            "the image",
+        )
+        assert width == 24
+        shot("image")
+
         # a highlighted source file
         b.get(hub.url + "/alice/song/tree/main")
         b.find_element(By.LINK_TEXT, "src/").click()

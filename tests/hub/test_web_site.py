@@ -58,6 +58,28 @@ def wav_bytes(seconds: float = WAV_SECONDS, rate: int = WAV_RATE) -> bytes:
     return buf.getvalue()
 
 
+def png_bytes(width: int = 24, height: int = 16) -> bytes:
+    """A small RGB PNG (a gradient), written with zlib: no imaging library needed."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    rows = b"".join(
+        b"\0" + b"".join(bytes((x * 10 % 256, y * 15 % 256, 128)) for x in range(width))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
 def big_bytes() -> bytes:
     import random
 
@@ -112,6 +134,7 @@ def seed_site(hub: Hub, tmp: Path) -> Site:
             "README.md": README,
             "src/main.py": MAIN_PY_1,
             "audio/tone.wav": wav_bytes(),
+            "art/cover.png": png_bytes(),
             "data/big.bin": big_bytes(),
             "web/evil.html": "<html><script>document.title='pwned'</script></html>\n",
             "web/evil.svg": '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>\n',
@@ -227,6 +250,10 @@ def test_tree_blob_and_ref_with_a_slash(site: Site) -> None:
 
 
 def test_audio_image_and_binary_pages(site: Site) -> None:
+    status, _, body = get(site.hub, "/alice/song/blob/main/art/cover.png")
+    assert status == 200 and b'<img src="/alice/song/raw/main/art/cover.png"' in body
+    status, headers, body = get(site.hub, "/alice/song/raw/main/art/cover.png")
+    assert headers["content-type"] == "image/png" and body == png_bytes()
     status, _, body = get(site.hub, "/alice/song/blob/main/audio/tone.wav")
     assert status == 200
     page = body.decode()
@@ -418,3 +445,19 @@ def test_static_stylesheet(site: Site) -> None:
     status, headers, body = get(site.hub, css)
     assert status == 200 and headers["content-type"].startswith("text/css")
     assert b".highlight" in body and b"header.top" in body
+
+
+def test_pages_on_postgres_and_s3(s3_hub: Hub, tmp_path: Path) -> None:
+    """The same pages from PostgreSQL and an S3 store (SeaweedFS): packs are fetched into the
+    cache on first use, chunked files stream from there."""
+    s = seed_site(s3_hub, tmp_path)
+    assert b'href="/alice/secret"' not in get(s3_hub, "/")[2]
+    assert get(s3_hub, "/alice/secret")[0] == 404
+    status, _, body = get(s3_hub, "/alice/song/blob/feature/x/src/main.py")
+    assert status == 200 and b"print" in body
+    status, _, body = get(s3_hub, "/alice/song/raw/main/data/big.bin", {"Range": "bytes=5-300004"})
+    assert status == 206 and body == big_bytes()[5:300005]
+    status, _, body = get(s3_hub, "/alice/song/commits/main")
+    assert status == 200 and body.index(b"louder hello") < body.index(b"first take")
+    status, _, body = get(s3_hub, f"/alice/song/commit/{s.main}")
+    assert status == 200 and b"Binary file" in body
