@@ -79,6 +79,7 @@ def test_browse_play_diff_and_sign_in(browser: Any, tmp_path: Path) -> None:
     hub = start_hub(tmp_path)
     try:
         site = seed_site(hub, tmp_path)
+        shutil.rmtree(ARTEFACTS, ignore_errors=True)  # this run's pages only
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         shots: list[Path] = []
 
