@@ -346,9 +346,10 @@ def test_private_repository_is_404_until_signed_in(site: Site) -> None:
         assert status == 404 and headers["content-type"].startswith("text/html"), path
         assert b"repo_not_found" in body and b"classified" not in body
         # an API client gets the API's JSON answer, unchanged
-        status, headers, body = get(site.hub, path, {"Accept": "application/json"})
-        assert status == 404 and headers["content-type"] == "application/json"
-        assert b'"error":"repo_not_found"' in body
+        for accept in ("application/json", "*/*", ""):
+            status, headers, body = get(site.hub, path, {"Accept": accept})
+            assert status == 404 and headers["content-type"] == "application/json"
+            assert b'"error":"repo_not_found"' in body
     status, _, body = get(
         site.hub, "/alice/secret/raw/main/hidden.txt", {"Authorization": f"Bearer {site.token}"}
     )

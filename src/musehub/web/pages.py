@@ -68,8 +68,8 @@ def security_headers(csp: str = PAGE_CSP) -> dict[str, str]:
 
 
 def wants_html(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept or "*/*" in accept and "application/json" not in accept
+    """Browsers name text/html; API clients (no Accept, ``*/*``, JSON) keep the JSON errors."""
+    return "text/html" in request.headers.get("accept", "").lower()
 
 
 @dataclass
