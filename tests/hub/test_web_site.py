@@ -139,7 +139,8 @@ def seed_site(hub: Hub, tmp: Path) -> Site:
             "web/evil.html": "<html><script>document.title='pwned'</script></html>\n",
             "web/evil.svg": '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>\n',
             "notes/a b#?.txt": "odd name\n",
-        },
+        }
+        | {f"many/f{i:04d}.txt": "same\n" for i in range(1003)},
     )
     m("commit", "-m", "first take")
     first = _tip(home, token, work)
@@ -228,6 +229,12 @@ def test_repository_page(site: Site) -> None:
     # relative links lead to the file pages, relative images to the raw files
     assert 'href="/alice/song/blob/main/src/main.py"' in page
     assert 'src="/alice/song/raw/main/audio/tone.wav"' in page
+
+
+def test_a_large_directory_lists_its_first_thousand(site: Site) -> None:
+    status, _, body = get(site.hub, "/alice/song/tree/main/many")
+    assert status == 200 and b"f0999.txt" in body and b"f1000.txt" not in body
+    assert b"and 3 more entries" in body
 
 
 def test_tree_blob_and_ref_with_a_slash(site: Site) -> None:

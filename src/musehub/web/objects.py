@@ -13,7 +13,6 @@ import heapq
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from muse.core.objects import (
@@ -72,20 +71,6 @@ class LRU(Generic[K, V]):
             while len(self._d) > self.limit:
                 self._d.popitem(last=False)
         return value
-
-
-@dataclass(frozen=True)
-class File:
-    """A file of a tree: its path, mode, id and size in bytes."""
-
-    path: str
-    mode: int
-    id: bytes
-    size: int
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
 
 
 class Objects:

@@ -36,7 +36,6 @@ from musehub.state import HubState
 from musehub.web import diffs, render, session
 from musehub.web.media import audio_duration, content_disposition, kind_of
 from musehub.web.objects import (
-    File,
     Objects,
     RepoReader,
     branches_and_tags,
@@ -54,6 +53,8 @@ RAW_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; sandbox"
 COMMITS_PER_PAGE = 50
 MAX_PAGE = 1_000_000
 README_NAMES = ("readme.md", "readme.markdown", "readme", "readme.txt")
+#: Entries a directory page lists.
+MAX_LISTING = 1000
 #: A path in a page URL longer than this cannot name anything (no request is that long).
 MAX_PATH_CHARS = 4096
 
@@ -100,7 +101,8 @@ class Web:
     def principal(self, request: Request) -> Principal | None:
         if request.headers.get("authorization") is not None:
             return authenticate(request)
-        return session.session_principal(request)
+        request.state.principal = session.session_principal(request)  # for the error page
+        return request.state.principal
 
     def repo(self, request: Request) -> tuple[Principal | None, RepoPage]:
         p = request.path_params
@@ -432,10 +434,12 @@ class Web:
         return ref, tip, path.strip("/")
 
     def _listing(self, reader: RepoReader, tree: bytes, path: str) -> list[dict[str, Any]]:
-        """A directory's entries, directories first, each with its size and page URL."""
+        """A directory's entries, directories first, each with its size; at most
+        MAX_LISTING of them (GitHub also shows the first thousand)."""
         prefix = f"{path}/" if path else ""
+        entries = sorted(reader.tree(tree), key=lambda e: (e.mode != MODE_TREE, e.name.lower()))
         out = []
-        for e in reader.tree(tree):
+        for e in entries[:MAX_LISTING]:
             is_dir = e.mode == MODE_TREE
             out.append(
                 {
@@ -447,7 +451,8 @@ class Web:
                     "size": None if is_dir else reader.file_size(e.mode, e.id),
                 }
             )
-        out.sort(key=lambda x: (not x["dir"], str(x["name"]).lower()))
+        if len(entries) > MAX_LISTING:
+            out.append({"more": len(entries) - MAX_LISTING})
         return out
 
     def _readme(
@@ -457,11 +462,10 @@ class Web:
         other text as it is."""
         for want in README_NAMES:
             for e in entries:
-                if not e["dir"] and e["name"].lower() == want:
+                if "more" not in e and not e["dir"] and e["name"].lower() == want:
                     if e["size"] > render.README_MAX_BYTES or e["mode"] == MODE_LINK:
                         return None
-                    f = File(e["path"], e["mode"], e["id"], e["size"])
-                    text = reader.head(f.mode, f.id, f.size).decode("utf-8", "replace")
+                    text = reader.head(e["mode"], e["id"], e["size"]).decode("utf-8", "replace")
                     if want.endswith((".md", ".markdown")):
                         folder = e["path"].rpartition("/")[0]
                         html = render.markdown(
