@@ -8,7 +8,15 @@ import pytest
 from coretest_helpers import commit_all, write
 
 from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
-from muse.core.objects import BLOB, MODE_FILE, MODE_LINK, MODE_TREE, TREE, encode_tree
+from muse.core.objects import (
+    BLOB,
+    MODE_FILE,
+    MODE_LINK,
+    MODE_TREE,
+    TREE,
+    decode_tree,
+    encode_tree,
+)
 from muse.core.repo import Repository
 from muse.core.worktree import status
 
@@ -327,3 +335,39 @@ def test_names_and_paths_longer_than_file_systems_allow_are_refused_up_front(rep
     ok = repo.store.put(TREE, encode_tree([("é" * 127, MODE_FILE, blob)]))  # 254 bytes
     checkout_tree(repo, ok)
     assert os.path.exists(os.path.join(repo.root, "é" * 127))
+
+
+def test_a_small_change_is_validated_alone_and_a_hostile_change_still_refused(repo):
+    """Subtrees the working tree already holds (same id, same path as the base) are not
+    walked again; what changed is checked as fully as a fresh checkout."""
+    r = repo.root
+    write(r, "kept/a", b"a")
+    write(r, "kept/deep/b", b"b")
+    write(r, "edit/c", b"c1")
+    base = repo.read_commit(commit_all(repo)).tree
+    kept = {e.name: e.id for e in decode_tree(repo.store.get(base)[1])}["kept"]
+    # A blob of the unchanged directory goes missing from the store: a checkout that
+    # rewrote or re-checked that directory would fail; one that costs the change does not.
+    blob_b = repo.store.put(BLOB, b"b")
+    os.chmod(repo.store.loose_path(blob_b), 0o644)
+    os.unlink(repo.store.loose_path(blob_b))
+    c2 = repo.store.put(BLOB, b"c2")
+    edit2 = repo.store.put(TREE, encode_tree([("c", MODE_FILE, c2)]))
+    good = repo.store.put(
+        TREE, encode_tree([("edit", MODE_TREE, edit2), ("kept", MODE_TREE, kept)])
+    )
+    checkout_tree(repo, good)
+    assert open(os.path.join(r, "edit", "c"), "rb").read() == b"c2"
+    # The changed directory is checked in full: a name checkout must never write and a
+    # blob that is missing are both refused, before anything is written.
+    for entries in (
+        [("c", MODE_FILE, c2), (".MUSE", MODE_FILE, c2)],
+        [("c", MODE_FILE, c2), ("l", MODE_FILE, bytes([0x11]) * 32)],
+    ):
+        edit3 = repo.store.put(TREE, encode_tree(entries))
+        bad = repo.store.put(
+            TREE, encode_tree([("edit", MODE_TREE, edit3), ("kept", MODE_TREE, kept)])
+        )
+        with pytest.raises(UnsafePath):
+            checkout_tree(repo, bad)
+        assert sorted(os.listdir(os.path.join(r, "edit"))) == ["c"]
