@@ -10,7 +10,7 @@ from muse.errors import MuseError, Rejected, UsageError
 
 if TYPE_CHECKING:
     from muse.core.index import Index
-    from muse.core.objects import Signature
+    from muse.core.objects import Commit, Signature
     from muse.core.repo import Repository
 
 
@@ -19,13 +19,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-F", "--file", help="read the message from a file ('-': stdin)")
     p.add_argument("--allow-empty", action="store_true", help="commit even if nothing changed")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument(
+        "--amend",
+        action="store_true",
+        help="replace the last commit (same parents; its message unless -m or -F)",
+    )
+    p.add_argument(
+        "--no-edit", action="store_true", help="with --amend: keep the message (the default)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo
     from muse.core import config as _config
 
-    if args.message is None and args.file is None:
+    if args.message is None and args.file is None and not args.amend:
         raise UsageError("a message is required: muse commit -m <message>")
     if args.file is not None:
         if args.file == "-":
@@ -33,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             with open(args.file, encoding="utf-8") as f:
                 message = f.read()
-    else:
+    elif args.message is not None:
         message = "\n\n".join(args.message)
+    else:
+        message = ""  # --amend without -m/-F: the amended commit's message (_commit reads it)
     if message and not message.endswith("\n"):
         message += "\n"
     repo = open_repo()
@@ -75,8 +85,11 @@ def _commit(
     from muse.core.merge import clear_state, commit_parents, merge_head
 
     merging = merge_head(repo) is not None  # concluding a merge: MERGE_HEAD is a parent
+    amend = _amended(repo, head, merging) if getattr(args, "amend", False) else None
     parents: tuple[bytes, ...] = ()
-    if head is not None:
+    if amend is not None:  # git keeps the author and the parents, and allows no change
+        parents, author, message = amend.parents, amend.author, message or amend.message
+    elif head is not None:
         parents = commit_parents(repo, head)
         if not merging and repo.read_commit(head).tree == result.tree and not args.allow_empty:
             if idx.dirty:
@@ -86,7 +99,7 @@ def _commit(
     commit = Commit(result.tree, parents, author, committer, message)
     oid = repo.store.put(COMMIT, commit.encode())
     try:
-        repo.refs.update_head(oid, head)
+        repo.refs.update_head(oid, head, log=_reflog_message(message, parents, amend))
     except RefConflict as e:
         raise Rejected(f"HEAD moved while committing: {e}") from None
     if merging:
@@ -101,3 +114,25 @@ def _commit(
         for s in result.skipped:
             sys.stdout.write(f"warning: skipped (name cannot be stored): {s}\n")
     return 0
+
+
+def _amended(repo: Repository, head: bytes | None, merging: bool) -> Commit:
+    """The commit --amend replaces; refused as git refuses it (nothing yet, or mid-merge)."""
+    if head is None:
+        raise MuseError("you have nothing to amend: the branch has no commits yet")
+    if merging:
+        raise MuseError(
+            "you are in the middle of a merge: cannot amend (finish it with 'muse commit' "
+            "or give it up with 'muse merge --abort')"
+        )
+    return repo.read_commit(head)
+
+
+def _reflog_message(message: str, parents: tuple[bytes, ...], amend: Commit | None) -> str:
+    """git's reflog words: ``commit:``, ``commit (initial):``, ``(merge)``, ``(amend)``."""
+    kind = "commit (amend)" if amend is not None else "commit"
+    if amend is None and not parents:
+        kind = "commit (initial)"
+    elif amend is None and len(parents) > 1:
+        kind = "commit (merge)"
+    return f"{kind}: {message.split(chr(10), 1)[0]}"

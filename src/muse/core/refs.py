@@ -5,6 +5,11 @@ Each ref is a file ``.muse/<ref name>`` holding the 64-hex id and a newline. An 
 checks the current value against what the caller expected (compare-and-swap), writes the lock
 file and renames it over the ref. Ref writes are durable (fsync of the file and directory).
 HEAD is ``ref: refs/heads/<branch>`` (attached) or a bare id (detached).
+
+Every update of HEAD, a branch, a remote-tracking branch or the stash also appends a line to
+its reflog (muse.core.reflog) while the lock is held; an update of the branch HEAD is
+attached to is logged for HEAD too, as git does. ``log=`` is the entry's message (default:
+the muse command line that made the change).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from muse.core import reflog as _reflog
 from muse.core.lockfile import LockFile, LockHeld
 from muse.core.refnames import HEADS, RefNameError, check_ref_name
 from muse.errors import MuseError, Rejected
@@ -42,8 +48,26 @@ class RefLocked(RefConflict, LockHeld):
 
 
 class RefStore:
-    def __init__(self, muse_dir: str) -> None:
+    def __init__(self, muse_dir: str, who: _reflog.Who | None = None) -> None:
         self.muse_dir = muse_dir
+        self.who = who  # the reflog's "who when" (default: the OS user, now)
+
+    # ----------------------------------------------------------------------------- reflog
+    def _log(self, ref: str, old: bytes | None, new: bytes | None, log: str | None) -> None:
+        if not _reflog.logged(ref):
+            return
+        name, email, when, tz = (self.who or _os_identity)()
+        entry = _reflog.Entry(
+            old or _reflog.ZERO, new or _reflog.ZERO, name, email, when, tz, log or _command()
+        )
+        _reflog.append(self.muse_dir, ref, entry)
+
+    def _attached_to(self, ref: str) -> bool:
+        try:
+            with open(self._head_path(), encoding="utf-8") as f:
+                return f.read().strip() == f"ref: {ref}"
+        except OSError:
+            return False
 
     def _path(self, ref: str) -> str:
         check_ref_name(ref)
@@ -90,10 +114,17 @@ class RefStore:
                 yield f"{name}/{e.name}"
 
     # ------------------------------------------------------------------------------ write
-    def update(self, ref: str, new: bytes | None, expected_old: bytes | None | _Any = ANY) -> None:
+    def update(
+        self,
+        ref: str,
+        new: bytes | None,
+        expected_old: bytes | None | _Any = ANY,
+        log: str | None = None,
+    ) -> None:
         """Set (or delete, new=None) a ref if it currently holds expected_old.
 
         expected_old=None means "must not exist"; ANY skips the check. Raises RefConflict.
+        ``log`` is the reflog message; deleting a ref deletes its reflog (as git).
         """
         path = self._path(ref)
         if new is not None and len(new) != 32:
@@ -121,9 +152,13 @@ class RefStore:
                 )
             if new is None:
                 lock.commit_delete()
+                _reflog.delete(self.muse_dir, ref)
                 self._prune_dirs(os.path.dirname(path))
                 return
             lock.write(new.hex().encode() + b"\n")
+            self._log(ref, current, new, log)
+            if self._attached_to(ref):
+                self._log("HEAD", current, new, log)
 
     def _prune_dirs(self, d: str) -> None:
         stop = os.path.join(self.muse_dir, "refs", "heads")
@@ -154,30 +189,41 @@ class RefStore:
             raise RefError("HEAD is corrupt")
         return None, oid
 
-    def set_head(self, ref: str) -> None:
+    def set_head(self, ref: str, log: str | None = None) -> None:
         """Attach HEAD to a branch (which may not exist yet: an unborn branch)."""
         check_ref_name(ref)
         if not ref.startswith(HEADS):
             raise RefNameError(f"HEAD can only point at a branch, not {ref}")
-        self._write_head(f"ref: {ref}\n")
+        self._write_head(f"ref: {ref}\n", self.read(ref), ref[len(HEADS) :], log)
 
-    def set_head_detached(self, oid: bytes) -> None:
+    def set_head_detached(self, oid: bytes, log: str | None = None) -> None:
         if len(oid) != 32:
             raise ValueError("HEAD must point at a 32-byte id")
-        self._write_head(oid.hex() + "\n")
+        self._write_head(oid.hex() + "\n", oid, oid.hex(), log)
 
     def _lock_head(self) -> LockFile:
         return LockFile(self._head_path(), durable=True, what="HEAD", error=RefLocked)
 
-    def _write_head(self, text: str) -> None:
+    def _write_head(self, text: str, new: bytes | None, to: str, log: str | None) -> None:
         with self._lock_head() as lock:
+            try:
+                ref, old = self.head()
+            except (OSError, RefError):
+                ref, old = None, None
             lock.write(text.encode())
+            if log is None:  # git's words for a checkout
+                was = ref[len(HEADS) :] if ref and ref.startswith(HEADS) else None
+                was = was or (old.hex() if old else "nothing")
+                log = f"checkout: moving from {was} to {to}"
+            self._log("HEAD", old, new, log)
 
-    def update_head(self, new: bytes, expected_old: bytes | None | _Any = ANY) -> None:
+    def update_head(
+        self, new: bytes, expected_old: bytes | None | _Any = ANY, log: str | None = None
+    ) -> None:
         """Move what HEAD points at: its branch if attached, HEAD itself if detached."""
         ref, cur = self.head()
         if ref is not None:
-            self.update(ref, new, expected_old)
+            self.update(ref, new, expected_old, log)
             return
         if len(new) != 32:
             raise ValueError("HEAD must point at a 32-byte id")
@@ -187,6 +233,28 @@ class RefStore:
                 now = f"at {ref}" if ref is not None else f"at {_show(cur)}"
                 raise RefConflict(f"HEAD is {now}, expected {_show(expected_old)}")
             lock.write(new.hex().encode() + b"\n")
+            self._log("HEAD", cur, new, log)
+
+
+def _os_identity() -> tuple[str, str, int, int]:
+    import time
+
+    from muse.core.config import _local_tz_minutes, _os_user
+
+    name, email = _os_user()
+    now = time.time()
+    return name, email, int(now), _local_tz_minutes(now)
+
+
+def _command() -> str:
+    """The default reflog message: the muse command line, as ``fetch origin`` (git words
+    its entries by command too)."""
+    import sys
+
+    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if prog in ("muse", "__main__.py") and len(sys.argv) > 1:
+        return " ".join(sys.argv[1:])[:200]
+    return "update"
 
 
 def _show(oid: object) -> str:

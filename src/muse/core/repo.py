@@ -40,7 +40,7 @@ class Repository:
         self.store = ObjectStore(
             os.path.join(self.muse_dir, "objects"), os.path.join(self.muse_dir, "packs")
         )
-        self.refs = RefStore(self.muse_dir)
+        self.refs = RefStore(self.muse_dir, self._reflog_identity)
         self._config: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------ create/find
@@ -99,6 +99,17 @@ class Repository:
     def signature(self, role: str = "AUTHOR") -> Signature:
         return _config.signature(self.effective_config(), role)
 
+    def _reflog_identity(self) -> tuple[str, str, int, int]:
+        """Who and when for a reflog entry: the committer, as git writes it."""
+        try:
+            s = self.signature("COMMITTER")
+        except _config.ConfigError:  # a bad identity must not stop a checkout or fetch
+            import time
+
+            name, email = _config._os_user()
+            return name, email, int(time.time()), _config._local_tz_minutes()
+        return s.name, s.email, s.time, s.tz_minutes
+
     # ------------------------------------------------------------------------- objects
     def read_commit(self, oid: bytes) -> Commit:
         found = self.store.get(oid)
@@ -138,6 +149,8 @@ class Repository:
     def _resolve_base(self, name: str, kind: int | None) -> bytes:
         if not name:
             raise UnknownRevision("empty revision")
+        if name.endswith("}") and "@{" in name:
+            return self._resolve_reflog(name)
         if name in ("HEAD", "@"):
             oid = self.head_commit()
             if oid is None:
@@ -168,6 +181,43 @@ class Repository:
             if len(matches) > 1:
                 raise UnknownRevision(f"ambiguous id prefix {name!r} ({len(matches)} objects)")
         raise UnknownRevision(f"unknown revision {name!r} (not a branch, tag or object id)")
+
+    def _resolve_reflog(self, name: str) -> bytes:
+        """``REF@{N}``: where REF pointed N updates ago (its reflog, muse.core.reflog)."""
+        from muse.core import reflog
+
+        ref_name, _, n = name[:-1].rpartition("@{")
+        if not n.isdigit():
+            raise UnknownRevision(f"{name!r}: only REF@{{N}} with a number is supported")
+        ref = self.log_ref(ref_name)
+        oid = reflog.nth(self.muse_dir, ref, int(n))
+        if oid is None:
+            count = len(reflog.read(self.muse_dir, ref))
+            raise UnknownRevision(f"{name!r}: the reflog of {ref} has only {count} entries")
+        return oid
+
+    def log_ref(self, name: str) -> str:
+        """The ref whose reflog ``name`` means: HEAD, a branch, ``stash``, a remote's branch,
+        or a full ref name; '' (``@{N}``) is the current branch (HEAD when detached)."""
+        from muse.core import reflog
+
+        if name in ("HEAD", "@"):
+            return "HEAD"
+        if not name:
+            return self.refs.head()[0] or "HEAD"
+        for ref in ([name] if name.startswith("refs/") else []) + [
+            "refs/" + name,
+            HEADS + name,
+            "refs/remotes/" + name,
+        ]:
+            try:
+                if self.refs.read(ref) is not None or os.path.isfile(
+                    reflog.log_path(self.muse_dir, ref)
+                ):
+                    return ref
+            except ValueError:
+                continue
+        raise UnknownRevision(f"unknown ref {name!r} (no branch or reflog by that name)")
 
     def branch_exists(self, name: str) -> bool:
         return self.refs.read(branch_ref(name)) is not None
