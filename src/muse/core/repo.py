@@ -151,6 +151,8 @@ class Repository:
             raise UnknownRevision("empty revision")
         if name.endswith("}") and "@{" in name:
             return self._resolve_reflog(name)
+        if name == "ORIG_HEAD":  # where a reset, merge or revert found HEAD
+            return self._orig_head()
         if name in ("HEAD", "@"):
             oid = self.head_commit()
             if oid is None:
@@ -194,6 +196,16 @@ class Repository:
         if oid is None:
             count = len(reflog.read(self.muse_dir, ref))
             raise UnknownRevision(f"{name!r}: the reflog of {ref} has only {count} entries")
+        return oid
+
+    def _orig_head(self) -> bytes:
+        try:
+            with open(os.path.join(self.muse_dir, "ORIG_HEAD"), encoding="ascii") as f:
+                oid = bytes.fromhex(f.read().strip())
+        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+            oid = b""
+        if len(oid) != 32:
+            raise UnknownRevision("ORIG_HEAD is not set (no reset, merge or revert yet)")
         return oid
 
     def log_ref(self, name: str) -> str:
