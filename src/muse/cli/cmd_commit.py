@@ -104,6 +104,8 @@ def _commit(
         raise Rejected(f"HEAD moved while committing: {e}") from None
     if merging:
         clear_state(repo)
+    else:  # a revert whose conflicts were resolved ends with this commit
+        _end_revert(repo)
     idx.base = result.tree
     idx.save()
     if not args.quiet:
@@ -136,3 +138,12 @@ def _reflog_message(message: str, parents: tuple[bytes, ...], amend: Commit | No
     elif amend is None and len(parents) > 1:
         kind = "commit (merge)"
     return f"{kind}: {message.split(chr(10), 1)[0]}"
+
+
+def _end_revert(repo: Repository) -> None:
+    import os
+
+    if os.path.exists(os.path.join(repo.muse_dir, "REVERT_HEAD")):
+        from muse.cli.cmd_reset import clear_undo_state
+
+        clear_undo_state(repo)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from muse.errors import MuseError, NotFound, UsageError
 
 if TYPE_CHECKING:
+    from muse.core.checkout import CheckoutStats
     from muse.core.repo import Repository
 
 
@@ -28,12 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, resolve
-    from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
-    from muse.core.index import load_index
-    from muse.core.merge import apply_changes
+    from muse.core.checkout import CheckoutConflict, UnsafePath
     from muse.core.objects import EMPTY_TREE_ID
     from muse.core.treediff import tree_reader, walk_tree
-    from muse.core.worktree import snapshot
 
     repo = open_repo()
     specs = pathspecs(repo, args.paths)
@@ -46,22 +44,36 @@ def run(args: argparse.Namespace) -> int:
         if not any(covered(p, [s]) for p in wanted) and not any(covered(p, [s]) for p in tracked):
             raise NotFound(f"pathspec '{s or '.'}' did not match any file known to muse")
     try:
-        with load_index(repo.muse_dir, lock=True) as idx:
-            base = idx.base if idx.exists else head_tree
-            res, idx = snapshot(repo, idx)
-            changes: dict[str, tuple[int, bytes] | None] = dict(wanted)
-            for p in tracked - wanted.keys():
-                changes[p] = None
-            target = apply_changes(repo, res.tree, changes)
-            stats = checkout_tree(repo, target, force=True, index=idx)
-            idx.base = base  # what the branch has is unchanged: other edits stay local changes
-            idx.save()
+        stats = restore_entries(repo, wanted, tracked - wanted.keys())
     except (CheckoutConflict, UnsafePath) as e:
         raise MuseError(str(e)) from None
     if not args.quiet and stats.written + stats.removed:
         n = stats.written + stats.removed
         sys.stderr.write(f"Restored {n} file{'s' if n != 1 else ''} from {args.source}\n")
     return 0
+
+
+def restore_entries(
+    repo: Repository, wanted: dict[str, tuple[int, bytes]], gone: set[str]
+) -> CheckoutStats:
+    """Write ``wanted`` files and remove ``gone`` ones through checkout's forced path; the
+    index's base tree stays, so other files' edits (and these, if not HEAD's) stay local."""
+    from muse.core.checkout import checkout_tree
+    from muse.core.index import load_index
+    from muse.core.merge import apply_changes
+    from muse.core.worktree import snapshot
+
+    with load_index(repo.muse_dir, lock=True) as idx:
+        base = idx.base if idx.exists else repo.head_tree()
+        res, idx = snapshot(repo, idx)
+        changes: dict[str, tuple[int, bytes] | None] = dict(wanted)
+        for p in gone:
+            changes[p] = None
+        target = apply_changes(repo, res.tree, changes)
+        stats = checkout_tree(repo, target, force=True, index=idx)
+        idx.base = base
+        idx.save()
+    return stats
 
 
 def pathspecs(repo: Repository, paths: list[str]) -> list[str]:
