@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     entries = reflog.read(repo.muse_dir, ref)
     shown = name if name != "@" else "HEAD"
     out = []
-    for i, e in enumerate(reversed(entries)):
+    for i, ent in enumerate(reversed(entries)):
         if args.max_count is not None and i >= args.max_count:
             break
-        out.append(f"{short(e.new)} {shown}@{{{i}}}: {e.message}\n")
+        out.append(f"{short(ent.new)} {shown}@{{{i}}}: {ent.message}\n")
     sys.stdout.write("".join(out))
     return 0

@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     parent_tree = repo.read_commit(parent).tree if parent is not None else EMPTY_TREE_ID
     subject = c.message.split("\n", 1)[0]
     message = f'Revert "{subject}"\n\nThis reverts commit {oid.hex()}'
-    message += f",\nreversing changes made to {parent.hex()}.\n" if len(c.parents) > 1 else ".\n"
+    if parent is not None and len(c.parents) > 1:
+        message += f",\nreversing changes made to {parent.hex()}.\n"
+    else:
+        message += ".\n"
     tree, conflicts = apply_delta(repo, c.tree, parent_tree, f"parent of {short(oid)}")
     if conflicts:
         from muse.cli.cmd_reset import write_orig_head
@@ -191,7 +194,14 @@ def apply_delta(
     merged = m.apply_changes(repo, our_tree, take)
     try:
         checkout_tree(repo, merged)
-    except (CheckoutConflict, UnsafePath) as e:
+    except CheckoutConflict as e:
+        raise MuseError(
+            "your local changes or untracked files would be overwritten: "
+            + ", ".join(e.paths[:5])
+            + (" ..." if len(e.paths) > 5 else "")
+            + " (commit them or muse stash them first)"
+        ) from None
+    except UnsafePath as e:
         raise MuseError(str(e)) from None
     for path in conflicts:
         o, t = ours_ch.get(path), theirs_ch.get(path)

@@ -31,6 +31,8 @@ class _Any:
 ANY = _Any()
 """expected_old value meaning: do not check the current value."""
 
+STASH = "refs/stash"
+
 
 class RefError(MuseError):
     """A ref or HEAD that cannot be read (corrupt file)."""
@@ -70,7 +72,8 @@ class RefStore:
             return False
 
     def _path(self, ref: str) -> str:
-        check_ref_name(ref)
+        if ref != STASH:  # git's one two-part ref; local only (the wire's names are checked)
+            check_ref_name(ref)
         return os.path.join(self.muse_dir, *ref.split("/"))
 
     # ------------------------------------------------------------------------------- read
