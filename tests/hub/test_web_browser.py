@@ -8,6 +8,7 @@ fresh profile and everything that would reach the network turned off.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import time
 from collections.abc import Iterator
@@ -146,6 +147,8 @@ def test_browse_play_diff_and_sign_in(browser: Any, tmp_path: Path) -> None:
         assert site.main in b.page_source
         diff_text = b.find_element(By.TAG_NAME, "main").text
         assert "src/main.py" in diff_text and "data/blob.dat" in diff_text
+        if importlib.util.find_spec("muse.core.textdiff") is not None:
+            assert "print(hello())" in diff_text  # an added line of the unified diff
         shot("commit")
 
         # a raw HTML file never runs as the hub's page

@@ -342,6 +342,25 @@ def test_commit_log_commit_and_compare(site: Site) -> None:
     assert status == 200 and b"louder hello" in body and b"first take" not in body
 
 
+def test_commit_page_shows_unified_hunks(site: Site) -> None:
+    """The lines come from muse.core.textdiff, the diff `muse diff` prints."""
+    pytest.importorskip("muse.core.textdiff")
+    status, _, body = get(site.hub, f"/alice/song/commit/{site.main}")
+    assert status == 200
+    page = body.decode()
+    assert "@@ -1,2 +1,5 @@" in page
+    rows = re.findall(
+        r'<tr class="(\w+)"><td class="ln">(\d*)</td><td class="ln">(\d*)</td>'
+        r'<td class="t">([^<]*)</td></tr>',
+        page,
+    )
+    assert ("del", "2", "", "    return &#34;&lt;b&gt;hi&lt;/b&gt;&#34;") in rows
+    assert ("add", "", "2", "    return &#34;&lt;b&gt;hello&lt;/b&gt;&#34;") in rows
+    assert ("add", "", "5", "print(hello())") in rows
+    assert ("ctx", "1", "1", "def hello():") in rows
+    assert '<span class="add">+4</span> <span class="del">&minus;1</span>' in page
+
+
 def test_private_repository_is_404_until_signed_in(site: Site) -> None:
     for path in (
         "/alice/secret",
