@@ -234,7 +234,7 @@ def test_hostile_corpus_is_refused_without_writing(tmp_path):
                 checkout_tree(repo, tree, force=force)
             assert files_on_disk(repo.root) == {"existing": b"keep"}, name
             assert sorted(os.listdir(os.path.join(repo.muse_dir))) == sorted(
-                ["HEAD", "config", "objects", "packs", "refs", "index"]
+                ["HEAD", "config", "objects", "packs", "refs", "index", "logs"]  # logs: reflogs
             ), name
             assert open(idx_path, "rb").read() == idx_before, name
     assert sorted(os.listdir(outer)) == before_outer
