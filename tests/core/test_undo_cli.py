@@ -223,3 +223,18 @@ def test_stash_pop_conflict_keeps_the_stash(m: Muse) -> None:
     m("stash", "drop", "5", code=3)
     m("stash", "clear")
     assert m("stash", "list") == "" and m.read("c") == "local\n"
+
+
+def test_amend_and_soft_reset_refused_mid_merge_hard_reset_ends_it(m: Muse) -> None:
+    m.commit("one", a="1\n")
+    m("checkout", "-q", "-b", "t")
+    m.commit("t", a="t\n")
+    m("checkout", "-q", "main")
+    main = m.commit("m", a="m\n")
+    m("merge", "t", code=8)
+    assert "middle of a merge" in m("commit", "--amend", "-m", "x", code=1)
+    assert "soft reset" in m("reset", "--soft", "HEAD", code=1)
+    m("reset", "-q", "--hard")
+    assert m.head() == main and m.read("a") == "m\n" and m.clean()
+    assert not (m.w / ".muse" / "MERGE_HEAD").exists()
+    m("commit", "-q", "--amend", "-m", "m again")  # the merge is over: amend works
