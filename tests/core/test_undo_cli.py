@@ -231,7 +231,7 @@ def test_amend_and_soft_reset_refused_mid_merge_hard_reset_ends_it(m: Muse) -> N
     m.commit("t", a="t\n")
     m("checkout", "-q", "main")
     main = m.commit("m", a="m\n")
-    m("merge", "t", code=8)
+    m("merge", "-q", "t", code=8)
     assert "middle of a merge" in m("commit", "--amend", "-m", "x", code=1)
     assert "soft reset" in m("reset", "--soft", "HEAD", code=1)
     m("reset", "-q", "--hard")
