@@ -238,3 +238,32 @@ def test_amend_and_soft_reset_refused_mid_merge_hard_reset_ends_it(m: Muse) -> N
     assert m.head() == main and m.read("a") == "m\n" and m.clean()
     assert not (m.w / ".muse" / "MERGE_HEAD").exists()
     m("commit", "-q", "--amend", "-m", "m again")  # the merge is over: amend works
+
+
+def test_binary_conflict_in_stash_pop_keeps_both_versions(m: Muse) -> None:
+    m.commit("one", **{"s.wav": "RIFF"})
+    m.write("s.wav", b"RIFF\0stashed" * 50)
+    m("stash", "-q")
+    m.write("s.wav", b"RIFF\0committed" * 50)
+    m("commit", "-q", "-m", "two")
+    m("stash", "pop", code=8)
+    assert (m.w / "s.wav").read_bytes() == b"RIFF\0committed" * 50  # no markers in a binary
+    assert m("stash", "list").count("stash@{") == 1  # the stash, with its version, is kept
+    assert m("stash", "show") == "M\ts.wav\n"
+
+
+def test_revert_through_a_symlinked_directory_writes_nothing_outside(
+    m: Muse, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    m.commit("one", **{"d/f": "1\n"})
+    two = m.commit("two", **{"d/f": "2\n"})
+    import shutil
+
+    shutil.rmtree(m.w / "d")
+    (m.w / "d").symlink_to(outside, target_is_directory=True)
+    m("commit", "-q", "-m", "d is a link now")
+    assert "both a file and a directory" in m("revert", two, code=1)
+    assert list(outside.iterdir()) == [] and (m.w / "d").is_symlink()
+    assert m.clean()

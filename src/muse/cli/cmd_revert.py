@@ -175,7 +175,7 @@ def apply_delta(
     binary or a symlink keeps HEAD's version, a modify/delete keeps the modified file)."""
     from muse.core import merge as m
     from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
-    from muse.core.objects import EMPTY_TREE_ID, MODE_LINK
+    from muse.core.objects import EMPTY_TREE_ID
     from muse.core.worktree import status
 
     our_tree = repo.head_tree() or EMPTY_TREE_ID
@@ -192,8 +192,9 @@ def apply_delta(
                 + " (commit them or muse stash them first)"
             )
     merged = m.apply_changes(repo, our_tree, take)
+    shown = m.apply_changes(repo, merged, _marked(repo, conflicts, ours_ch, theirs_ch, label))
     try:
-        checkout_tree(repo, merged)
+        checkout_tree(repo, shown)  # markers too: no write of this step bypasses checkout
     except CheckoutConflict as e:
         raise MuseError(
             "your local changes or untracked files would be overwritten: "
@@ -203,20 +204,43 @@ def apply_delta(
         ) from None
     except UnsafePath as e:
         raise MuseError(str(e)) from None
+    if shown != merged:  # the marked files count as local changes against the merged tree
+        from muse.core.index import load_index
+
+        with load_index(repo.muse_dir, lock=True) as idx:
+            idx.base = merged
+            idx.save()
+    return merged, conflicts
+
+
+def _marked(
+    repo: Repository,
+    conflicts: list[str],
+    ours_ch: dict[str, tuple[int, bytes] | None],
+    theirs_ch: dict[str, tuple[int, bytes] | None],
+    label: str,
+) -> dict[str, tuple[int, bytes] | None]:
+    """What each conflicted path shows: text with markers; a modify/delete keeps the
+    modified file; a binary, a large (chunked) file or a symlink keeps HEAD's version."""
+    from muse.core import merge as m
+    from muse.core.objects import BLOB, MODE_EXEC, MODE_FILE, MODE_LINK
+
+    out: dict[str, tuple[int, bytes] | None] = {}
     for path in conflicts:
         o, t = ours_ch.get(path), theirs_ch.get(path)
-        full = os.path.join(repo.root, *path.split("/"))
         if o is None or t is None:
             keep = o if o is not None else t
-            data = m._blob(repo, keep)
-            if keep is not None and keep[0] != MODE_LINK and data is not None:
-                m._write_file(full, data)
+            if keep is not None and keep[0] != MODE_LINK:
+                out[path] = keep
             continue
         ours_data, theirs_data = m._blob(repo, o), m._blob(repo, t)
-        if MODE_LINK in (o[0], t[0]) or _binary(ours_data) or _binary(theirs_data):
-            continue  # never markers in a binary or a link: HEAD's version stays
-        m._write_file(full, m.conflict_text(ours_data, theirs_data, label))
-    return merged, conflicts
+        if o[0] not in (MODE_FILE, MODE_EXEC) or t[0] not in (MODE_FILE, MODE_EXEC):
+            continue
+        if ours_data is None or theirs_data is None or _binary(ours_data) or _binary(theirs_data):
+            continue
+        text = m.conflict_text(ours_data, theirs_data, label)
+        out[path] = (o[0], repo.store.put(BLOB, text))
+    return out
 
 
 def _binary(data: bytes | None) -> bool:
