@@ -21,6 +21,7 @@ need fcgiwrap fcgiwrap
 need tinyproxy tinyproxy
 need chromium chromium
 need chromedriver chromium-driver
+need git git
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
