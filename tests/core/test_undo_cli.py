@@ -194,7 +194,8 @@ def test_stash_roundtrip_with_untracked(m: Muse) -> None:
     assert m.clean() and not (m.w / "dir").exists()
     lst = m("stash", "list").splitlines()
     assert lst[0] == "stash@{0}: On main: with new" and lst[1].startswith("stash@{1}: WIP on main:")
-    assert m("stash", "show").splitlines() == ["M\ta", "A\tdir/new"]
+    assert m("stash", "show", "--name-status").splitlines() == ["M\ta", "A\tdir/new"]
+    assert "dir/new | 1 +" in m("stash", "show")  # git's default: --stat
     assert "+second" in m("stash", "show", "-p", "0")
     assert "commit " in m("show", "stash@{1}")
     m("stash", "pop", "-q")
@@ -249,7 +250,7 @@ def test_binary_conflict_in_stash_pop_keeps_both_versions(m: Muse) -> None:
     m("stash", "pop", code=8)
     assert (m.w / "s.wav").read_bytes() == b"RIFF\0committed" * 50  # no markers in a binary
     assert m("stash", "list").count("stash@{") == 1  # the stash, with its version, is kept
-    assert m("stash", "show") == "M\ts.wav\n"
+    assert m("stash", "show", "--name-status") == "M\ts.wav\n"
 
 
 def test_revert_through_a_symlinked_directory_writes_nothing_outside(

@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--message", help="push: a message instead of 'WIP on ...'")
     p.add_argument("-u", "--include-untracked", action="store_true", help="push: new files too")
     p.add_argument("-p", "--patch", action="store_true", help="show: the diff itself")
+    p.add_argument("--name-status", action="store_true", help="show: status letters and paths")
     p.add_argument("-q", "--quiet", action="store_true")
     # options may come after the action's words, as in git: "stash show -p 1"
     p.parse_args = p.parse_intermixed_args  # type: ignore[method-assign]
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     n = _number(args.stash)
     if args.action == "show":
-        return _show(repo, n, args.patch)
+        return _show(repo, n, args)
     if args.action == "drop":
         return _drop(repo, n, args.quiet)
     return _apply(repo, n, pop=args.action == "pop", quiet=args.quiet)
@@ -105,49 +106,25 @@ def _list(repo: Repository) -> int:
     return 0
 
 
-def _show(repo: Repository, n: int, patch: bool) -> int:
+def _show(repo: Repository, n: int, args: argparse.Namespace) -> int:
+    """As ``git stash show``: a --stat of the stash against the commit it was made on; -p,
+    --name-status as ``muse diff`` prints them (muse.cli.cmd_diff)."""
+    from muse.cli.cmd_diff import add_format_arguments, write_diff
     from muse.core import stash
-    from muse.core.treediff import diff_trees, tree_reader
-    from muse.core.worktree import status_letter
 
     oid = _get(repo, n)
-    get = tree_reader(repo.store)
-    changes = list(diff_trees(get, stash.base_tree(repo, oid), repo.read_commit(oid).tree))
-    out: list[str] = []
-    for path, old, new in changes:
-        if not patch:
-            out.append(f"{status_letter(old, new)}\t{path}\n")
-            continue
-        out.extend(_patch(repo, path, old, new))
-    sys.stdout.write("".join(out))
-    return 0
-
-
-def _patch(
-    repo: Repository, path: str, old: tuple[int, bytes] | None, new: tuple[int, bytes] | None
-) -> list[str]:
-    """A git-style unified diff of one file (binary files: one line with the sizes)."""
-    import difflib
-
-    def data(e: tuple[int, bytes] | None) -> bytes:
-        if e is None:
-            return b""
-        found = repo.store.get(e[1])
-        return found[1] if found else b""
-
-    a, b = data(old), data(new)
-    head = [f"diff --muse a/{path} b/{path}\n"]
-    if b"\0" in a[:8000] or b"\0" in b[:8000]:
-        return head + [f"Binary files a/{path} and b/{path} differ ({len(a)} -> {len(b)} bytes)\n"]
-    lines = difflib.unified_diff(
-        a.decode("utf-8", "replace").splitlines(keepends=True),
-        b.decode("utf-8", "replace").splitlines(keepends=True),
-        "/dev/null" if old is None else f"a/{path}",
-        "/dev/null" if new is None else f"b/{path}",
+    fmt = argparse.ArgumentParser(add_help=False)
+    add_format_arguments(fmt)
+    flags = ["--name-status"] if args.name_status else [] if args.patch else ["--stat"]
+    sys.stdout.flush()
+    write_diff(
+        sys.stdout.buffer,
+        repo,
+        stash.base_tree(repo, oid),
+        repo.read_commit(oid).tree,
+        fmt.parse_args(flags),
     )
-    return head + [
-        ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines
-    ]
+    return 0
 
 
 def _drop(repo: Repository, n: int, quiet: bool) -> int:
