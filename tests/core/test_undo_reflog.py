@@ -51,3 +51,27 @@ def test_refstore_logs_branch_and_head_and_at_n(tmp_path: Path) -> None:
     assert not Path(reflog.log_path(repo.muse_dir, "refs/tags/v1")).exists()
     repo.refs.update("refs/heads/other", None, a)
     assert reflog.read(repo.muse_dir, "refs/heads/other") == []  # deleted with its branch
+
+
+def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
+    """Four processes append 300 long lines each to one log: every line stays whole."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from muse.core import reflog as r\n"
+        "d, k = sys.argv[1], int(sys.argv[2])\n"
+        "for i in range(300):\n"
+        "    r.append(d, 'HEAD', r.Entry(bytes([k]) * 32, bytes([i % 256]) * 32, 'N' * 200,"
+        " 'e@x', i, 0, f'w{k} {i} ' + 'm' * 300))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(k)]) for k in range(1, 5)
+    ]
+    assert all(p.wait() == 0 for p in procs)
+    raw = Path(reflog.log_path(str(tmp_path), "HEAD")).read_bytes().split(b"\n")[:-1]
+    entries = reflog.read(str(tmp_path), "HEAD")
+    assert len(raw) == len(entries) == 1200
+    for k in range(1, 5):
+        mine = [e for e in entries if e.old == bytes([k]) * 32]
+        assert [e.when for e in mine] == list(range(300))  # each writer's lines, in its order
