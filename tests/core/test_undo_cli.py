@@ -268,3 +268,15 @@ def test_revert_through_a_symlinked_directory_writes_nothing_outside(
     assert "both a file and a directory" in m("revert", two, code=1)
     assert list(outside.iterdir()) == [] and (m.w / "d").is_symlink()
     assert m.clean()
+
+
+def test_stash_of_a_file_that_became_a_directory(m: Muse) -> None:
+    m.commit("one", f="a\n")
+    (m.w / "f").unlink()
+    m.write("f/x", "x\n")
+    assert "muse stash -u" in m("stash", code=1)  # without -u f/x would be lost
+    assert m.read("f/x") == "x\n" and m("stash", "list") == ""
+    m("stash", "-q", "-u")
+    assert m.read("f") == "a\n" and m.clean()
+    m("stash", "pop", "-q")
+    assert m.read("f/x") == "x\n" and m("stash", "list") == ""

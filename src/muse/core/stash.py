@@ -53,13 +53,17 @@ def save(repo: Repository, message: str | None, untracked: bool) -> bytes | None
     with load_index(repo.muse_dir, lock=True) as idx:
         res, idx = snapshot(repo, idx)
         get_tree = tree_reader(repo.store, res.trees)
-        picked = {
-            path: new
-            for path, old, new in diff_trees(get_tree, head_tree, res.tree)
-            if old is not None or untracked
-        }
+        changes = list(diff_trees(get_tree, head_tree, res.tree))
+        picked = {path: new for path, old, new in changes if old is not None or untracked}
         if not picked:
             return None
+        left = [path for path, old, _ in changes if old is None and not untracked]
+        for path in left:  # a tracked file that became a directory of new files
+            parent = path.rpartition("/")[0]
+            while parent:
+                if parent in picked:
+                    raise MuseError(f"{parent} is now a directory of new files: use muse stash -u")
+                parent = parent.rpartition("/")[0]
         stash_tree = apply_changes(repo, head_tree, picked)
         branch = repo.current_branch() or "(no branch)"
         subject = head_commit.message.split("\n", 1)[0]
@@ -68,19 +72,31 @@ def save(repo: Repository, message: str | None, untracked: bool) -> bytes | None
             if message
             else f"WIP on {branch}: {head.hex()[:12]} {subject}"
         )
+        # back to HEAD for the stashed paths only (a file that became a directory comes back
+        # whole); computed before the stash is recorded, so a refusal leaves nothing behind
+        back = {p: _entry_at(repo, head_tree, p) for p in picked}
+        files = {p for p, e in back.items() if e is not None}
+        back = {p: e for p, e in back.items() if not any(a in files for a in _parents(p))}
+        target = apply_changes(repo, res.tree, back)
         who = repo.signature("COMMITTER")
         commit = Commit(stash_tree, (head,), who, who, text + "\n")
         oid = repo.store.put(COMMIT, commit.encode())
         repo.refs.update(STASH_REF, oid, log=text)
-        # back to HEAD for the stashed paths only; with base = what is on disk now, checkout
-        # counts the stashed new files as its own and removes them (path-safe), others stay
-        back = {p: _entry_at(repo, head_tree, p) for p in picked}
-        target = apply_changes(repo, res.tree, back)
+        # with base = what is on disk now, checkout counts the stashed new files as its own
+        # and removes them (path-safe); files not stashed stay
         idx.base = res.tree
         checkout_tree(repo, target, force=True, index=idx)
         idx.base = head_tree
         idx.save()
     return oid
+
+
+def _parents(path: str) -> list[str]:
+    out = []
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        out.append(path)
+    return out
 
 
 def _entry_at(repo: Repository, tree: bytes, path: str) -> tuple[int, bytes] | None:
