@@ -155,8 +155,9 @@ def test_revert_with_conflict_waits_for_commit(m: Muse) -> None:
     assert "<<<<<<<" in m.read("k") and m.head() == before
     m("revert", "--continue", code=8)  # markers still there
     m.write("k", "resolved\n")
-    m("commit", "-q", "-m", "revert two by hand")
+    m("commit", "-q")  # no -m: the revert's prepared message, as git's MERGE_MSG
     assert m.read("k") == "resolved\n" and m.clean()
+    assert m("log", "--oneline").splitlines()[0].endswith('Revert "two"')
     assert m("show", "HEAD").count("parent ") == 1
     assert not (m.w / ".muse" / "REVERT_HEAD").exists()
     m("revert", two, code=8)

@@ -33,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo
     from muse.core import config as _config
 
+    prepared = None
     if args.message is None and args.file is None and not args.amend:
-        raise UsageError("a message is required: muse commit -m <message>")
+        prepared = _prepared_message()  # concluding a merge or revert, as git's MERGE_MSG
+        if prepared is None:
+            raise UsageError("a message is required: muse commit -m <message>")
     if args.file is not None:
         if args.file == "-":
             message = sys.stdin.read()
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.message is not None:
         message = "\n\n".join(args.message)
     else:
-        message = ""  # --amend without -m/-F: the amended commit's message (_commit reads it)
+        message = prepared or ""  # --amend without -m/-F: the amended commit's (_commit)
     if message and not message.endswith("\n"):
         message += "\n"
     repo = open_repo()
@@ -147,3 +150,25 @@ def _end_revert(repo: Repository) -> None:
         from muse.cli.cmd_reset import clear_undo_state
 
         clear_undo_state(repo)
+
+
+def _prepared_message() -> str | None:
+    """``.muse/MERGE_MSG`` of a merge or revert in progress, without its Conflicts list."""
+    import os
+
+    from muse.core.repo import NotARepository, Repository
+
+    try:
+        repo = Repository.find()
+    except NotARepository:
+        return None
+    states = ("MERGE_HEAD", "REVERT_HEAD")
+    if not any(os.path.exists(os.path.join(repo.muse_dir, n)) for n in states):
+        return None
+    try:
+        with open(os.path.join(repo.muse_dir, "MERGE_MSG"), encoding="utf-8") as f:
+            text = f.read()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    msg = text.split("\nConflicts:\n", 1)[0].strip()
+    return msg + "\n" if msg else None
