@@ -218,7 +218,8 @@ class RefStore:
                 was = ref[len(HEADS) :] if ref and ref.startswith(HEADS) else None
                 was = was or (old.hex() if old else "nothing")
                 log = f"checkout: moving from {was} to {to}"
-            self._log("HEAD", old, new, log)
+            if old is not None or new is not None:  # an unborn branch to another: no commit
+                self._log("HEAD", old, new, log)
 
     def update_head(
         self, new: bytes, expected_old: bytes | None | _Any = ANY, log: str | None = None
