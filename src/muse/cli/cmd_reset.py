@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, resolve, short
+    from muse.cli.cmd_revert import reverting
     from muse.client.progress import Progress
     from muse.core import merge as m
     from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     old = repo.head_commit()
     if old is None:
         raise UsageError("HEAD has no commits yet: there is nothing to reset")
-    merging = m.merge_head(repo) is not None or _reverting(repo)
+    merging = m.merge_head(repo) is not None or reverting(repo)
     if merging and mode == "soft":
         raise MuseError("cannot do a soft reset in the middle of a merge or revert")
     target = resolve(repo, args.rev)
@@ -78,15 +79,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-REVERT_HEAD = "REVERT_HEAD"
-
-
-def _reverting(repo: Repository) -> bool:
-    return os.path.exists(os.path.join(repo.muse_dir, REVERT_HEAD))
-
-
 def clear_undo_state(repo: Repository) -> None:
     """Forget a merge or revert in progress (its MERGE_* files and REVERT_HEAD)."""
+    from muse.cli.cmd_revert import REVERT_HEAD
     from muse.core import merge as m
 
     m.clear_state(repo)
