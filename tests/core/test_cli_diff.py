@@ -231,3 +231,38 @@ def test_is_binary_is_gits_rule() -> None:
     assert textdiff.is_binary(b"a\0b")
     assert not textdiff.is_binary(b"x" * 8000 + b"\0")
     assert textdiff.is_binary(b"x" * 7999 + b"\0")
+
+
+def test_show_prints_the_patch_and_files_at_a_revision(pair: Pair) -> None:
+    pair.both(_base)
+    pair.commit("base")
+    pair.both(_edit)
+    pair.commit("edit")
+    shown = pair.muse("show")
+    patch = shown[shown.index(b"diff --git") :]
+    assert _no_index(patch) == _no_index(pair.git("show", "--format=", "-M", "HEAD"))
+    assert shown.startswith(b"commit ") and b"\n    edit\n" in shown
+    assert b"diff --git" not in pair.muse("show", "-s")
+    assert pair.muse("show", "HEAD~1:song.txt") == LINES
+    assert pair.muse("show", "HEAD:dir/renamed.txt") == (pair.m / "dir/renamed.txt").read_bytes()
+    assert pair.muse("show", "HEAD:link") == b"tail.txt"  # a symlink: its target
+    pair.muse("show", "HEAD:no/such/file", code=3)
+    pair.muse("show", "nope:song.txt", code=3)
+
+
+def test_show_of_a_merge(pair: Pair) -> None:
+    pair.both(_base)
+    pair.commit("base")
+    pair.muse("branch", "side")
+    pair.muse("checkout", "-q", "side")
+    _write(pair.m, "side.txt", b"side\n")
+    pair.muse("commit", "-q", "-m", "side")
+    pair.muse("checkout", "-q", "main")
+    _write(pair.m, "main.txt", b"main\n")
+    pair.muse("commit", "-q", "-m", "main")
+    pair.muse("merge", "-q", "side", "-m", "merge side")
+    shown = pair.muse("show").decode()
+    parents = [ln.split()[1][:12] for ln in shown.splitlines() if ln.startswith("parent ")]
+    assert f"Merge: {parents[0]} {parents[1]}\n" in shown and "diff --git" not in shown
+    first = pair.muse("show", "-m").decode()  # against the first parent: side's file arrives
+    assert "diff --git a/side.txt b/side.txt\nnew file mode 100644\n" in first
