@@ -43,7 +43,7 @@ def vectors() -> dict[str, tuple[int, bytes, bytes]]:
 
 def test_vectors_hash_and_validate():
     vs = vectors()
-    assert len(vs) == 7
+    assert len(vs) == 8
     for name, (kind, body, oid) in vs.items():
         assert object_id(kind, body) == oid, name
         validate(kind, body)

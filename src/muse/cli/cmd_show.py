@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise NotFound(f"object {oid.hex()} is missing")
     kind, body = found
     out = sys.stdout
+    oid, kind, body = _tag_headers(repo, oid, kind, body, out)
     if kind == BLOB:
         out.flush()
         sys.stdout.buffer.write(body)
@@ -92,6 +93,26 @@ def run(args: argparse.Namespace) -> int:
     for e in decode_tree(body):
         out.write(f"{MODE_NAMES[e.mode]:<5} {e.id.hex()}\t{e.name}\n")
     return 0
+
+
+def _tag_headers(repo, oid: bytes, kind: int, body: bytes, out) -> tuple[bytes, int, bytes]:  # type: ignore[no-untyped-def]
+    """Print each annotated tag on the way (as git show does), then the object it names."""
+    from muse.cli._util import format_date
+    from muse.core.objects import TAG, decode_tag
+
+    while kind == TAG:
+        t = decode_tag(body)
+        out.write(f"tag {t.name}\n")
+        out.write(f"Tagger: {t.tagger.name} <{t.tagger.email}>\n")
+        out.write(f"Date:   {format_date(t.tagger.time, t.tagger.tz_minutes)}\n\n")
+        out.write(t.message if t.message.endswith("\n") or not t.message else t.message + "\n")
+        out.write("\n")
+        oid = t.target
+        found = repo.store.get(oid)
+        if found is None:
+            raise NotFound(f"object {oid.hex()} is missing")
+        kind, body = found
+    return oid, kind, body
 
 
 def _at_path(repo, spec: str) -> bytes:  # type: ignore[no-untyped-def]

@@ -15,12 +15,14 @@ from muse.core.objects import (
     COMMIT,
     KIND_NAMES,
     MODE_KIND,
+    TAG,
     TREE,
     ObjectFormatError,
     check_object,
     chunks_refs,
     commit_refs,
     object_id,
+    tag_refs,
     tree_refs,
 )
 from muse.core.record import Record
@@ -52,6 +54,7 @@ def fsck(repo: Repository) -> FsckReport:
     tree_links: dict[bytes, tuple[bytes, bytes]] = {}  # tree -> (modes, ids)
     commit_links: dict[bytes, tuple[bytes, list[bytes]]] = {}  # commit -> (tree, parents)
     chunk_links: dict[bytes, bytes] = {}  # chunk list -> ids of its chunks
+    tag_links: dict[bytes, tuple[bytes, int]] = {}  # tag -> (target, its kind)
     store = repo.store
 
     def check(oid: bytes, kind: int, body: bytes, where: str) -> None:
@@ -66,6 +69,8 @@ def fsck(repo: Repository) -> FsckReport:
             elif kind == CHUNKS:
                 chunk_links[oid] = chunks_refs(body)
                 blob_sizes[oid] = int.from_bytes(body[:8], "big")  # the file's size
+            elif kind == TAG:
+                tag_links[oid] = tag_refs(body)
         except ObjectFormatError as e:
             rep.problems.append(
                 f"{where} object {oid.hex()}: malformed {KIND_NAMES.get(kind)}: {e}"
@@ -134,7 +139,10 @@ def fsck(repo: Repository) -> FsckReport:
     except (RefError, OSError) as e:
         rep.problems.append(f"HEAD: {e}")
     seen: set[bytes] = set()
-    stack: list[tuple[bytes, int, str]] = [(oid, COMMIT, name) for name, oid in tips]
+    # A tag ref names a commit or an annotated tag (0: either); every other ref a commit.
+    stack: list[tuple[bytes, int, str]] = [
+        (oid, 0 if name.startswith("refs/tags/") else COMMIT, name) for name, oid in tips
+    ]
     while stack:
         oid, want, src = stack.pop()
         if oid in seen:
@@ -144,18 +152,24 @@ def fsck(repo: Repository) -> FsckReport:
         if found_kind is None:
             if store.has(oid):
                 continue  # present but malformed: reported above
-            rep.problems.append(f"missing {KIND_NAMES[want]} {oid.hex()} (from {src})")
+            what = KIND_NAMES.get(want, "commit or tag")
+            rep.problems.append(f"missing {what} {oid.hex()} (from {src})")
             continue
+        if want == 0 and found_kind in (COMMIT, TAG):
+            want = found_kind
         if found_kind != want:
+            expected = KIND_NAMES.get(want, "commit or tag")
             rep.problems.append(
-                f"{oid.hex()} is a {KIND_NAMES[found_kind]}, expected a {KIND_NAMES[want]} "
-                f"(from {src})"
+                f"{oid.hex()} is a {KIND_NAMES[found_kind]}, expected a {expected} (from {src})"
             )
             continue
         if found_kind == BLOB:
             continue
         short = oid.hex()[:12]
-        if found_kind == COMMIT:
+        if found_kind == TAG:
+            target, target_kind = tag_links[oid]
+            stack.append((target, target_kind, f"tag {short}"))
+        elif found_kind == COMMIT:
             tree, parents = commit_links[oid]
             stack.append((tree, TREE, f"commit {short}"))
             stack.extend((p, COMMIT, f"commit {short}") for p in parents)

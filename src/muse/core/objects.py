@@ -1,4 +1,4 @@
-"""Muse objects: blobs, trees and commits, their canonical encodings and their ids.
+"""Muse objects (blobs, trees, commits, chunk lists, tags), their canonical encodings and ids.
 
 An id is SHA-256 over a typed header (``b"<kind> <length>\\0"``) and the body, so a blob can
 never be read as a tree and the same content always gets the same id. Every body has exactly
@@ -19,7 +19,8 @@ BLOB = 1
 TREE = 2
 COMMIT = 3
 CHUNKS = 4  # a large file: the list of its content-defined chunks (each a blob)
-KIND_NAMES = {BLOB: "blob", TREE: "tree", COMMIT: "commit", CHUNKS: "chunks"}
+TAG = 5  # an annotated tag: a name, a tagger and a message for one object
+KIND_NAMES = {BLOB: "blob", TREE: "tree", COMMIT: "commit", CHUNKS: "chunks", TAG: "tag"}
 KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 ID_LEN = 32
 HEX_LEN = 64
@@ -428,6 +429,107 @@ def check_chunks(body: bytes | memoryview) -> None:
         raise ObjectFormatError(f"a chunked file has at least {CHUNKED_MIN} bytes")
 
 
+# ------------------------------------------------------------------------- annotated tags
+#: What an annotated tag may name (a chunk list is part of a file, never tagged on its own).
+TAG_TARGET_KINDS = frozenset({COMMIT, TREE, BLOB, TAG})
+
+
+class Tag(Frozen):
+    """An annotated tag: the object it names and that object's kind, its name, who made it
+    and why. Kept as an object (not only a ref) so the message and tagger travel with it."""
+
+    __slots__ = ("target", "target_kind", "name", "tagger", "message")
+    __match_args__ = ("target", "target_kind", "name", "tagger", "message")
+
+    target: bytes
+    target_kind: int
+    name: str
+    tagger: Signature
+    message: str
+
+    def __init__(
+        self, target: bytes, target_kind: int, name: str, tagger: Signature, message: str
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "target", target)
+        _set(self, "target_kind", target_kind)
+        _set(self, "name", name)
+        _set(self, "tagger", tagger)
+        _set(self, "message", message)
+
+    def encode(self) -> bytes:
+        if len(self.target) != ID_LEN:
+            raise ValueError("a tag names a 32-byte id")
+        if self.target_kind not in TAG_TARGET_KINDS:
+            raise ValueError(f"a tag cannot name a {KIND_NAMES.get(self.target_kind, '?')}")
+        check_tag_name(self.name)
+        check_identity(self.tagger.name, self.tagger.email)
+        head = (
+            f"object {self.target.hex()}\ntype {KIND_NAMES[self.target_kind]}\n"
+            f"tag {self.name}\ntagger {self.tagger.encode()}\n\n"
+        )
+        return (head + self.message).encode("utf-8")
+
+    @property
+    def id(self) -> bytes:
+        return object_id(TAG, self.encode())
+
+
+def check_tag_name(name: str) -> None:
+    """A tag's name is what follows refs/tags/ in a valid ref name."""
+    from muse.core.refnames import TAGS, RefNameError, check_ref_name
+
+    try:
+        check_ref_name(TAGS + name)
+    except RefNameError as e:
+        raise ValueError(f"invalid tag name {name!r}: {e}") from None
+
+
+def decode_tag(body: bytes | memoryview) -> Tag:
+    """Decode and validate a tag body; refuses any non-canonical encoding."""
+    raw = bytes(body)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ObjectFormatError("tag is not UTF-8") from None
+    head, sep, message = text.partition("\n\n")
+    lines = head.split("\n")
+    keys = ("object ", "type ", "tag ", "tagger ")
+    if not sep or len(lines) != 4 or not all(map(str.startswith, lines, keys)):
+        raise ObjectFormatError("tag must have object, type, tag and tagger lines, a blank line")
+    try:
+        target = from_hex(lines[0][7:])
+    except ValueError as e:
+        raise ObjectFormatError(str(e)) from None
+    kind = KIND_CODES.get(lines[1][5:])
+    if kind not in TAG_TARGET_KINDS:
+        raise ObjectFormatError(f"a tag cannot name an object of type {lines[1][5:]!r}")
+    tag = Tag(target, kind, lines[2][4:], Signature.parse(lines[3][7:]), message)
+    try:
+        canonical = tag.encode()
+    except ValueError as e:  # a name or an identity encode() refuses
+        raise ObjectFormatError(f"invalid tag: {e}") from None
+    if canonical != raw:
+        raise ObjectFormatError("tag is not canonically encoded")
+    return tag
+
+
+def tag_refs(body: bytes | memoryview) -> tuple[bytes, int]:
+    """(target id, target kind) of a tag body, parsed only as far as needed (fast path)."""
+    raw = bytes(body[:200])
+    lines = raw.split(b"\n", 2)
+    if len(lines) < 3 or not lines[0].startswith(b"object ") or not lines[1].startswith(b"type "):
+        raise ObjectFormatError("malformed tag")
+    try:
+        target = from_hex(lines[0][7:].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        raise ObjectFormatError("malformed tag target") from None
+    kind = KIND_CODES.get(lines[1][5:].decode("ascii", "replace"))
+    if kind not in TAG_TARGET_KINDS:
+        raise ObjectFormatError("malformed tag type")
+    return target, kind
+
+
 def validate(kind: int, body: bytes | memoryview) -> None:
     """Check that body is a canonical object of kind (blobs are any bytes)."""
     if kind == BLOB:
@@ -438,6 +540,8 @@ def validate(kind: int, body: bytes | memoryview) -> None:
         decode_commit(body)
     elif kind == CHUNKS:
         check_chunks(body)
+    elif kind == TAG:
+        decode_tag(body)
     else:
         raise ObjectFormatError(f"unknown object kind {kind}")
 
@@ -530,5 +634,7 @@ def check_object(kind: int, body: bytes | memoryview) -> None:
             decode_commit(raw)  # refuses it (or, in doubt, gives the exact verdict)
     elif kind == CHUNKS:
         check_chunks(body)
+    elif kind == TAG:
+        decode_tag(body)
     elif kind != BLOB:
         raise ObjectFormatError(f"unknown object kind {kind}")

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from muse.core import config as _config
-from muse.core.objects import COMMIT, Commit, Signature, decode_commit
+from muse.core.objects import COMMIT, TAG, Commit, Signature, decode_commit, tag_refs
 from muse.core.refnames import HEADS, TAGS, branch_ref, check_branch_name
 from muse.core.refs import RefStore
 from muse.core.store import ObjectStore
@@ -135,10 +135,13 @@ class Repository:
     def resolve(self, rev: str, kind: int | None = COMMIT) -> bytes:
         """An id from HEAD, a branch/tag/remote name, a full ref, or a hex id (prefix >= 4).
 
-        Suffixes ``~N`` and ``^`` walk first parents. kind=None accepts any object kind.
+        Suffixes ``~N`` and ``^`` walk first parents. kind=None accepts any object kind (an
+        annotated tag is then the tag itself); any other kind peels tags to what they name.
         """
         base, steps = _split_suffix(rev)
         oid = self._resolve_base(base, kind if not steps else COMMIT)
+        if kind is not None or steps:
+            oid = self.peel(oid)
         for _ in range(steps):
             parents = self.read_commit(oid).parents
             if not parents:
@@ -230,6 +233,15 @@ class Repository:
             except ValueError:
                 continue
         raise UnknownRevision(f"unknown ref {name!r} (no branch or reflog by that name)")
+
+    def peel(self, oid: bytes) -> bytes:
+        """What an annotated tag (or a chain of them) names; any other id unchanged."""
+        for _ in range(64):
+            found = self.store.get(oid)
+            if found is None or found[0] != TAG:
+                return oid
+            oid = tag_refs(found[1])[0]
+        raise UnknownRevision(f"{oid.hex()[:12]}: a chain of more than 64 tags")
 
     def branch_exists(self, name: str) -> bool:
         return self.refs.read(branch_ref(name)) is not None

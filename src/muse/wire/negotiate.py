@@ -30,10 +30,12 @@ from muse.core.objects import (
     CHUNKS,
     COMMIT,
     MODE_TREE,
+    TAG,
     TREE,
     ObjectFormatError,
     chunks_refs,
     commit_info,
+    tag_refs,
     tree_refs,
 )
 from muse.core.pack.codec import PackError
@@ -176,7 +178,9 @@ def objects_to_send(
     """(kind, oid) of every object reachable from wants and not from haves.
 
     Unknown haves are ignored; a want (or anything reachable from a new commit) that the
-    reader lacks raises PackError("missing_objects"). Wants may also be trees or blobs.
+    reader lacks raises PackError("missing_objects"). Wants may also be trees, blobs or
+    annotated tags (sent with what they name, first in the list); haves that are tags count
+    as the commits they name.
     Order: commits (newest first), trees grouped by path, chunk lists, blobs: what packs
     want. A large file's chunks are sent only when the other side has them in none of: the
     file's versions at the same path in the parents, and every chunk list of the haves' tips
@@ -190,11 +194,24 @@ def objects_to_send(
     tasks: dict[bytes, list[tuple[bytes, tuple[bytes, ...], tuple[bytes, ...]]]] = {b"": []}
     blobs: list[bytes] = []
     sent_blobs: set[bytes] = set()
-    for oid in wants:
+    tags: list[bytes] = []
+    have_set = set(haves)
+    haves = [_peel(reader, h) for h in haves]
+    pending_wants = list(wants)
+    while pending_wants:
+        oid = pending_wants.pop(0)
         found = reader.get(oid)
         if found is None:
             raise PackError("missing_objects", f"object {oid.hex()} is missing")
-        if found[0] == COMMIT:
+        if found[0] == TAG:
+            if oid in have_set or oid in tags:
+                continue
+            tags.append(oid)
+            try:
+                pending_wants.append(tag_refs(found[1])[0])
+            except ObjectFormatError as e:
+                raise PackError("bad_pack", f"tag {oid.hex()}: {e}") from None
+        elif found[0] == COMMIT:
             commit_wants.append(oid)
         elif found[0] == TREE:
             tasks[b""].append((oid, (), ()))
@@ -249,7 +266,8 @@ def objects_to_send(
                         sent_blobs.add(oid)
                         blobs.append(oid)
         pending = nxt
-    out: list[tuple[int, bytes]] = [(COMMIT, c) for c in new]
+    out: list[tuple[int, bytes]] = [(TAG, t) for t in tags]
+    out.extend((COMMIT, c) for c in new)
     out.extend((TREE, t) for t in trees)
     if chunk_lists:
         listed = [0]
@@ -261,6 +279,19 @@ def objects_to_send(
             stats["chunks_deduplicated"] = listed[0] - len(chunks)
     out.extend((BLOB, b) for b in blobs)
     return out
+
+
+def _peel(reader: ObjectReader, oid: bytes) -> bytes:
+    """What a chain of annotated tags ends at (oid itself when it is no tag)."""
+    for _ in range(16):  # a chain of tags is short; a cycle cannot exist (ids are hashes)
+        found = reader.get(oid)
+        if found is None or found[0] != TAG:
+            return oid
+        try:
+            oid = tag_refs(found[1])[0]
+        except ObjectFormatError:
+            return oid
+    return oid
 
 
 def _new_chunks(

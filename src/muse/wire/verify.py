@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from muse.core import objects as O
 from muse.core.idsection import common_ends, common_prefix, common_suffix
-from muse.core.objects import BLOB, CHUNKS, COMMIT, MODE_TREE, TREE, ObjectFormatError
+from muse.core.objects import BLOB, CHUNKS, COMMIT, MODE_TREE, TAG, TREE, ObjectFormatError
 from muse.core.pack.codec import PackError
 from muse.core.pack.file import PackFile
 from muse.core.paths import MAX_NAME_BYTES, MAX_PATH_BYTES, names_section_problem
@@ -325,11 +325,11 @@ def _new_trees_and_commits(
 ) -> Iterator[tuple[int, bytes]]:
     """(kind, body) of the new trees and commits, from a PackFile or a kind map."""
     if isinstance(new_objects, PackFile):
-        for kind, _oid, body in new_objects.iter_objects((TREE, COMMIT, CHUNKS)):
+        for kind, _oid, body in new_objects.iter_objects((TREE, COMMIT, CHUNKS, TAG)):
             yield kind, body
         return
     for oid, kind in new_objects.items():
-        if kind not in (TREE, COMMIT, CHUNKS):
+        if kind not in (TREE, COMMIT, CHUNKS, TAG):
             continue
         found = existing.get(oid)
         if found is None:
@@ -345,7 +345,13 @@ def _kind_lookup(new_objects: NewObjects) -> Callable[[bytes], int | None]:
 
 def _kind_sets(new_objects: NewObjects) -> dict[int, set[bytes]] | None:
     """{kind: ids} of the new objects (None if one has an unknown kind)."""
-    by_kind: dict[int, set[bytes]] = {BLOB: set(), TREE: set(), COMMIT: set(), CHUNKS: set()}
+    by_kind: dict[int, set[bytes]] = {
+        BLOB: set(),
+        TREE: set(),
+        COMMIT: set(),
+        CHUNKS: set(),
+        TAG: set(),
+    }
     items: Iterable[tuple[bytes, int]] = (
         new_objects.kinds() if isinstance(new_objects, PackFile) else new_objects.items()
     )
@@ -373,7 +379,10 @@ class Connectivity:
         self._prev: tuple[bytes, bytes] | None = None
 
     def add(self, kind: int, body: bytes | memoryview) -> None:
-        """Collect the references of one tree, commit or chunk list (blobs are ignored)."""
+        """Collect the references of one tree, commit, chunk list or tag (blobs are ignored).
+
+        A tag is decoded in full (tags are few): its target must then exist with the kind
+        the tag says."""
         try:
             if kind == TREE:
                 self._add_tree(body)
@@ -386,6 +395,10 @@ class Connectivity:
                 want[tree] = TREE
                 for p in parents:
                     want[p] = COMMIT
+            elif kind == TAG:
+                tag = O.decode_tag(body)
+                if self.want.setdefault(tag.target, tag.target_kind) != tag.target_kind:
+                    raise ObjectFormatError(f"{tag.target.hex()} is referenced with two kinds")
         except ObjectFormatError as e:
             raise PackError("bad_pack", str(e)) from None
 
@@ -498,6 +511,8 @@ def closure_pack(pack: PackFile, wants: list[bytes]) -> bool:
     commits = sets.get(COMMIT, set())
     if not wants or not all(w in commits for w in wants) or set(sets) - set(O.KIND_NAMES):
         return False
+    if sets.get(TAG):
+        return False  # tags are pushed by name, never as part of a closure
     conn = Connectivity()
     try:
         for kind, _oid, body in pack.iter_objects((TREE, COMMIT, CHUNKS)):
