@@ -43,7 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, resolve, short
-    from muse.cli.cmd_revert import reverting
     from muse.client.progress import Progress
     from muse.core import merge as m
     from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
@@ -79,9 +78,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+REVERT_HEAD = "REVERT_HEAD"
+
+
+def reverting(repo: Repository) -> bool:
+    """Whether a revert stopped on conflicts (muse.cli.cmd_revert) is waiting."""
+    return os.path.exists(os.path.join(repo.muse_dir, REVERT_HEAD))
+
+
 def clear_undo_state(repo: Repository) -> None:
     """Forget a merge or revert in progress (its MERGE_* files and REVERT_HEAD)."""
-    from muse.cli.cmd_revert import REVERT_HEAD
     from muse.core import merge as m
 
     m.clear_state(repo)

@@ -17,12 +17,11 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from muse.cli.cmd_reset import REVERT_HEAD, reverting
 from muse.errors import Conflict, MuseError, UsageError
 
 if TYPE_CHECKING:
     from muse.core.repo import Repository
-
-REVERT_HEAD = "REVERT_HEAD"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,10 +94,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _listed(paths: list[str]) -> str:
     return "".join(f"    {p}\n" for p in paths)
-
-
-def reverting(repo: Repository) -> bool:
-    return os.path.exists(os.path.join(repo.muse_dir, REVERT_HEAD))
 
 
 def _record(repo: Repository, head: bytes, tree: bytes, message: str) -> bytes:
