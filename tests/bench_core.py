@@ -6,7 +6,9 @@ Measures, as whole processes (wall clock, what the user waits for):
 - commit of the 25,000-file tree from scratch (``muse commit`` vs ``git add -A && git commit``),
 - a no-op status (``muse status`` vs ``git status``), after one warm-up status each,
 - checkout of the 25,000 files into an empty directory (a copy of the repository with no
-  working tree and no index; ``muse checkout main`` vs ``git checkout main``).
+  working tree and no index; ``muse checkout main`` vs ``git checkout main``),
+- diff and status with a few changed files: 5 text files of 200 lines (committed), then 3
+  lines edited in each (``muse diff`` vs ``git diff``, ``muse status`` vs ``git status``).
 
 Runs alternate muse and git; prints a Markdown table of p50 seconds with the ratio.
 Usage: python tests/bench_core.py [--tier xl] [--runs 3] [--keep DIR]
@@ -62,6 +64,36 @@ def write_tip_tree(dest: str, tier: str) -> int:
     return n
 
 
+def _text_edits(root: str, edited: bool) -> None:
+    """5 text files of 200 lines in the tree; ``edited``: 3 lines of each changed."""
+    for j in range(5):
+        lines = [f"line {i} of file {j}\n" for i in range(200)]
+        if edited:
+            for i in (10, 100, 190):
+                lines[i] = f"edited line {i} of file {j}\n"
+        with open(os.path.join(root, "part00", f"text{j}.txt"), "w") as f:
+            f.write("".join(lines))
+
+
+def _diff_rows(m: str, g: str, order: list[tuple[str, str]], times: dict[str, list[float]]) -> None:
+    """diff and status beside git with 5 changed text files (committed first, then edited)."""
+    for root in (m, g):
+        _text_edits(root, edited=False)
+    subprocess.run(MUSE + ["commit", "-q", "-m", "text"], cwd=m, env=ENV, check=True)
+    subprocess.run("git add -A && git commit -q -m text", cwd=g, env=ENV, check=True, shell=True)
+    for root in (m, g):
+        _text_edits(root, edited=True)
+    subprocess.run(MUSE + ["status"], cwd=m, env=ENV, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["git", "status"], cwd=g, env=ENV, check=True, stdout=subprocess.DEVNULL)
+    ours = subprocess.run(MUSE + ["diff", "--numstat"], cwd=m, env=ENV, capture_output=True)
+    theirs = subprocess.run(["git", "diff", "--numstat"], cwd=g, env=ENV, capture_output=True)
+    assert ours.stdout == theirs.stdout, (ours.stdout, theirs.stdout)
+    for who, d in order:
+        tool = MUSE if who == "muse" else ["git"]
+        times[f"diff {who}"].append(run(tool + ["diff"], d))
+        times[f"status (5 changed) {who}"].append(run(tool + ["status"], d))
+
+
 def run(cmd: list[str] | str, cwd: str) -> float:
     subprocess.run(["sync"], check=True)
     t = time.perf_counter()
@@ -93,6 +125,10 @@ def main() -> int:
             "status git",
             "checkout muse",
             "checkout git",
+            "diff muse",
+            "diff git",
+            "status (5 changed) muse",
+            "status (5 changed) git",
         )
     }
     for r in range(a.runs):
@@ -143,13 +179,14 @@ def main() -> int:
                 times["checkout git"].append(run(["git", "checkout", "-q", "main"], gc))
         check = subprocess.run(MUSE + ["status", "-s"], cwd=mc, env=ENV, capture_output=True)
         assert check.stdout == b"", check.stdout[:200]
+        _diff_rows(m, g, order, times)
         if not a.keep:
             for d in (m, g, mc, os.path.dirname(gc)):
                 shutil.rmtree(d, ignore_errors=True)
     print(f"\n{a.tier.upper()} tip tree: {nfiles} files, {a.runs} runs, p50 seconds\n")
     print("| operation | muse | git | muse/git |")
     print("|---|---:|---:|---:|")
-    for op in ("commit", "status", "checkout"):
+    for op in ("commit", "status", "checkout", "diff", "status (5 changed)"):
         mu = statistics.median(times[f"{op} muse"])
         gi = statistics.median(times[f"{op} git"])
         print(f"| {op} | {mu:.3f} | {gi:.3f} | {mu / gi:.2f} |")
