@@ -392,3 +392,14 @@ def pairs_between(
 ) -> list[_FilePair]:
     """The file pairs of two stored trees (show and log use it)."""
     return _pairs(repo, old, new, args, [], None, False)
+
+
+def worktree_renames(
+    repo: Repository, changes: list[Change]
+) -> tuple[list[Change], list[tuple[str, str, int]]]:
+    """Status's renames: (changes left, (old path, new path, similarity)) of HEAD against
+    the working tree, paired as ``muse diff`` pairs them (default 50 %)."""
+    from muse.core.renames import detect_renames
+
+    rest, renames = detect_renames(changes, _Reader(repo, True).read)
+    return rest, [(old, new, score) for old, new, _, _, score in renames]
