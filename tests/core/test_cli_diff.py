@@ -266,3 +266,13 @@ def test_show_of_a_merge(pair: Pair) -> None:
     assert f"Merge: {parents[0]} {parents[1]}\n" in shown and "diff --git" not in shown
     first = pair.muse("show", "-m").decode()  # against the first parent: side's file arrives
     assert "diff --git a/side.txt b/side.txt\nnew file mode 100644\n" in first
+
+
+def test_status_shows_renames(pair: Pair) -> None:
+    pair.both(_base)
+    pair.commit("base")
+    (pair.m / "moved.txt").rename(pair.m / "verses.txt")
+    (pair.m / "gone.txt").unlink()
+    long = pair.muse("status").decode()
+    assert "  renamed:    moved.txt -> verses.txt\n" in long
+    assert "  deleted:    gone.txt\n" in long and "new file" not in long

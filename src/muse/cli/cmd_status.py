@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from muse.core.repo import Repository
+    from muse.core.treediff import Change
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, short
     from muse.core.journal import finish_clone_hint, interrupted_checkout, unfinished_clone
-    from muse.core.worktree import status, status_letter
+    from muse.core.worktree import status
 
     repo = open_repo()
     stopped = interrupted_checkout(repo.muse_dir)
@@ -29,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
             "half written: run the same command again (muse checkout, pull or clone)\n"
         )
     st = status(repo)
+    rows = _rows(repo, st.changes)
     out = []
     if args.short:
-        out = [f"{status_letter(o, n)} {p}" for p, o, n in st.changes]
+        out = [f"{letter} {shown}" for _, letter, shown in rows]
     else:
         branch = repo.current_branch()
         if branch is not None:
@@ -42,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
             out.append("No commits yet")
         if st.changes:
             names = {"A": "new file", "M": "modified", "D": "deleted", "T": "typechange"}
+            names["R"] = "renamed"
             out.append("Changes (commit with 'muse commit -m <message>'):")
-            for p, o, n in st.changes:
-                out.append(f"  {names[status_letter(o, n)] + ':':<12}{p}")
+            for _, letter, shown in rows:
+                out.append(f"  {names[letter] + ':':<12}{shown}")
         else:
             out.append("nothing to commit, working tree clean")
         for s in st.skipped:
@@ -52,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
     if out:
         sys.stdout.write("\n".join(out) + "\n")
     return 0
+
+
+def _rows(repo: Repository, changes: list[Change]) -> list[tuple[str, str, str]]:
+    """(path, letter, what to print) by path, a rename as ``R`` and ``old -> new``."""
+    from muse.cli.cmd_diff import worktree_renames
+    from muse.core.worktree import status_letter
+
+    rest, renames = worktree_renames(repo, changes)
+    rows = [(p, status_letter(o, n), p) for p, o, n in rest]
+    rows += [(new, "R", f"{old} -> {new}") for old, new, _ in renames]
+    return sorted(rows)
