@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from muse.core.objects import CHUNKED_MODES, MODE_LINK
 from muse.core.treediff import Change
@@ -25,12 +26,15 @@ Rename = tuple[str, str, tuple[int, bytes], tuple[int, bytes], int]
 
 def similarity(a: bytes, b: bytes) -> int:
     """How alike two contents are, in percent: shared line bytes over the larger size."""
+    return _score(a, Counter(a.splitlines(True)), b, Counter(b.splitlines(True)))
+
+
+def _score(a: bytes, la: Counter[bytes], b: bytes, lb: Counter[bytes]) -> int:
     if a == b:
         return 100
     big = max(len(a), len(b))
-    if not big:
-        return 100
-    la, lb = Counter(a.splitlines(True)), Counter(b.splitlines(True))
+    if len(la) > len(lb):
+        la, lb = lb, la
     shared = sum(len(line) * min(n, lb[line]) for line, n in la.items() if line in lb)
     return shared * 100 // big
 
@@ -65,15 +69,24 @@ def detect_renames(
             data = read(path, entry, new)
             return None if is_binary(data) else data
 
-        olds = {p: text(p, e, False) for p, e in deleted.items()}
-        news = {p: text(p, e, True) for p, e in added.items()}
+        def lines(items: dict[str, tuple[int, bytes]], new: bool) -> dict[str, Any]:
+            out = {}
+            for p, e in items.items():
+                data = text(p, e, new)
+                if data is not None:
+                    out[p] = (data, Counter(data.splitlines(True)))
+            return out
+
+        olds, news = lines(deleted, False), lines(added, True)
         scored = []
-        for np_, nd in news.items():
-            for op, od in olds.items():
-                if nd is not None and od is not None:
-                    s = similarity(od, nd)
-                    if s >= threshold:
-                        scored.append((-s, np_, op))
+        for np_, (nd, nc) in news.items():
+            for op, (od, oc) in olds.items():
+                small, big = sorted((len(nd), len(od)))
+                if small * 100 < threshold * big:  # too unequal in size to be alike enough
+                    continue
+                s = _score(od, oc, nd, nc)
+                if s >= threshold:
+                    scored.append((-s, np_, op))
         scored.sort()
         for neg, np_, op in scored:
             if np_ in added and op in deleted:
