@@ -175,3 +175,13 @@ def test_patch_json_and_bad_input(twin: Twin) -> None:
     twin.muse("log", "--author", "(", code=2)
     twin.muse("log", "no-such-branch", code=3)
     twin.muse("log", "--pretty=fuller2", code=2)
+
+
+def test_log_n_reads_only_what_it_prints(twin: Twin) -> None:
+    """With all but the two newest commits gone, -n 1 still answers; the whole log cannot."""
+    ids = twin.muse("log", "--format=%H").split()
+    for oid in ids[2:]:  # keep the newest commit and its parent (read to order the walk)
+        if oid != ids[1]:
+            (twin.m / ".muse" / "objects" / oid[:2] / oid[2:]).unlink()
+    assert twin.muse("log", "-n", "1", "--format=%s") == "main edits a again\n"
+    twin.muse("log", "--format=%s", code=3)
