@@ -22,7 +22,7 @@ from muse.client.progress import Progress
 from muse.client.session import Session
 from muse.client.transport import HubURL
 from muse.core.record import Record
-from muse.core.refnames import HEADS
+from muse.core.refnames import HEADS, TAGS
 from muse.errors import MuseError, NotFound
 
 
@@ -154,7 +154,9 @@ def _clone_into(
         done = {
             b: oid for b, oid in heads.items() if repo.refs.read(tracking_ref(remote, b)) == oid
         }
+        tag_refs = {r: oid for r, oid in rr.refs.items() if r.startswith(TAGS)}  # clone: all
         wants = [w for w in dict.fromkeys(heads.values()) if w not in done.values()]
+        wants += [w for w in tag_refs.values() if w not in wants and not repo.store.has(w)]
         transfer = Transfer()
         if wants:
             haves = list(dict.fromkeys(done.values()))
@@ -164,6 +166,8 @@ def _clone_into(
         transfer.requests = s.transport.requests
     for b, oid in heads.items():
         repo.refs.update(tracking_ref(remote, b), oid)
+    for ref, oid in tag_refs.items():
+        repo.refs.update(ref, oid)
     result = CloneResult(target, checkout_branch, transfer)
     tip = heads.get(checkout_branch)
     if tip is not None:

@@ -65,7 +65,7 @@ class Transfer(Record):
 
 
 class FetchResult(Record):
-    _fields = ("transfer", "remote_refs", "updated")
+    _fields = ("transfer", "remote_refs", "updated", "tags_kept")
 
     def __init__(
         self,
@@ -75,7 +75,26 @@ class FetchResult(Record):
     ) -> None:
         self.transfer = transfer
         self.remote_refs = remote_refs
+        #: remote-tracking refs and tags that moved or appeared: ref -> (old, new)
         self.updated: dict[str, tuple[bytes | None, bytes]] = {} if updated is None else updated
+        #: tags the hub has at another object than here: kept as they are (git's rule)
+        self.tags_kept: list[str] = []
+
+
+def new_tags(repo: Repository, remote_refs: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]]:
+    """(the hub's tags this repository lacks: ref -> id, names of the tags both have at
+    different objects). A local tag is never replaced by a fetch: it does not move by itself."""
+    fresh: dict[str, bytes] = {}
+    kept: list[str] = []
+    for ref, oid in remote_refs.items():
+        if not ref.startswith(TAGS):
+            continue
+        local = repo.refs.read(ref)
+        if local is None:
+            fresh[ref] = oid
+        elif local != oid:
+            kept.append(ref[len(TAGS) :])
+    return fresh, kept
 
 
 class _Counted:
@@ -297,8 +316,12 @@ def fetch(
     path: str = "auto",
     progress: Progress | None = None,
     session: Session | None = None,
+    tags: bool = True,
 ) -> FetchResult:
-    """Fetch a remote's branches (all, or the ones named) and update refs/remotes/<remote>/."""
+    """Fetch a remote's branches (all, or the ones named) and update refs/remotes/<remote>/.
+
+    With ``tags`` (the default), the hub's tags this repository lacks come too, with what
+    they name (docs/client.md, "Tags")."""
     from muse.client.remotes import get_url, tracking_ref
 
     progress = progress or Progress(quiet=True)
@@ -323,7 +346,9 @@ def fetch(
                     )
             heads = {b: heads[b] for b in branches}
         store = repo.store
-        wants = list(dict.fromkeys(oid for oid in heads.values() if not store.has(oid)))
+        fresh, kept = new_tags(repo, rr.refs) if tags else ({}, [])
+        tips = [*heads.values(), *fresh.values()]
+        wants = list(dict.fromkeys(oid for oid in tips if not store.has(oid)))
         transfer = Transfer()
         if wants:
             limits = pack_limits(repo)  # the client's own, not what the hub announced
@@ -338,7 +363,12 @@ def fetch(
             if old != oid:
                 repo.refs.update(ref, oid)
                 updated[ref] = (old, oid)
-        return FetchResult(transfer, rr, updated)
+        for ref, oid in fresh.items():
+            repo.refs.update(ref, oid, None)
+            updated[ref] = (None, oid)
+        result = FetchResult(transfer, rr, updated)
+        result.tags_kept = kept
+        return result
     finally:
         if own:
             s.close()

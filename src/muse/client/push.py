@@ -23,20 +23,22 @@ from muse.client.transport import CHUNK, ExpiredURL, WireError
 from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
 from muse.core.record import Record
-from muse.core.refnames import HEADS
+from muse.core.refnames import HEADS, TAGS
 from muse.core.repo import Repository
 from muse.errors import NotFound, Rejected, UsageError
 from muse.wire.messages import update_json
 
 
 class Update(Record):
-    """One ref to move."""
+    """One ref to move (or delete: ``new`` None)."""
 
     _fields = ("local", "ref", "old", "new", "force")
 
-    def __init__(self, local: str, ref: str, old: bytes | None, new: bytes, force: bool) -> None:
-        self.local = local  # local branch name
-        self.ref = ref  # remote ref name (refs/heads/x)
+    def __init__(
+        self, local: str | None, ref: str, old: bytes | None, new: bytes | None, force: bool
+    ) -> None:
+        self.local = local  # local branch or tag name (None: a deletion)
+        self.ref = ref  # remote ref name (refs/heads/x, refs/tags/v1)
         self.old = old  # what the hub has now
         self.new = new
         self.force = force
@@ -145,11 +147,44 @@ def choose_path(
 
 
 def plan_updates(
-    repo: Repository, branches: list[tuple[str, str]], remote_refs: dict[str, bytes], force: bool
+    repo: Repository,
+    branches: list[tuple[str, str]],
+    remote_refs: dict[str, bytes],
+    force: bool,
+    tags: list[str] | None = None,
+    delete: list[str] | None = None,
 ) -> tuple[list[Update], list[str]]:
-    """Updates to send, refusing non-fast-forwards here already (the hub checks again)."""
+    """Updates to send, refusing non-fast-forwards here already (the hub checks again).
+
+    ``tags``: local tag names to push (a tag the hub has at another object is refused
+    unless forced, git's rule); ``delete``: remote refs to delete (a full name, or a
+    branch, else a tag, of that name on the hub).
+    """
     updates: list[Update] = []
     same: list[str] = []
+    for name in delete or []:
+        ref = _remote_ref(name, remote_refs)
+        old = remote_refs.get(ref)
+        if old is None:
+            raise NotFound(f"the hub has no {_ref_label(ref)} to delete")
+        if any(u.ref == ref for u in updates):
+            continue
+        updates.append(Update(None, ref, old, None, force))
+    for tag in tags or []:
+        new = repo.refs.read(TAGS + tag)
+        if new is None:
+            raise NotFound(f"tag {tag!r} not found")
+        ref = TAGS + tag
+        old = remote_refs.get(ref)
+        if old == new:
+            same.append(tag)
+            continue
+        if old is not None and not force:
+            raise Rejected(
+                f"rejected: the hub already has tag {tag} at {old.hex()[:12]}, yours is at "
+                f"{new.hex()[:12]} (a tag moves only with 'muse push --force')"
+            )
+        updates.append(Update(tag, ref, old, new, force))
     for local, remote_branch in branches:
         new = repo.refs.read(HEADS + local)
         if new is None:
@@ -170,6 +205,22 @@ def plan_updates(
     return updates, same
 
 
+def _remote_ref(name: str, remote_refs: dict[str, bytes]) -> str:
+    if name.startswith("refs/"):
+        return name
+    if HEADS + name not in remote_refs and TAGS + name in remote_refs:
+        return TAGS + name
+    return HEADS + name
+
+
+def _ref_label(ref: str) -> str:
+    if ref.startswith(HEADS):
+        return f"branch {ref[len(HEADS) :]!r}"
+    if ref.startswith(TAGS):
+        return f"tag {ref[len(TAGS) :]!r}"
+    return ref
+
+
 def push(
     repo: Repository,
     remote: str,
@@ -177,8 +228,13 @@ def push(
     force: bool = False,
     path: str = "auto",
     progress: Progress | None = None,
+    tags: list[str] | None = None,
+    delete: list[str] | None = None,
+    all_tags: bool = False,
 ) -> PushResult:
-    """Push (local branch, remote branch) pairs to a remote, all refs in one transaction."""
+    """Push (local branch, remote branch) pairs, local ``tags`` (``all_tags``: every local
+    tag the hub does not have as it is here; one it has at another object is refused unless
+    forced) and deletions of remote refs, all in one transaction."""
     from muse.client.remotes import get_url, tracking_ref, tracking_refs
     from muse.wire.negotiate import objects_to_send
 
@@ -188,7 +244,13 @@ def push(
     t0 = time.monotonic()
     with Session(get_url(repo, remote), write=True) as s:
         rr = s.refs()
-        updates, same = plan_updates(repo, branches, rr.refs, force)
+        tags = list(tags or [])
+        if all_tags:
+            for ref, oid in repo.refs.list(TAGS).items():
+                name = ref[len(TAGS) :]
+                if name not in tags and rr.refs.get(ref) != oid:
+                    tags.append(name)
+        updates, same = plan_updates(repo, branches, rr.refs, force, tags, delete)
         result = PushResult(updates=updates, up_to_date=same)
         if not updates:
             result.wire_seconds = time.monotonic() - t0
@@ -197,7 +259,7 @@ def push(
         remote_have = [oid for oid in rr.refs.values() if store.has(oid)]
         tracking = [oid for oid in tracking_refs(repo, remote).values() if store.has(oid)]
         haves = list(dict.fromkeys(remote_have + tracking))
-        wants = [u.new for u in updates]
+        wants = [u.new for u in updates if u.new is not None]
         reuse = None if haves else closure_pack_path(repo, wants)
         if reuse is not None:
             objs = reuse[1]  # the hub has nothing and one local pack is exactly the history
@@ -222,6 +284,7 @@ def push(
             pack_path = reuse[0] if reuse is not None else reusable_pack(repo, objs)
             answer = _send(repo, s, objs, body, chosen, progress, result, pack_path)
         except WireError as e:
+            _explain_refusal(e)
             if e.code != "missing_objects" or not tracking:
                 raise
             # our remote-tracking refs named objects the hub no longer has: send more
@@ -233,8 +296,25 @@ def push(
             result.objects = int(answer["objects"])
         result.wire_seconds = time.monotonic() - t0
     for u in updates:
-        repo.refs.update(tracking_ref(remote, u.ref[len(HEADS) :]), u.new)
+        if u.ref.startswith(HEADS):  # tags have no remote-tracking refs (as in git)
+            tref = tracking_ref(remote, u.ref[len(HEADS) :])
+            if u.new is not None or repo.refs.read(tref) is not None:
+                repo.refs.update(tref, u.new)
     return result
+
+
+def _explain_refusal(e: WireError) -> None:
+    """The hub's refusals of a ref update that are no race: say so, not 'pull first'."""
+    if e.code == "tag_exists":
+        raise Rejected(
+            f"rejected: the hub already has that tag at another object ({e}); a tag moves "
+            "only with 'muse push --force'"
+        ) from None
+    if e.code == "default_branch":
+        raise Rejected(
+            "rejected: the hub refuses to delete its default branch (make another branch "
+            "the default on the hub first)"
+        ) from None
 
 
 #: A push whose large-file chunks exceed this goes in segments of about this size, each kept

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlalchemy.exc import IntegrityError
 
 from muse.core.graph import is_ancestor
-from muse.core.objects import BLOB, CHUNKS, COMMIT
+from muse.core.objects import BLOB, CHUNKS, COMMIT, TAG, TREE
 from muse.core.pack.codec import DecodeBudget, PackError, PackLimits
 from muse.core.pack.file import PackFile
 from muse.core.pack.write import receive_pack, receive_pack_file
-from muse.core.refnames import HEADS
+from muse.core.refnames import HEADS, TAGS
 from muse.wire.messages import RefUpdate
 from muse.wire.verify import Connectivity, PathPolicy, StructureChecker
 from musehub.errors import HubError
@@ -98,10 +98,18 @@ def _answer(updates: list[RefUpdate], objects: int, size: int) -> dict[str, Any]
 class Receiver:
     """One push into one repository, from quarantine to the ref transaction."""
 
-    def __init__(self, store: RepoStore, repo_id: int, user_id: int | None) -> None:
+    def __init__(
+        self,
+        store: RepoStore,
+        repo_id: int,
+        user_id: int | None,
+        default_branch: str | None = None,
+    ) -> None:
         self.store = store
         self.repo_id = repo_id
         self.user_id = user_id
+        #: The branch a push may not delete (GitHub refuses it too): clones check it out.
+        self.default_branch = default_branch
         self.times: dict[str, float] = {}
         self.pack_count = 0
         self._kept: str | None = None  # the name of the pack the ref transaction stored
@@ -202,11 +210,12 @@ class Receiver:
         try:
             t0 = time.perf_counter()
             pack = None
+            kinds = (TREE, COMMIT, CHUNKS, TAG)
             if local is not None:
                 # Linked and verified in place, not copied (storage writes atomically).
-                pack = receive_pack_file(local, str(qdir), limits, inspect)
+                pack = receive_pack_file(local, str(qdir), limits, inspect, kinds)
             if pack is None:
-                pack = receive_pack(stream, str(qdir), limits, inspect)
+                pack = receive_pack(stream, str(qdir), limits, inspect, kinds)
                 if stream.read(1):
                     raise HubError(400, "bad_pack", "data after the end of the pack")
             self.times["receive"] = time.perf_counter() - t0
@@ -391,7 +400,8 @@ class Receiver:
         try:
             existing, infos = self.store.reader(self.repo_id)
             self.pack_count = len(infos)
-            tips = [u.new for u in updates if u.new is not None]
+            # A tag may name a commit or an annotated tag: _check_refs checks which.
+            tips = [u.new for u in updates if u.new is not None and not u.ref.startswith(TAGS)]
             conn.check(pack, existing, tips)
             overlay = PackReader([pack, *existing.packs], existing.cache)
             self._paths.check(overlay)  # what a client could not check out is not stored
@@ -401,12 +411,29 @@ class Receiver:
         return overlay
 
     def _check_refs(self, overlay: PackReader, updates: list[RefUpdate]) -> dict[str, bytes]:
-        """Branches name commits; refuse early what the transaction would refuse anyway
-        (stale, non-fast-forward), before anything is stored. Returns the refs as read."""
+        """Branches name commits, tags commits or annotated tags; the default branch is
+        never deleted; a tag never moves unless forced (git's rule). Refuses early what the
+        transaction would refuse anyway (stale, non-fast-forward), before anything is
+        stored. Returns the refs as read."""
         for u in updates:
             if u.new is not None and u.ref.startswith(HEADS):
                 if overlay.kind(u.new) != COMMIT:
                     raise HubError(400, "bad_request", f"{u.ref}: {u.new.hex()} is not a commit")
+            elif u.new is not None and u.ref.startswith(TAGS):
+                kind = overlay.kind(u.new)
+                if kind is None:
+                    raise HubError(400, "missing_objects", f"{u.ref}: {u.new.hex()} is missing")
+                if kind not in (COMMIT, TAG):
+                    raise HubError(
+                        400, "bad_request", f"{u.ref}: {u.new.hex()} is not a commit or a tag"
+                    )
+            if u.new is None and u.ref == HEADS + (self.default_branch or ""):
+                raise HubError(
+                    409,
+                    "default_branch",
+                    f"{u.ref} is the repository's default branch and cannot be deleted "
+                    "(make another branch the default first)",
+                )
 
         with self.store.db.session(readonly=True) as s:
             current = dbops.read_refs(s, self.repo_id)
@@ -433,6 +460,12 @@ class Receiver:
                     f"{u.old.hex() if u.old else 'nothing'}",
                 )
             if not u.force and u.old is not None and u.new is not None:
+                if u.ref.startswith(TAGS):
+                    raise HubError(
+                        409,
+                        "tag_exists",
+                        f"{u.ref} already exists at {u.old.hex()} (a tag moves only when forced)",
+                    )
                 if not is_ancestor(overlay, u.old, u.new):
                     raise HubError(
                         409, "non_fast_forward", f"{u.ref}: {u.new.hex()} does not contain it"

@@ -154,7 +154,7 @@ class Protocol:
             except ValueError:
                 raise HubError(400, "bad_request", "invalid Content-Length") from None
         body = AsyncBodyReader(request.stream().__aiter__(), limit, idle_s=self.idle_s)
-        receiver = Receiver(self.store, repo.id, _user_id(principal))
+        receiver = Receiver(self.store, repo.id, _user_id(principal), repo.default_branch)
 
         def work() -> dict[str, Any]:
             try:
@@ -244,7 +244,9 @@ class Protocol:
         stage = field(doc, "stage", bool, False)
         updates = [] if stage else parse_updates(doc)
         user_id = _user_id(principal)
-        result = await run_in_threadpool(self._commit, repo.id, user_id, upload_id, updates, stage)
+        result = await run_in_threadpool(
+            self._commit, repo.id, user_id, upload_id, updates, stage, repo.default_branch
+        )
         return JSONResponse(result)
 
     def _commit(
@@ -254,6 +256,7 @@ class Protocol:
         upload_id: str,
         updates: list[RefUpdate],
         stage: bool = False,
+        default_branch: str | None = None,
     ) -> dict[str, Any]:
         storage = self.storage
         with self.db.session(readonly=True) as s:
@@ -281,7 +284,7 @@ class Protocol:
             max_pack = self.limits.max_pack_bytes
             if storage.size(key) > max_pack:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
-            receiver = Receiver(self.store, repo_id, user_id)
+            receiver = Receiver(self.store, repo_id, user_id, default_branch)
             receiver.stage = stage
             result = receiver.receive_upload(key, updates, upload_id)
             ok = True
