@@ -276,3 +276,20 @@ def test_status_shows_renames(pair: Pair) -> None:
     long = pair.muse("status").decode()
     assert "  renamed:    moved.txt -> verses.txt\n" in long
     assert "  deleted:    gone.txt\n" in long and "new file" not in long
+
+
+def test_names_are_quoted_as_git_quotes_them(pair: Pair) -> None:
+    pair.both(lambda r: _write(r, "café.txt", b"un\n"))
+    pair.both(lambda r: _write(r, 'say "hi".txt', b"x\n"))
+    pair.commit("names")
+
+    def edit(root: Path) -> None:
+        _write(root, "café.txt", b"deux\n")
+        (root / 'say "hi".txt').rename(root / "naïve.txt")
+
+    pair.both(edit)
+    ours = pair.muse("diff")
+    assert _no_index(ours) == _no_index(pair.git_diff())
+    assert b'diff --git "a/caf\\303\\251.txt" "b/caf\\303\\251.txt"\n' in ours
+    for form in ("--name-status", "--name-only", "--stat", "--numstat"):
+        assert pair.muse("diff", form) == pair.git_diff(form), form

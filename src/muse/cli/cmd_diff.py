@@ -248,6 +248,26 @@ def _pairs(
     return [p for _, p in out]
 
 
+_ESCAPES = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r", 34: '"', 92: "\\"}
+
+
+def quote(path: str) -> str:
+    """A path as git prints it (core.quotePath on): in double quotes with C escapes and
+    octal bytes when it holds a quote, a backslash, a control or a non-ASCII character."""
+    raw = path.encode("utf-8", "surrogateescape")
+    if not any(b < 0x20 or b >= 0x7F or b in (34, 92) for b in raw):
+        return path
+    out = []
+    for b in raw:
+        if b in _ESCAPES:
+            out.append("\\" + _ESCAPES[b])
+        elif b < 0x20 or b >= 0x7F:
+            out.append(f"\\{b:03o}")
+        else:
+            out.append(chr(b))
+    return '"' + "".join(out) + '"'
+
+
 def write_diff(
     out: BinaryIO,
     repo: Repository,
@@ -263,10 +283,11 @@ def write_diff(
     if getattr(args, "quiet", False):
         return bool(pairs)
     if args.name_only:
-        out.write(b"".join(os.fsencode(p.new_path) + b"\n" for p in pairs))
+        out.write("".join(quote(p.new_path) + "\n" for p in pairs).encode())
     elif args.name_status:
         for p in pairs:
             names = [p.old_path, p.new_path] if p.score is not None else [p.new_path]
+            names = [quote(n) for n in names]
             out.write("\t".join([p.letter, *names]).encode("utf-8", "surrogateescape") + b"\n")
     elif args.numstat or args.stat:
         _write_stat(out, pairs, numstat=args.numstat)
@@ -289,7 +310,9 @@ def _counts(p: _FilePair) -> tuple[int, int, tuple[int, int] | None]:
 
 
 def _stat_name(p: _FilePair) -> str:
-    return f"{p.old_path} => {p.new_path}" if p.score is not None else p.new_path
+    if p.score is not None:
+        return f"{quote(p.old_path)} => {quote(p.new_path)}"
+    return quote(p.new_path)
 
 
 def _write_stat(out: BinaryIO, pairs: list[_FilePair], numstat: bool) -> None:
@@ -345,7 +368,7 @@ def write_patch(out: BinaryIO, p: _FilePair, context: int = 3) -> None:
             write_patch(out, _FilePair(p.reader, p.old_path, p.old_path, p.old, None), context)
             write_patch(out, _FilePair(p.reader, p.new_path, p.new_path, None, p.new), context)
             return
-    a_name, b_name = "a/" + p.old_path, "b/" + p.new_path
+    a_name, b_name = quote("a/" + p.old_path), quote("b/" + p.new_path)
     head = [f"diff --git {a_name} {b_name}"]
     if p.old is None and p.new is not None:
         head.append(f"new file mode {_GIT_MODE[p.new[0]]}")
@@ -358,8 +381,8 @@ def write_patch(out: BinaryIO, p: _FilePair, context: int = 3) -> None:
         if p.score is not None:
             head += [
                 f"similarity index {p.score}%",
-                f"rename from {p.old_path}",
-                f"rename to {p.new_path}",
+                f"rename from {quote(p.old_path)}",
+                f"rename to {quote(p.new_path)}",
             ]
     same = p.old is not None and p.new is not None and p.old[1] == p.new[1]
     if not same:
