@@ -293,3 +293,15 @@ def test_names_are_quoted_as_git_quotes_them(pair: Pair) -> None:
     assert b'diff --git "a/caf\\303\\251.txt" "b/caf\\303\\251.txt"\n' in ours
     for form in ("--name-status", "--name-only", "--stat", "--numstat"):
         assert pair.muse("diff", form) == pair.git_diff(form), form
+
+
+def test_find_renames_takes_its_value_attached(pair: Pair) -> None:
+    pair.both(_base)
+    pair.commit("base")
+    pair.both(lambda r: (r / "song.txt").rename(r / "track.txt"))
+    pair.commit("move")
+    # -M HEAD~1: HEAD~1 is a revision, not -M's percentage (git: -M<n> only)
+    assert pair.muse("diff", "-M", "HEAD~1", "--name-status") == b"R100\tsong.txt\ttrack.txt\n"
+    assert pair.muse("diff", "-M90", "HEAD~1", "HEAD", "--name-status") == (
+        b"R100\tsong.txt\ttrack.txt\n"
+    )

@@ -47,10 +47,21 @@ def add_format_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-renames", action="store_true", help="show renames as delete + add")
 
 
+def takeback_rename_value(args: argparse.Namespace, positionals: list[str]) -> list[str]:
+    """``-M`` takes its percentage attached (``-M40``), as in git: a separate word that
+    argparse gave it (``diff -M HEAD~1``) goes back to the positionals."""
+    value = str(args.find_renames)
+    if value.rstrip("%").isdigit():
+        return positionals
+    args.find_renames = "50"
+    return [value, *positionals]
+
+
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo
 
     repo = open_repo()
+    args.args = takeback_rename_value(args, args.args)
     revs, paths = _split_args(repo, args.args)
     old, new, extra, worktree = _sides(repo, revs)
     changed = write_diff(

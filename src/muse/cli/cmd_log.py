@@ -43,9 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo
+    from muse.cli.cmd_diff import takeback_rename_value
 
     repo = open_repo()
-    revs, paths = _split(args.revisions)
+    revs, paths = _split(takeback_rename_value(args, args.revisions))
     tips, hidden = _selection(repo, revs)
     fmt, sep = _format(args)
     author = _regex(args.author) if args.author else None
