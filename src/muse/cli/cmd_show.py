@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import format_date, open_repo, resolve
+    from muse.cli.cmd_diff import takeback_rename_value
     from muse.core.objects import (
         BLOB,
         CHUNKS,
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from muse.core.worktree import status_letter
 
     repo = open_repo()
+    args.object = takeback_rename_value(args, [args.object])[0]  # show -M REV
     if ":" in args.object:
         oid = _at_path(repo, args.object)
     else:
