@@ -217,3 +217,23 @@ def test_fsck_refuses_hostile_tags(muse: Muse, tmp_path: Path) -> None:
     assert "missing commit 0101" in r.stderr
     assert f"{blob.hex()} is a blob, expected a commit" in r.stderr
     assert "malformed tag" in r.stderr
+
+
+def test_tags_on_the_presign_path(muse: Muse, tmp_path: Path, hub: Any) -> None:
+    """The bundle path carries tag objects too: push, then clone and fetch, both forced."""
+    url, token, a = _setup(muse, tmp_path, hub)
+    muse.run("tag", "-a", "v1", "-m", "one", cwd=a)
+    out = muse.json("push", "--path", "presign", "origin", "v1", cwd=a)
+    assert out["path"] == "presign" and out["objects"] == 1  # the tag object alone
+    c = tmp_path / "c"
+    muse.run("clone", "--path", "presign", url, str(c))
+    assert "one" in _rev(muse, c, "v1")
+    write_files(a, {"late.txt": "late\n"})
+    muse.run("commit", "-m", "late", cwd=a)
+    muse.run("tag", "-a", "v2", "-m", "two", cwd=a)
+    muse.run("push", "--path", "presign", cwd=a)
+    muse.run("push", "--path", "presign", "--tags", cwd=a)
+    muse.run("fetch", "--path", "presign", cwd=c)
+    assert "two" in _rev(muse, c, "v2")
+    muse.run("fsck", cwd=c)
+    assert set(_hub_refs(hub, token)) == {"refs/heads/main", "refs/tags/v1", "refs/tags/v2"}
