@@ -181,7 +181,7 @@ def test_diff_against_a_revision_and_bad_input(pair: Pair) -> None:
     err = subprocess.run(
         [*MUSE, "diff", "no-such-rev"], cwd=pair.m, env=pair.env, capture_output=True
     )
-    assert err.returncode == 2 and err.stderr.startswith(b"muse: error: ambiguous argument")
+    assert err.returncode == 3 and err.stderr.startswith(b"muse: error: ambiguous argument")
     assert len(err.stderr.splitlines()) == 1
     pair.muse("diff", "HEAD", "nope", "--", "x", code=3)
 

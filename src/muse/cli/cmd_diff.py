@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     repo = open_repo()
     args.args = takeback_rename_value(args, args.args)
-    revs, paths = _split_args(repo, args.args)
+    revs, paths = split_args(repo, args.args)
     old, new, extra, worktree = _sides(repo, revs)
     changed = write_diff(
         sys.stdout.buffer, repo, old, new, args, paths=paths, extra=extra, worktree=worktree
@@ -70,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if changed and (args.exit_code or args.quiet) else 0
 
 
-def _split_args(repo: Repository, items: list[str]) -> tuple[list[str], list[str]]:
+def split_args(repo: Repository, items: list[str]) -> tuple[list[str], list[str]]:
     """Revisions, then paths: at ``--`` when given, else git's rule (what resolves is a rev)."""
     from muse.core.repo import UnknownRevision
-    from muse.errors import UsageError
+    from muse.errors import NotFound
 
     argv = sys.argv[1:]
     if "--" in argv:
@@ -84,12 +84,12 @@ def _split_args(repo: Repository, items: list[str]) -> tuple[list[str], list[str
     for i, item in enumerate(items):
         try:
             for part in [x for x in item.replace("...", "..").split("..") if x] or [item]:
-                repo.resolve(part)
+                repo.resolve(part.removeprefix("^"))
         except (UnknownRevision, ValueError):
             rest = items[i:]
             for path in rest:
                 if not os.path.lexists(os.path.join(repo.root, path)):
-                    raise UsageError(
+                    raise NotFound(
                         f"ambiguous argument {path!r}: unknown revision or path not in the "
                         "working tree (use '--' to separate paths from revisions)"
                     ) from None

@@ -43,10 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo
-    from muse.cli.cmd_diff import takeback_rename_value
+    from muse.cli.cmd_diff import split_args, takeback_rename_value
 
     repo = open_repo()
-    revs, paths = _split(takeback_rename_value(args, args.revisions))
+    revs, paths = split_args(repo, takeback_rename_value(args, args.revisions))
     tips, hidden = _selection(repo, revs)
     fmt, sep = _format(args)
     author = _regex(args.author) if args.author else None
@@ -97,15 +97,6 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
             _changes(repo, c, args, paths)
     return 0
-
-
-def _split(items: list[str]) -> tuple[list[str], list[str]]:
-    argv = sys.argv[1:]
-    if "--" in argv:
-        after = argv[argv.index("--") + 1 :]
-        n = len(items) - len(after)
-        return items[:n], items[n:]
-    return items, []
 
 
 def _selection(repo: Repository, revs: list[str]) -> tuple[list[bytes], list[bytes]]:
