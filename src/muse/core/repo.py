@@ -140,7 +140,7 @@ class Repository:
         """
         base, steps = _split_suffix(rev)
         oid = self._resolve_base(base, kind if not steps else COMMIT)
-        if kind is not None or steps:
+        if (kind is not None or steps) and base not in ("HEAD", "@"):  # HEAD names a commit
             oid = self.peel(oid)
         for _ in range(steps):
             parents = self.read_commit(oid).parents
