@@ -88,6 +88,8 @@ def test_pull_brings_new_tags(muse: Muse, tmp_path: Path, hub: Any) -> None:
     muse.run("tag", "-a", "v3", "-m", "three", cwd=a)
     muse.run("push", cwd=a)
     muse.run("push", "origin", "v3", cwd=a)
+    muse.run("fetch", "--no-tags", cwd=b)  # branches only
+    assert muse.run("tag", cwd=b).stdout == ""
     muse.run("pull", cwd=b)
     assert "three" in _rev(muse, b, "v3")
     assert (b / "more.txt").read_text() == "more\n"
