@@ -305,3 +305,17 @@ def test_find_renames_takes_its_value_attached(pair: Pair) -> None:
     assert pair.muse("diff", "-M90", "HEAD~1", "HEAD", "--name-status") == (
         b"R100\tsong.txt\ttrack.txt\n"
     )
+
+
+def test_stat_scales_and_cuts_names_as_git(pair: Pair) -> None:
+    long_dir = "very/deep/directory/structure/for/a/name/that/is/way/too/long/to/fit"
+    pair.both(lambda r: _write(r, "small.txt", b"x\n"))
+    pair.commit("base")
+
+    def grow(root: Path) -> None:
+        _write(root, "small.txt", b"".join(b"%d\n" % i for i in range(300)))
+        _write(root, "a-rather-long-file-name-for-the-stat-column.txt", LINES)
+        _write(root, f"{long_dir}/x.txt", LINES * 3)
+
+    pair.both(grow)
+    assert pair.muse("diff", "--stat") == pair.git_diff("--stat")

@@ -335,21 +335,31 @@ def _write_stat(out: BinaryIO, pairs: list[_FilePair], numstat: bool) -> None:
         return
     if not rows:
         return
-    name_w = max(len(_stat_name(p)) for p, *_ in rows)
+    name_w, num_w, graph_w = _stat_widths(rows)
     max_change = max((a + r for _, a, r, s in rows if s is None), default=0)
-    num_w = max([len(str(max_change))] + [3 for *_, s in rows if s])
-    graph_w = max(80 - name_w - num_w - 5, 10)
     ins = dels = 0
     for p, added, removed, sizes in rows:
-        name = _stat_name(p).ljust(name_w)
+        name = _stat_name(p)
+        if len(name) > name_w:  # git cuts a long name from the left, at a "/" if it can
+            tail = name[len(name) - name_w + 3 :]
+            slash = tail.find("/")
+            name = "..." + (tail[slash:] if slash >= 0 else tail)
+        name = name.ljust(name_w)
         if sizes:
             line = f" {name} | {'Bin':>{num_w}} {sizes[0]} -> {sizes[1]} bytes"
         else:
             ins, dels = ins + added, dels + removed
             total = added + removed
-            if max_change > graph_w:
-                plus = _scale(added, graph_w, max_change)
-                minus = _scale(removed, graph_w, max_change)
+            if graph_w <= max_change:  # git's scaling: the total, then the smaller side
+                both = _scale(total, graph_w, max_change)
+                if both < 2 and added and removed:
+                    both = 2
+                if added < removed:
+                    plus = _scale(added, graph_w, max_change)
+                    minus = both - plus
+                else:
+                    minus = _scale(removed, graph_w, max_change)
+                    plus = both - minus
             else:
                 plus, minus = added, removed
             graph = "+" * plus + "-" * minus
@@ -362,6 +372,27 @@ def _write_stat(out: BinaryIO, pairs: list[_FilePair], numstat: bool) -> None:
     if dels or not ins:
         summary += f", {dels} deletion{'s' if dels != 1 else ''}(-)"
     out.write(summary.encode() + b"\n")
+
+
+def _stat_widths(
+    rows: list[tuple[_FilePair, int, int, tuple[int, int] | None]],
+) -> tuple[int, int, int]:
+    """(name, number, graph) column widths for 80 columns, as git's show_stats sizes them."""
+    width = 80
+    max_change = max((a + r for _, a, r, s in rows if s is None), default=0)
+    bins = [len(f"Bin {s[0]} -> {s[1]} bytes") for *_, s in rows if s]
+    num_w = max(len(str(max_change)), 3 if bins else 0)
+    bin_w = max(bins, default=0)
+    graph_w = max_change if max_change + 4 > bin_w else bin_w - 4
+    name_w = max(len(_stat_name(p)) for p, *_ in rows)
+    if name_w + num_w + 6 + graph_w > width:
+        if graph_w > width * 3 // 8 - num_w - 6:
+            graph_w = max(width * 3 // 8 - num_w - 6, 6)
+        if name_w > width - num_w - 6 - graph_w:
+            name_w = width - num_w - 6 - graph_w
+        else:
+            graph_w = width - num_w - 6 - name_w
+    return name_w, num_w, graph_w
 
 
 def _scale(n: int, width: int, max_change: int) -> int:
