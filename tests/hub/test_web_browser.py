@@ -167,6 +167,8 @@ def test_browse_play_diff_and_sign_in(browser: Any, tmp_path: Path) -> None:
         b.find_element(By.ID, "token").send_keys(site.token)
         b.find_element(By.ID, "login-submit").click()
         _wait(lambda: b.current_url.endswith("/alice/secret"), "the redirect after sign-in")
+        # the URL changes before the new page is in: wait for its file list
+        _wait(lambda: b.find_elements(By.ID, "files"), "the private repository's files")
         assert "hidden.txt" in b.find_element(By.ID, "files").text
         cookie = b.get_cookie("muse_session")
         assert cookie is not None and cookie["httpOnly"] and site.token not in cookie["value"]
