@@ -284,12 +284,32 @@ def _allowed(request: Request, token: str) -> bool:
         return False
 
 
+#: A GET that carries a body anyway: read (and drop) up to this much of it before answering
+#: (the answer, tens of KiB, is otherwise cut by the reset an unread body causes).
+_DRAIN_LIMIT = 16 << 20
+
+
+async def _drain(request: Request) -> None:
+    """Read a stray request body before answering: a response sent while unread bytes sit
+    in the socket makes the kernel reset the connection, and the client may lose the answer
+    (the hostile-input test saw 'dropped' for GET /metrics with a body)."""
+    seen = 0
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > _DRAIN_LIMIT:
+                break
+    except Exception:  # noqa: BLE001 - a broken body does not change what /metrics says
+        pass
+
+
 async def metrics_endpoint(request: Request) -> Response:
     """The Prometheus text exposition: every worker's counters, plus the pack cache."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily
 
     settings = request.app.state.hub.settings
+    await _drain(request)
     if not _allowed(request, settings.metrics_token):
         return JSONResponse(
             {"error": "forbidden", "message": "metrics need the metrics token (or loopback)"},
