@@ -5,6 +5,7 @@ The tiers are defined in docs/benchmarks.md, "Definition".
 Measures, as whole processes (wall clock, what the user waits for):
 - commit of the 25,000-file tree from scratch (``muse commit`` vs ``git add -A && git commit``),
 - a no-op status (``muse status`` vs ``git status``), after one warm-up status each,
+- log -n 1, a commit of 5 new files, and status and that commit again with core.fsmonitor on,
 - checkout of the 25,000 files into an empty directory (a copy of the repository with no
   working tree and no index; ``muse checkout main`` vs ``git checkout main``),
 - diff and status with a few changed files: 5 text files of 200 lines (committed), then 3
@@ -43,6 +44,9 @@ ENV = {
 }
 ENV.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's muse runs from cached bytecode
 MUSE = [sys.executable, "-m", "muse"]
+
+
+EVERYDAY = ("log -n 1", "commit 5 new files", "status, fsmonitor", "commit 5 new files, fsmonitor")
 
 
 def write_tip_tree(dest: str, tier: str) -> int:
@@ -94,6 +98,54 @@ def _diff_rows(m: str, g: str, order: list[tuple[str, str]], times: dict[str, li
         times[f"status (5 changed) {who}"].append(run(tool + ["status"], d))
 
 
+def _new_files(root: str, tag: str) -> None:
+    """5 new small files in one directory (the everyday commit)."""
+    for j in range(5):
+        with open(os.path.join(root, "part01", f"new-{tag}-{j}.txt"), "w") as f:
+            f.write(f"{tag} {j}\n" * 20)
+
+
+def _everyday_rows(
+    m: str, g: str, order: list[tuple[str, str]], times: dict[str, list[float]]
+) -> None:
+    """log -n 1, a commit of 5 new files, then the same status and commit with muse's
+    core.fsmonitor on (git with its defaults: its built-in monitor is not on Linux)."""
+    subprocess.run(MUSE + ["commit", "-q", "-m", "edits"], cwd=m, env=ENV, check=True)
+    subprocess.run("git add -A && git commit -q -m edits", cwd=g, env=ENV, check=True, shell=True)
+    for who, d in order:
+        tool = MUSE if who == "muse" else ["git"]
+        times[f"log -n 1 {who}"].append(run(tool + ["log", "-n", "1"], d))
+    for who, d in order:
+        _new_files(d, "a")
+        cmd = (
+            MUSE + ["commit", "-q", "-m", "five"]
+            if who == "muse"
+            else "git add -A && git commit -q -m five"
+        )
+        times[f"commit 5 new files {who}"].append(run(cmd, d))
+    subprocess.run(MUSE + ["config", "core.fsmonitor", "true"], cwd=m, env=ENV, check=True)
+    try:
+        for _ in range(2):  # the daemon starts, then the cached trees are primed
+            subprocess.run(MUSE + ["status"], cwd=m, env=ENV, check=True, stdout=subprocess.DEVNULL)
+        for who, d in order:
+            tool = MUSE if who == "muse" else ["git"]
+            times[f"status, fsmonitor {who}"].append(run(tool + ["status"], d))
+        for who, d in order:
+            _new_files(d, "b")
+            cmd = (
+                MUSE + ["commit", "-q", "-m", "five more"]
+                if who == "muse"
+                else "git add -A && git commit -q -m 'five more'"
+            )
+            times[f"commit 5 new files, fsmonitor {who}"].append(run(cmd, d))
+    finally:
+        subprocess.run(
+            [sys.executable, "-c", f"from muse.core import fsmonitor; fsmonitor.stop({m!r})"],
+            env=ENV,
+            check=False,
+        )
+
+
 def run(cmd: list[str] | str, cwd: str) -> float:
     subprocess.run(["sync"], check=True)
     t = time.perf_counter()
@@ -129,6 +181,7 @@ def main() -> int:
             "diff git",
             "status (5 changed) muse",
             "status (5 changed) git",
+            *(f"{op} {who}" for op in EVERYDAY for who in ("muse", "git")),
         )
     }
     for r in range(a.runs):
@@ -180,13 +233,14 @@ def main() -> int:
         check = subprocess.run(MUSE + ["status", "-s"], cwd=mc, env=ENV, capture_output=True)
         assert check.stdout == b"", check.stdout[:200]
         _diff_rows(m, g, order, times)
+        _everyday_rows(m, g, order, times)
         if not a.keep:
             for d in (m, g, mc, os.path.dirname(gc)):
                 shutil.rmtree(d, ignore_errors=True)
     print(f"\n{a.tier.upper()} tip tree: {nfiles} files, {a.runs} runs, p50 seconds\n")
     print("| operation | muse | git | muse/git |")
     print("|---|---:|---:|---:|")
-    for op in ("commit", "status", "checkout", "diff", "status (5 changed)"):
+    for op in ("commit", "status", "checkout", "diff", "status (5 changed)", *EVERYDAY):
         mu = statistics.median(times[f"{op} muse"])
         gi = statistics.median(times[f"{op} git"])
         print(f"| {op} | {mu:.3f} | {gi:.3f} | {mu / gi:.2f} |")
