@@ -8,15 +8,18 @@
   ``{"token": ...}`` (shown once). The ``musehub`` command does the same offline.
 
 Deleting a repository deletes its rows (refs, packs, deferred deletions cascade) and then its
-objects under ``repos/<repo id>/`` in storage.
+objects under ``repos/<repo id>/`` in storage and its packs in the local cache. The functions
+of this module that take a session are shared with the ``musehub`` command (musehub.cli).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -34,9 +37,12 @@ from musehub.auth import (
     resolve_repo,
     token_expiry,
 )
-from musehub.db import Collaborator, Repo, User, now
+from musehub.db import Collaborator, DeferredDeletion, Pack, Repo, User, now
 from musehub.errors import HubError, field, read_json
 from musehub.names import check_slug, check_username, is_username
+
+if TYPE_CHECKING:
+    from musehub.storage import Storage
 
 log = logging.getLogger("musehub.api")
 
@@ -94,6 +100,82 @@ def create_repo(
     return repo
 
 
+@dataclass
+class RepoRemains:
+    """What is left of a deleted repository once its rows are gone: its stored objects
+    (``repos/<id>/``) and the packs a hub process may hold in its local cache."""
+
+    repo_id: int
+    pack_names: list[str]
+
+
+def delete_repository(session: Session, repo: Repo) -> RepoRemains:
+    """Delete a repository's rows (refs, packs, ledger and collaborators cascade); the
+    caller then calls :func:`remove_repository_files` once the transaction committed."""
+    names = list(session.execute(select(Pack.name).where(Pack.repo_id == repo.id)).scalars())
+    remains = RepoRemains(repo.id, names)
+    session.delete(repo)
+    return remains
+
+
+def remove_repository_files(storage: Storage, cache_dir: str, remains: RepoRemains) -> None:
+    """Delete a deleted repository's objects from storage and its packs from the cache."""
+    for name in remains.pack_names:
+        for suffix in (".pack", ".idx"):
+            try:
+                os.unlink(os.path.join(cache_dir, "packs", name + suffix))
+            except FileNotFoundError:
+                pass
+    try:
+        storage.delete_prefix(f"repos/{remains.repo_id}/")
+    except Exception:  # noqa: BLE001 - the repository is gone; leftovers are only bytes
+        log.exception("could not delete the objects of repository %d", remains.repo_id)
+
+
+def rename_repository(session: Session, repo: Repo, slug: str) -> Repo:
+    """Give a repository a new slug (its id, and so its objects, stay); 409 if taken."""
+    check_slug(slug)
+    try:
+        with session.begin_nested():
+            repo.slug = slug
+            session.flush()
+    except IntegrityError:
+        owner = repo.owner.username
+        raise HubError(409, "repo_exists", f"repository {owner}/{slug} exists") from None
+    return repo
+
+
+def set_collaborator(session: Session, repo: Repo, user: User, add: bool) -> bool:
+    """Make ``user`` a collaborator of ``repo`` or not; returns whether anything changed
+    (the owner is never a collaborator of their own repository)."""
+    existing = session.get(Collaborator, (repo.id, user.id))
+    if add and existing is None and user.id != repo.owner_id:
+        session.add(Collaborator(repo_id=repo.id, user_id=user.id))
+        return True
+    if not add and existing is not None:
+        session.delete(existing)
+        return True
+    return False
+
+
+def delete_user(session: Session, user: User) -> list[RepoRemains]:
+    """Delete a user with their repositories, tokens and collaborations. Ledger rows of
+    their pushes into other people's repositories pass to those repositories' owners, so
+    the sweep still deletes what they name. Returns the repositories' remains."""
+    owned = session.execute(select(Repo).where(Repo.owner_id == user.id)).scalars().all()
+    remains = [delete_repository(session, r) for r in owned]
+    session.flush()
+    owner = select(Repo.owner_id).where(Repo.id == DeferredDeletion.repo_id).scalar_subquery()
+    session.execute(
+        update(DeferredDeletion)
+        .where(DeferredDeletion.user_id == user.id)
+        .values(user_id=owner)
+        .execution_options(synchronize_session=False)
+    )
+    session.delete(user)
+    return remains
+
+
 # -------------------------------------------------------------------------- endpoints
 
 
@@ -137,13 +219,8 @@ async def delete_repo(request: Request) -> Response:
     def work() -> None:
         principal = authenticate(request)
         with hub.db.session() as s:
-            repo = resolve_repo(s, principal, owner, slug, "admin")
-            repo_id = repo.id
-            s.delete(repo)
-        try:
-            hub.storage.delete_prefix(f"repos/{repo_id}/")
-        except Exception:  # noqa: BLE001 - the repository is gone; leftovers are only bytes
-            log.exception("could not delete the objects of repository %d", repo_id)
+            remains = delete_repository(s, resolve_repo(s, principal, owner, slug, "admin"))
+        remove_repository_files(hub.storage, hub.settings.cache_dir, remains)
 
     await hub.run(work)
     return Response(status_code=204)
@@ -183,12 +260,7 @@ async def _collaborator(request: Request, add: bool) -> Response:
         principal = authenticate(request)
         with hub.db.session() as s:
             repo = resolve_repo(s, principal, p["owner"], p["slug"], "admin")
-            user = _user(s, p["user"])
-            existing = s.get(Collaborator, (repo.id, user.id))
-            if add and existing is None and user.id != repo.owner_id:
-                s.add(Collaborator(repo_id=repo.id, user_id=user.id))
-            elif not add and existing is not None:
-                s.delete(existing)
+            set_collaborator(s, repo, _user(s, p["user"]), add)
 
     await hub.run(work)
     return Response(status_code=204)

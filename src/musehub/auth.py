@@ -135,6 +135,8 @@ def _lookup(session: Session, token: str) -> tuple[Principal, bool]:
         raise HubError(401, "unauthorized", "token revoked")
     if row.expires_at is not None and row.expires_at <= t:
         raise HubError(401, "unauthorized", "token expired")
+    if row.user.disabled:
+        raise HubError(403, "user_disabled", f"user {row.user.username!r} is disabled")
     scopes = tuple(expand_scopes(row.scopes))
     principal = Principal(
         user_id=row.user_id,

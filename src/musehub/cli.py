@@ -1,18 +1,26 @@
 """The ``musehub`` command: serve the hub and administer it.
 
     musehub [--config FILE] serve [--host H] [--port P] [--workers N]
-    musehub user add NAME [--admin]
+    musehub migrate                                   (creates a new hub when there is none)
+    musehub user add NAME [--admin] | list | disable NAME | enable NAME | delete NAME [--yes]
+    musehub user set-quota NAME SIZE|default
     musehub token create USER [--scope read|write|admin] [--expires-days N] [--description T]
     musehub token revoke TOKEN-or---id N
     musehub token list [USER]
     musehub repo create OWNER/SLUG [--private] [--default-branch B]
     musehub repo list [--owner O]
-    musehub migrate
+    musehub repo delete OWNER/SLUG [--yes] | rename OWNER/SLUG NEW-SLUG
+    musehub repo set-private OWNER/SLUG | set-public OWNER/SLUG | set-quota OWNER/SLUG SIZE
+    musehub collaborator add|remove OWNER/SLUG USER | list OWNER/SLUG
+    musehub config show
 
 Settings come from ``--config`` (TOML), ``MUSEHUB_*`` variables and the options (see
-``musehub.config``). Every command brings the database schema up to date first. Errors are
-one line, ``musehub: error: ...``, with exit code 1 (2 for usage, 3 for not found, 4 for
-"already exists"); ``MUSEHUB_DEBUG=1`` shows the traceback.
+``musehub.config``). Every command brings the database schema up to date first. An admin
+command that finds no hub (no database yet) refuses, unless ``--init`` or a yes on a
+terminal says to create a new, empty one: a command run in the wrong directory must not
+silently start a second hub. Errors are one line, ``musehub: error: ...``, with exit code 1
+(2 for usage, 3 for not found, 4 for "already exists"); ``MUSEHUB_DEBUG=1`` shows the
+traceback. The logic is the REST API's (``musehub.api``), called offline.
 """
 
 from __future__ import annotations
@@ -38,7 +46,24 @@ class CliError(Exception):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="musehub", description="MuseHub server and administration")
     p.add_argument("--config", help="TOML settings file (also $MUSEHUB_CONFIG)")
+    p.add_argument("--init", action="store_true", help="create a new hub if there is none")
+    # --init after the action too (SUPPRESS: a default here would hide the one given above).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--init", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def actions(name: str, help: str) -> Any:
+        return sub.add_parser(name, help=help).add_subparsers(
+            dest="action", metavar="ACTION", required=True
+        )
+
+    def action(group: Any, name: str, help: str, *names: str) -> Any:
+        a = group.add_parser(name, help=help, parents=[common])
+        for n in names:
+            a.add_argument(n, metavar=n.upper().replace("_", "-"))
+        return a
 
     serve = sub.add_parser("serve", help="run the hub (uvicorn, several worker processes)")
     serve.add_argument("--config", dest="config_sub", help=argparse.SUPPRESS)
@@ -47,21 +72,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int)
     serve.add_argument("--data-dir")
 
-    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("migrate", help="bring the database schema up to date (or create a hub)")
 
-    user = sub.add_parser("user", help="manage users").add_subparsers(
-        dest="action", metavar="ACTION", required=True
+    user = actions("user", "manage users")
+    action(user, "add", "create a user", "name").add_argument(
+        "--admin", action="store_true", help="may administer everything"
     )
-    ua = user.add_parser("add", help="create a user")
-    ua.add_argument("name")
-    ua.add_argument("--admin", action="store_true", help="may administer everything")
-    user.add_parser("list", help="list users")
+    action(user, "list", "list users")
+    action(user, "disable", "refuse the user's tokens from now on (data kept)", "name")
+    action(user, "enable", "accept the user's tokens again", "name")
+    action(user, "delete", "delete a user and their repositories", "name").add_argument(
+        "--yes", "-y", action="store_true", help="do not ask"
+    )
+    action(user, "set-quota", "storage quota over the user's repositories", "name", "size")
 
-    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    tc = token.add_parser("create", help="create a token (printed once)")
-    tc.add_argument("user")
+    token = actions("token", "manage API tokens")
+    tc = action(token, "create", "create a token (printed once)", "user")
     tc.add_argument(
         "--scope",
         "--scopes",
@@ -72,21 +98,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     tc.add_argument("--expires-days", type=float)
     tc.add_argument("--description")
-    tr = token.add_parser("revoke", help="revoke a token")
+    tr = action(token, "revoke", "revoke a token")
     tr.add_argument("token", nargs="?", help="the token itself")
     tr.add_argument("--id", type=int, help="the token's id (see token list)")
-    tl = token.add_parser("list", help="list tokens (never their values)")
-    tl.add_argument("user", nargs="?")
+    action(token, "list", "list tokens (never their values)").add_argument("user", nargs="?")
 
-    repo = sub.add_parser("repo", help="manage repositories").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    rc = repo.add_parser("create", help="create OWNER/SLUG")
-    rc.add_argument("name", metavar="OWNER/SLUG")
+    repo = actions("repo", "manage repositories")
+    rc = action(repo, "create", "create OWNER/SLUG", "name")
     rc.add_argument("--private", action="store_true")
     rc.add_argument("--default-branch", default="main")
-    rl = repo.add_parser("list", help="list repositories")
-    rl.add_argument("--owner")
+    action(repo, "list", "list repositories").add_argument("--owner")
+    action(repo, "delete", "delete a repository and its objects", "name").add_argument(
+        "--yes", "-y", action="store_true", help="do not ask"
+    )
+    action(repo, "rename", "give a repository a new slug", "name", "new_slug")
+    action(repo, "set-private", "readable by its owner and collaborators only", "name")
+    action(repo, "set-public", "readable by anyone", "name")
+    action(repo, "set-quota", "storage quota of one repository", "name", "size")
+
+    collab = actions("collaborator", "manage who may write to a repository")
+    action(collab, "add", "let USER write to OWNER/SLUG", "name", "user")
+    action(collab, "remove", "take USER's write access away", "name", "user")
+    action(collab, "list", "list a repository's collaborators", "name")
+
+    config = actions("config", "the hub's settings")
+    action(config, "show", "the effective settings, secrets masked")
     return p
 
 
@@ -102,6 +138,109 @@ def _database(settings: Settings) -> Database:
     db = Database(settings.database_url)
     db.upgrade()
     return db
+
+
+def _hub_exists(settings: Settings) -> bool:
+    """Whether the settings name a hub that exists: SQLite's file, a schema in PostgreSQL."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database
+        return not path or path == ":memory:" or os.path.exists(path)
+    from musehub.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        return bool(inspect(db.engine).has_table("alembic_version"))
+    finally:
+        db.dispose()
+
+
+def _where(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"in {settings.data_dir}"
+    return f"in database {url.render_as_string(hide_password=True)}"
+
+
+def _open_hub(args: argparse.Namespace) -> tuple[Settings, Database]:
+    """The settings and database of the hub an admin command works on. No hub there yet:
+    refused, unless ``--init`` (or a yes on a terminal) asks for a new, empty one."""
+    from musehub.config import persistent_secret
+
+    settings = _settings(args, make_secret=False)
+    if not _hub_exists(settings):
+        where = _where(settings)
+        if getattr(args, "init", False):
+            print(f"musehub: creating a new, empty hub {where}", file=sys.stderr)
+        elif sys.stdin.isatty():
+            answer = input(f"No hub {where}. Create a new, empty one? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise CliError("no hub created", EXIT_ERROR)
+        else:
+            raise CliError(
+                f"no hub {where}: run where the hub's data directory is, or name it with "
+                "--config or MUSEHUB_DATA_DIR (--init creates a new, empty hub)",
+                EXIT_NOT_FOUND,
+            )
+    if not settings.secret_key:
+        settings.secret_key = persistent_secret(settings.data_dir)
+    return settings, _database(settings)
+
+
+def _confirm(args: argparse.Namespace, what: str) -> None:
+    """Destructive commands: --yes, or the name typed again on a terminal."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError(f"refusing to delete {what} {args.name} without --yes", EXIT_USAGE)
+    answer = input(f"Delete {what} {args.name} and everything it holds? Type its name: ")
+    if answer.strip() != args.name:
+        raise CliError("not confirmed; nothing deleted", EXIT_ERROR)
+
+
+def _owner_slug(name: str) -> tuple[str, str]:
+    owner, sep, slug = name.partition("/")
+    if not sep or not owner or not slug or "/" in slug:
+        raise CliError(f"expected OWNER/SLUG, got {name!r}", EXIT_USAGE)
+    return owner, slug
+
+
+def _get_repo(s: Any, name: str) -> Any:
+    from sqlalchemy import select
+
+    from musehub.db import Repo
+
+    owner, slug = _owner_slug(name)
+    user = _get_user(s, owner)
+    repo = s.execute(
+        select(Repo).where(Repo.owner_id == user.id, Repo.slug == slug)
+    ).scalar_one_or_none()
+    if repo is None:
+        raise CliError(f"no repository {name!r}", EXIT_NOT_FOUND)
+    return repo
+
+
+def _hub_error(e: Any) -> CliError:
+    """A HubError of the shared logic as the command's error (409: exists, 404: not found)."""
+    code = {409: EXIT_EXISTS, 404: EXIT_NOT_FOUND}.get(e.status, EXIT_USAGE)
+    return CliError(e.message, code)
+
+
+def _size(text: str) -> int | None:
+    """A quota argument: a size, or ``default`` (None: the hub's setting applies)."""
+    from musehub.quota import parse_size
+
+    if text.strip().lower() in ("default", "none"):
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise CliError(str(e), EXIT_USAGE) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -151,6 +290,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from musehub.db.migrate import current_revision
 
+    settings = _settings(args, make_secret=False)
+    if not _hub_exists(settings):
+        print(f"musehub: creating a new, empty hub {_where(settings)}", file=sys.stderr)
     db = _database(_settings(args))
     print(f"database at revision {current_revision(db)}")
     return 0
@@ -174,26 +316,52 @@ def cmd_user(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.exc import IntegrityError
 
+    from musehub.api import delete_user, remove_repository_files
     from musehub.db import User
     from musehub.errors import HubError
     from musehub.names import check_username
 
-    db = _database(_settings(args))
+    settings, db = _open_hub(args)
     if args.action == "list":
         with db.session(readonly=True) as s:
             for u in s.execute(select(User).order_by(User.username)).scalars():
-                print(f"{u.username}{'  (admin)' if u.is_admin else ''}")
+                flags = ("  (admin)" if u.is_admin else "") + ("  (disabled)" if u.disabled else "")
+                print(f"{u.username}{flags}")
         return 0
-    try:
-        check_username(args.name)
-    except HubError as e:
-        raise CliError(e.message, EXIT_USAGE) from None
-    try:
+    if args.action == "add":
+        try:
+            check_username(args.name)
+        except HubError as e:
+            raise CliError(e.message, EXIT_USAGE) from None
+        try:
+            with db.session() as s:
+                s.add(User(username=args.name, is_admin=args.admin))
+        except IntegrityError:
+            raise CliError(f"user {args.name!r} already exists", EXIT_EXISTS) from None
+        print(f"created user {args.name}{' (admin)' if args.admin else ''}", file=sys.stderr)
+        return 0
+    if args.action == "delete":
+        with db.session(readonly=True) as s:
+            _get_user(s, args.name)
+        _confirm(args, "user")
         with db.session() as s:
-            s.add(User(username=args.name, is_admin=args.admin))
-    except IntegrityError:
-        raise CliError(f"user {args.name!r} already exists", EXIT_EXISTS) from None
-    print(f"created user {args.name}{' (admin)' if args.admin else ''}", file=sys.stderr)
+            remains = delete_user(s, _get_user(s, args.name))
+        from musehub.storage import open_storage
+
+        storage = open_storage(settings)
+        for r in remains:
+            remove_repository_files(storage, settings.cache_dir, r)
+        print(f"deleted user {args.name} and {len(remains)} repositories", file=sys.stderr)
+        return 0
+    with db.session() as s:
+        user = _get_user(s, args.name)
+        if args.action == "set-quota":
+            user.quota_bytes = _size(args.size)
+            what = "the hub's default" if user.quota_bytes is None else f"{user.quota_bytes} bytes"
+            print(f"quota of user {args.name}: {what}", file=sys.stderr)
+        else:
+            user.disabled = args.action == "disable"
+            print(f"user {args.name} {args.action}d", file=sys.stderr)
     return 0
 
 
@@ -203,7 +371,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     from musehub.auth import create_token, expand_scopes, hash_token, token_expiry
     from musehub.db import Token, User, now
 
-    db = _database(_settings(args))
+    _, db = _open_hub(args)
     if args.action == "create":
         try:
             scopes = expand_scopes(args.scope)
@@ -252,31 +420,132 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_repo(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from musehub.api import create_repo, repo_json
+    from musehub.api import (
+        create_repo,
+        delete_repository,
+        remove_repository_files,
+        rename_repository,
+        repo_json,
+    )
     from musehub.db import Repo, User
     from musehub.errors import HubError
 
-    db = _database(_settings(args))
+    settings, db = _open_hub(args)
     if args.action == "create":
-        owner, sep, slug = args.name.partition("/")
-        if not sep or not owner or not slug or "/" in slug:
-            raise CliError(f"expected OWNER/SLUG, got {args.name!r}", EXIT_USAGE)
+        owner, slug = _owner_slug(args.name)
         try:
             with db.session() as s:
                 repo = create_repo(s, _get_user(s, owner), slug, args.private, args.default_branch)
                 created = repo_json(repo)
         except HubError as e:
-            code = EXIT_EXISTS if e.status == 409 else EXIT_USAGE
-            raise CliError(e.message, code) from None
+            raise _hub_error(e) from None
         print(f"{created['owner']}/{created['slug']}")
+        kind = "private" if created["private"] else "public"
+        print(f"created {kind} repository {created['owner']}/{created['slug']}", file=sys.stderr)
         return 0
-    with db.session(readonly=True) as s:
-        q = select(Repo).join(User, Repo.owner_id == User.id).order_by(User.username, Repo.slug)
-        if args.owner:
-            q = q.where(User.username == args.owner)
-        for r in s.execute(q).scalars():
-            flags = "private" if r.private else "public"
-            print(f"{r.owner.username}/{r.slug}\t{flags}\t{r.default_branch}")
+    if args.action == "list":
+        with db.session(readonly=True) as s:
+            q = select(Repo).join(User, Repo.owner_id == User.id)
+            q = q.order_by(User.username, Repo.slug)
+            if args.owner:
+                q = q.where(User.username == args.owner)
+            for r in s.execute(q).scalars():
+                flags = "private" if r.private else "public"
+                print(f"{r.owner.username}/{r.slug}\t{flags}\t{r.default_branch}")
+        return 0
+    if args.action == "delete":
+        with db.session(readonly=True) as s:
+            _get_repo(s, args.name)
+        _confirm(args, "repository")
+        with db.session() as s:
+            remains = delete_repository(s, _get_repo(s, args.name))
+        from musehub.storage import open_storage
+
+        remove_repository_files(open_storage(settings), settings.cache_dir, remains)
+        print(f"deleted repository {args.name}", file=sys.stderr)
+        return 0
+    try:
+        with db.session() as s:
+            repo = _get_repo(s, args.name)
+            if args.action == "rename":
+                rename_repository(s, repo, args.new_slug)
+                said = f"renamed {args.name} to {repo.owner.username}/{args.new_slug}"
+            elif args.action == "set-quota":
+                repo.quota_bytes = _size(args.size)
+                limit = repo.quota_bytes
+                said = f"quota of {args.name}: " + (
+                    "the hub's default" if limit is None else f"{limit} bytes"
+                )
+            else:
+                repo.private = args.action == "set-private"
+                said = f"{args.name} is {'private' if repo.private else 'public'} now"
+    except HubError as e:
+        raise _hub_error(e) from None
+    print(said, file=sys.stderr)
+    return 0
+
+
+def cmd_collaborator(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from musehub.api import set_collaborator
+    from musehub.db import Collaborator, User
+
+    _, db = _open_hub(args)
+    if args.action == "list":
+        with db.session(readonly=True) as s:
+            repo = _get_repo(s, args.name)
+            q = select(User.username).join(Collaborator, Collaborator.user_id == User.id)
+            for name in s.execute(
+                q.where(Collaborator.repo_id == repo.id).order_by(User.username)
+            ).scalars():
+                print(name)
+        return 0
+    add = args.action == "add"
+    with db.session() as s:
+        repo = _get_repo(s, args.name)
+        user = _get_user(s, args.user)
+        if add and user.id == repo.owner_id:
+            raise CliError(f"{args.user} owns {args.name}", EXIT_USAGE)
+        changed = set_collaborator(s, repo, user, add)
+    state = ("now" if changed else "already") + (" a" if add else " not a")
+    print(f"{args.user} is {state} collaborator of {args.name}", file=sys.stderr)
+    return 0
+
+
+#: Settings whose values are never shown.
+SECRET_SETTINGS = ("secret_key", "s3_secret_key", "metrics_token")
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """``config show``: the settings in effect, as TOML (secrets masked, the database
+    URL without its password)."""
+    import dataclasses
+    import json
+
+    from sqlalchemy.engine import make_url
+
+    settings = _settings(args, make_secret=False)
+    values = dataclasses.asdict(settings)
+    limits = values.pop("limits")
+    for name in SECRET_SETTINGS:
+        if values.get(name):
+            values[name] = "********"
+    if not values["secret_key"]:
+        kept = os.path.join(settings.data_dir, "secret_key")
+        values["secret_key"] = "******** (kept in secret_key)" if os.path.exists(kept) else ""
+    values["database_url"] = make_url(values["database_url"]).render_as_string(hide_password=True)
+
+    def line(name: str, value: Any) -> str:
+        shown = json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+        return f"{name} = {shown}"
+
+    for name, value in values.items():
+        if value is not None:
+            print(line(name, value))
+    print("\n[limits]")
+    for name, value in limits.items():
+        print(line(name, value))
     return 0
 
 
@@ -286,6 +555,8 @@ COMMANDS = {
     "user": cmd_user,
     "token": cmd_token,
     "repo": cmd_repo,
+    "collaborator": cmd_collaborator,
+    "config": cmd_config,
 }
 
 

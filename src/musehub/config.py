@@ -199,12 +199,15 @@ def _apply(settings: Settings, values: Mapping[str, Any], source: str) -> None:
 def load_settings(
     config_file: str | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    make_secret: bool = True,
     **overrides: Any,
 ) -> Settings:
     """Settings from defaults < TOML file < environment < ``overrides`` (None values ignored).
 
     ``config_file`` defaults to ``$MUSEHUB_CONFIG`` when set. Derived defaults (database URL,
-    public URL, cache dir, secret key) are filled in last, by :func:`finalize`.
+    public URL, cache dir, secret key) are filled in last, by :func:`finalize`; without
+    ``make_secret`` a missing secret key stays empty (nothing is written to the data dir).
     """
     env = os.environ if env is None else env
     settings = Settings()
@@ -227,10 +230,10 @@ def load_settings(
     from_env = {k: v for k, v in from_env.items() if k in _TOP_FIELDS or k in LIMIT_FIELDS}
     _apply(settings, from_env, "the environment")
     _apply(settings, {k: v for k, v in overrides.items() if v is not None}, "arguments")
-    return finalize(settings)
+    return finalize(settings, make_secret=make_secret)
 
 
-def finalize(settings: Settings) -> Settings:
+def finalize(settings: Settings, *, make_secret: bool = True) -> Settings:
     """Check the settings and fill in the defaults that derive from other fields."""
     if settings.storage not in ("local", "s3"):
         raise ConfigError(f"storage must be 'local' or 's3', not {settings.storage!r}")
@@ -262,7 +265,7 @@ def finalize(settings: Settings) -> Settings:
     if not settings.cache_dir:
         settings.cache_dir = os.path.join(settings.data_dir, "cache")
     settings.cache_dir = os.path.abspath(settings.cache_dir)
-    if not settings.secret_key:
+    if not settings.secret_key and make_secret:
         settings.secret_key = persistent_secret(settings.data_dir)
     return settings
 

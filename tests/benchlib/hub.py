@@ -187,7 +187,7 @@ class LocalHub(Hub):
                 MUSEHUB_S3_ACCESS_KEY="bench",
                 MUSEHUB_S3_SECRET_KEY="bench",
             )
-        self._admin("user", "add", BENCH_USER)
+        self._admin("user", "add", BENCH_USER, "--init")  # a new hub
         token = self._admin("token", "create", BENCH_USER, "--scope", "admin")
         # info level logs each request's server time and each push's phases (--hub-log).
         self.log_path = os.path.join(data_dir, "hub.log")

@@ -28,7 +28,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_admin_commands(env: dict[str, str]) -> None:
-    r = musehub(env, "user", "add", "alice", "--admin")
+    r = musehub(env, "user", "add", "alice", "--admin", "--init")
     assert r.returncode == 0, r.stderr
     assert musehub(env, "user", "add", "bob").returncode == 0
     r = musehub(env, "user", "list")
@@ -78,7 +78,7 @@ def test_admin_commands(env: dict[str, str]) -> None:
     ],
 )
 def test_errors_are_one_line(env: dict[str, str], args: list[str], code: int, needle: str) -> None:
-    assert musehub(env, "user", "add", "carol").returncode == 0
+    assert musehub(env, "--init", "user", "add", "carol").returncode == 0
     r = musehub(env, *args)
     assert r.returncode == code, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -88,7 +88,7 @@ def test_errors_are_one_line(env: dict[str, str], args: list[str], code: int, ne
 
 
 def test_duplicates(env: dict[str, str]) -> None:
-    assert musehub(env, "user", "add", "dan").returncode == 0
+    assert musehub(env, "user", "add", "dan", "--init").returncode == 0
     r = musehub(env, "user", "add", "dan")
     assert r.returncode == 4 and "already exists" in r.stderr
     assert musehub(env, "repo", "create", "dan/x").returncode == 0
@@ -133,7 +133,7 @@ def test_serve_with_config_file_and_workers(tmp_path: Path) -> None:
         "[limits]\nstream_max_blobs = 123\nrate_limit_per_minute = 0\n"
     )
     env = {k: v for k, v in hub_env(data, port).items() if not k.startswith("MUSEHUB_")}
-    assert musehub(env, "--config", str(cfg), "user", "add", "eve").returncode == 0
+    assert musehub(env, "--config", str(cfg), "--init", "user", "add", "eve").returncode == 0
     r = musehub(env, "--config", str(cfg), "repo", "create", "eve/tune")
     assert r.returncode == 0, r.stderr
     proc = subprocess.Popen(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -44,6 +45,10 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
+    #: A disabled user's tokens are refused (musehub.auth), its data kept.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Storage quota in bytes over the user's repositories; None: the hub's quota_user_bytes.
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Token(Base):
@@ -80,6 +85,8 @@ class Repo(Base):
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     default_branch: Mapped[str] = mapped_column(String(255), default="main")
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
+    #: Storage quota in bytes; None: the hub's quota_repo_bytes.
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     owner: Mapped[User] = relationship(lazy="joined")
 
