@@ -3,14 +3,13 @@
     musehub [--config FILE] serve [--host H] [--port P] [--workers N]
     musehub migrate                                   (creates a new hub when there is none)
     musehub user add NAME [--admin] | list | disable NAME | enable NAME | delete NAME [--yes]
-    musehub user set-quota NAME SIZE|default
     musehub token create USER [--scope read|write|admin] [--expires-days N] [--description T]
     musehub token revoke TOKEN-or---id N
     musehub token list [USER]
     musehub repo create OWNER/SLUG [--private] [--default-branch B]
     musehub repo list [--owner O]
     musehub repo delete OWNER/SLUG [--yes] | rename OWNER/SLUG NEW-SLUG
-    musehub repo set-private OWNER/SLUG | set-public OWNER/SLUG | set-quota OWNER/SLUG SIZE
+    musehub repo set-private OWNER/SLUG | set-public OWNER/SLUG
     musehub collaborator add|remove OWNER/SLUG USER | list OWNER/SLUG
     musehub config show
 
@@ -84,7 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     action(user, "delete", "delete a user and their repositories", "name").add_argument(
         "--yes", "-y", action="store_true", help="do not ask"
     )
-    action(user, "set-quota", "storage quota over the user's repositories", "name", "size")
 
     token = actions("token", "manage API tokens")
     tc = action(token, "create", "create a token (printed once)", "user")
@@ -114,7 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     action(repo, "rename", "give a repository a new slug", "name", "new_slug")
     action(repo, "set-private", "readable by its owner and collaborators only", "name")
     action(repo, "set-public", "readable by anyone", "name")
-    action(repo, "set-quota", "storage quota of one repository", "name", "size")
 
     collab = actions("collaborator", "manage who may write to a repository")
     action(collab, "add", "let USER write to OWNER/SLUG", "name", "user")
@@ -231,18 +228,6 @@ def _hub_error(e: Any) -> CliError:
     return CliError(e.message, code)
 
 
-def _size(text: str) -> int | None:
-    """A quota argument: a size, or ``default`` (None: the hub's setting applies)."""
-    from musehub.quota import parse_size
-
-    if text.strip().lower() in ("default", "none"):
-        return None
-    try:
-        return parse_size(text)
-    except ValueError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from musehub.app import configure_logging, create_app
     from musehub.server import Bounds, serve
@@ -355,13 +340,8 @@ def cmd_user(args: argparse.Namespace) -> int:
         return 0
     with db.session() as s:
         user = _get_user(s, args.name)
-        if args.action == "set-quota":
-            user.quota_bytes = _size(args.size)
-            what = "the hub's default" if user.quota_bytes is None else f"{user.quota_bytes} bytes"
-            print(f"quota of user {args.name}: {what}", file=sys.stderr)
-        else:
-            user.disabled = args.action == "disable"
-            print(f"user {args.name} {args.action}d", file=sys.stderr)
+        user.disabled = args.action == "disable"
+        print(f"user {args.name} {args.action}d", file=sys.stderr)
     return 0
 
 
@@ -470,12 +450,6 @@ def cmd_repo(args: argparse.Namespace) -> int:
             if args.action == "rename":
                 rename_repository(s, repo, args.new_slug)
                 said = f"renamed {args.name} to {repo.owner.username}/{args.new_slug}"
-            elif args.action == "set-quota":
-                repo.quota_bytes = _size(args.size)
-                limit = repo.quota_bytes
-                said = f"quota of {args.name}: " + (
-                    "the hub's default" if limit is None else f"{limit} bytes"
-                )
             else:
                 repo.private = args.action == "set-private"
                 said = f"{args.name} is {'private' if repo.private else 'public'} now"

@@ -97,11 +97,6 @@ class Settings:
     log_format: str = "text"
     #: GET /metrics needs "Authorization: Bearer <metrics_token>" when set; else loopback only.
     metrics_token: str = ""
-    #: Bound of the local pack cache (<cache_dir>/packs); least recently used packs go first.
-    cache_max_bytes: int = 20 * GiB
-    #: Storage quotas in bytes (0: none); a user's or repository's own quota overrides them.
-    quota_repo_bytes: int = 0
-    quota_user_bytes: int = 0
     #: The periodic sweep of leftovers (docs/operations.md, "Garbage after crashes"): every
     #: this many seconds (0: only at start-up), removing what is older than the grace.
     sweep_interval_s: int = 600
@@ -154,9 +149,6 @@ _INT_FIELDS = {
     "sweep_interval_s",
     "sweep_grace_s",
     "web_session_max_age_s",
-    "cache_max_bytes",
-    "quota_repo_bytes",
-    "quota_user_bytes",
     *LIMIT_FIELDS,
 } - _FLOAT_FIELDS
 
@@ -245,8 +237,6 @@ def finalize(settings: Settings, *, make_secret: bool = True) -> Settings:
         raise ConfigError("workers must be at least 1")
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"log_format must be 'text' or 'json', not {settings.log_format!r}")
-    if min(settings.cache_max_bytes, settings.quota_repo_bytes, settings.quota_user_bytes) < 0:
-        raise ConfigError("cache_max_bytes and the quotas cannot be negative")
     if settings.web_session_max_age_s < 1:
         raise ConfigError("web_session_max_age_s must be at least 1")
     if settings.sweep_interval_s < 0 or settings.sweep_grace_s < 0:

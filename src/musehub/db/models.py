@@ -47,7 +47,7 @@ class User(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
     #: A disabled user's tokens are refused (musehub.auth), its data kept.
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    #: Storage quota in bytes over the user's repositories; None: the hub's quota_user_bytes.
+    #: Reserved for storage quotas (not enforced yet): bytes over the user's repositories.
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
@@ -85,7 +85,7 @@ class Repo(Base):
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     default_branch: Mapped[str] = mapped_column(String(255), default="main")
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
-    #: Storage quota in bytes; None: the hub's quota_repo_bytes.
+    #: Reserved for storage quotas (not enforced yet): bytes of this repository.
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     owner: Mapped[User] = relationship(lazy="joined")
