@@ -70,6 +70,7 @@ def test_conflict_is_marked_resolved_and_committed(muse: Muse, tmp_path: Path, h
     assert muse.run("pull", cwd=b, check=False).returncode == 8
 
     (b / "shared.txt").write_text("line 1 from both\nline 2\n")
+    muse.run("resolve", "shared.txt", cwd=b)
     muse.run("commit", "-m", "merged", cwd=b)
     assert "Merge:" in muse.run("log", "-n", "1", cwd=b).stdout
     muse.run("push", cwd=b)

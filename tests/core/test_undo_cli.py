@@ -155,6 +155,8 @@ def test_revert_with_conflict_waits_for_commit(m: Muse) -> None:
     assert "<<<<<<<" in m.read("k") and m.head() == before
     m("revert", "--continue", code=8)  # markers still there
     m.write("k", "resolved\n")
+    m("commit", "-q", code=1)  # not yet: k is not marked resolved
+    m("resolve", "k")
     m("commit", "-q")  # no -m: the revert's prepared message, as git's MERGE_MSG
     assert m.read("k") == "resolved\n" and m.clean()
     assert m("log", "--oneline").splitlines()[0].endswith('Revert "two"')
@@ -266,7 +268,9 @@ def test_revert_through_a_symlinked_directory_writes_nothing_outside(
     shutil.rmtree(m.w / "d")
     (m.w / "d").symlink_to(outside, target_is_directory=True)
     m("commit", "-q", "-m", "d is a link now")
-    assert "both a file and a directory" in m("revert", two, code=1)
+    assert "d/f" in m("revert", two, code=8)  # a directory/file conflict, reported
+    assert list(outside.iterdir()) == [] and (m.w / "d").is_symlink()
+    m("revert", "--abort")
     assert list(outside.iterdir()) == [] and (m.w / "d").is_symlink()
     assert m.clean()
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from muse.core.repo import Repository
 
 from muse.errors import MuseError, NotFound, UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", nargs="?", help="branch or commit")
+    p.add_argument("target", nargs="?", help="branch or commit (with --ours/--theirs: a path)")
+    p.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
+    side = p.add_mutually_exclusive_group()
+    side.add_argument("--ours", action="store_true", help="a conflicted PATH: our version")
+    side.add_argument("--theirs", action="store_true", help="a conflicted PATH: their version")
     p.add_argument("-b", dest="new_branch", metavar="BRANCH", help="create BRANCH and switch")
     p.add_argument("-f", "--force", action="store_true", help="discard local changes")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -22,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from muse.core.refs import RefConflict
 
     repo = open_repo()
+    if args.ours or args.theirs or args.paths:
+        return _take_side(repo, args)
     try:
         if args.new_branch:
             new_ref = branch_ref(args.new_branch)
@@ -69,3 +79,28 @@ def run(args: argparse.Namespace) -> int:
         raise MuseError(str(e)) from None
     except (UnsafePath, RefNameError, RefConflict) as e:
         raise MuseError(str(e)) from None
+
+
+def _take_side(repo: Repository, args: argparse.Namespace) -> int:
+    """``muse checkout --ours|--theirs PATH...``: one side's version of conflicted files."""
+    import os
+
+    from muse.core import merge as m
+
+    if not (args.ours or args.theirs):
+        raise UsageError("checkout takes one branch or commit (paths need --ours or --theirs)")
+    raw = [a for a in [args.target, *args.paths] if a and a != "--"]
+    if not raw:
+        raise UsageError("which files? muse checkout --ours|--theirs PATH...")
+    cwd = os.path.relpath(os.getcwd(), repo.root)
+    paths = [os.path.normpath(os.path.join(cwd, p)).replace(os.sep, "/") for p in raw]
+    side = "ours" if args.ours else "theirs"
+    try:
+        done = m.take_side(repo, paths, side)
+    except m.MergeError as e:
+        raise MuseError(str(e)) from None
+    if not args.quiet:
+        n = len(done)
+        s = "" if n == 1 else "s"
+        print(f"Updated {n} path{s} with the {side} version ('muse resolve' marks it resolved)")
+    return 0

@@ -89,6 +89,7 @@ def _commit(
 
     merging = merge_head(repo) is not None  # concluding a merge: MERGE_HEAD is a parent
     amend = _amended(repo, head, merging) if getattr(args, "amend", False) else None
+    _refuse_unresolved(repo)
     parents: tuple[bytes, ...] = ()
     if amend is not None:  # git keeps the author and the parents, and allows no change
         parents, author, message = amend.parents, amend.author, message or amend.message
@@ -119,6 +120,20 @@ def _commit(
         for s in result.skipped:
             sys.stdout.write(f"warning: skipped (name cannot be stored): {s}\n")
     return 0
+
+
+def _refuse_unresolved(repo: Repository) -> None:
+    """A merge or revert with conflicts is committed only once each is resolved (git's
+    "Committing is not possible because you have unmerged files")."""
+    from muse.core.merge import conflicted_paths
+
+    left = conflicted_paths(repo)
+    if left:
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        raise MuseError(
+            f"committing is not possible: unresolved conflicts in {shown} "
+            "(fix them, then 'muse resolve PATH'; or 'muse merge --abort')"
+        )
 
 
 def _amended(repo: Repository, head: bytes | None, merging: bool) -> Commit:

@@ -12,6 +12,11 @@ from muse.cli.transfer import add_transfer_options
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("remote", nargs="?", help="remote name (default: upstream, else origin)")
     p.add_argument("branch", nargs="?", help="remote branch (default: the upstream)")
+    ff = p.add_mutually_exclusive_group()
+    ff.add_argument(
+        "--ff-only", action="store_true", help="only fast-forward; refuse when diverged"
+    )
+    ff.add_argument("--no-ff", action="store_true", help="always record a merge commit")
     add_transfer_options(p)
 
 
@@ -25,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     repo = open_repo()
     progress = Progress(args.quiet or args.json)
-    res = pull(repo, args.remote, args.branch, args.path, progress)
+    ff = "only" if args.ff_only else "never" if args.no_ff else "auto"
+    res = pull(repo, args.remote, args.branch, args.path, progress, ff=ff)
     tr = res.fetched.transfer
     if args.json:
         summary("pull", tr, t0, res.restore_seconds, result=res.kind, conflicts=res.conflicts)

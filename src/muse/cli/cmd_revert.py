@@ -119,9 +119,11 @@ def _continue(repo: Repository, quiet: bool) -> int:
 
     if not reverting(repo):
         raise MuseError("there is no revert in progress")
-    left = m.unresolved(repo, m.conflicted_paths(repo))
+    left = m.conflicted_paths(repo)
     if left:
-        raise Conflict(f"still conflicted (markers in): {', '.join(left[:5])}")
+        raise Conflict(
+            f"still conflicted: {', '.join(left[:5])} (fix them, then 'muse resolve PATH')"
+        )
     with open(os.path.join(repo.muse_dir, m.MERGE_MSG), encoding="utf-8") as f:
         message = f.read().split("\nConflicts:\n", 1)[0]
     head = repo.head_commit()
@@ -151,8 +153,15 @@ def _abort(repo: Repository) -> int:
     target = repo.head_tree() or EMPTY_TREE_ID
     get = tree_reader(repo.store)
     conflicted = set(m.conflicted_paths(repo))
-    wanted = {p: (mode, oid) for p, mode, oid in walk_tree(get, target) if p in conflicted}
-    restore_entries(repo, wanted, conflicted - wanted.keys())  # markers out first
+    files = {p: (mode, oid) for p, mode, oid in walk_tree(get, target)}
+    wanted = {p: e for p, e in files.items() if p in conflicted}
+
+    def under_a_file(path: str) -> bool:  # a directory/file conflict: HEAD has a file above
+        parts = path.split("/")
+        return any("/".join(parts[:i]) in files for i in range(1, len(parts)))
+
+    gone = {p for p in conflicted - wanted.keys() if not under_a_file(p)}
+    restore_entries(repo, wanted, gone)  # markers out first
     try:
         checkout_tree(repo, target)  # then the cleanly applied part
     except CheckoutConflict:  # edited since: back as HEAD has them, as merge --abort does
@@ -164,80 +173,18 @@ def _abort(repo: Repository) -> int:
 def apply_delta(
     repo: Repository, base_tree: bytes, their_tree: bytes, label: str
 ) -> tuple[bytes, list[str]]:
-    """Apply the change base_tree -> their_tree to HEAD and the working tree: three-way at
-    file level (muse.core.merge), written by checkout (path-safe, refuses to overwrite local
-    changes). Returns the merged tree and the conflicted paths (written with markers; a
-    binary or a symlink keeps HEAD's version, a modify/delete keeps the modified file)."""
+    """Apply the change base_tree -> their_tree to HEAD and the working tree: muse's one
+    three-way merge (muse.core.merge.merge_trees: line level for text, no markers in
+    binaries), written by checkout (path-safe, refuses to overwrite local changes). Returns
+    the merged tree and the conflicted paths (their stages kept for checkout --ours/--theirs)."""
     from muse.core import merge as m
-    from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
     from muse.core.objects import EMPTY_TREE_ID
-    from muse.core.worktree import status
 
     our_tree = repo.head_tree() or EMPTY_TREE_ID
-    ours_ch = m._changes(repo, base_tree, our_tree)
-    theirs_ch = m._changes(repo, base_tree, their_tree)
-    take = {p: t for p, t in theirs_ch.items() if p not in ours_ch}
-    conflicts = sorted(p for p, t in theirs_ch.items() if p in ours_ch and ours_ch[p] != t)
-    if conflicts:
-        dirty = {c[0] for c in status(repo).changes}.intersection(conflicts)
-        if dirty:
-            raise MuseError(
-                "your local changes would be overwritten: "
-                + ", ".join(sorted(dirty)[:5])
-                + " (commit them or muse stash them first)"
-            )
-    merged = m.apply_changes(repo, our_tree, take)
-    shown = m.apply_changes(repo, merged, _marked(repo, conflicts, ours_ch, theirs_ch, label))
-    try:
-        checkout_tree(repo, shown)  # markers too: no write of this step bypasses checkout
-    except CheckoutConflict as e:
-        raise MuseError(
-            "your local changes or untracked files would be overwritten: "
-            + ", ".join(e.paths[:5])
-            + (" ..." if len(e.paths) > 5 else "")
-            + " (commit them or muse stash them first)"
-        ) from None
-    except UnsafePath as e:
-        raise MuseError(str(e)) from None
-    if shown != merged:  # the marked files count as local changes against the merged tree
-        from muse.core.index import load_index
-
-        with load_index(repo.muse_dir, lock=True) as idx:
-            idx.base = merged
-            idx.save()
-    return merged, conflicts
-
-
-def _marked(
-    repo: Repository,
-    conflicts: list[str],
-    ours_ch: dict[str, tuple[int, bytes] | None],
-    theirs_ch: dict[str, tuple[int, bytes] | None],
-    label: str,
-) -> dict[str, tuple[int, bytes] | None]:
-    """What each conflicted path shows: text with markers; a modify/delete keeps the
-    modified file; a binary, a large (chunked) file or a symlink keeps HEAD's version."""
-    from muse.core import merge as m
-    from muse.core.objects import BLOB, MODE_EXEC, MODE_FILE, MODE_LINK
-
-    out: dict[str, tuple[int, bytes] | None] = {}
-    for path in conflicts:
-        o, t = ours_ch.get(path), theirs_ch.get(path)
-        if o is None or t is None:
-            keep = o if o is not None else t
-            if keep is not None and keep[0] != MODE_LINK:
-                out[path] = keep
-            continue
-        ours_data, theirs_data = m._blob(repo, o), m._blob(repo, t)
-        if o[0] not in (MODE_FILE, MODE_EXEC) or t[0] not in (MODE_FILE, MODE_EXEC):
-            continue
-        if ours_data is None or theirs_data is None or _binary(ours_data) or _binary(theirs_data):
-            continue
-        text = m.conflict_text(ours_data, theirs_data, label)
-        out[path] = (o[0], repo.store.put(BLOB, text))
-    return out
-
-
-def _binary(data: bytes | None) -> bool:
-    """git's rule: a NUL in the first 8000 bytes."""
-    return data is not None and b"\0" in data[:8000]
+    tm = m.merge_trees(
+        repo, base_tree, our_tree, their_tree, ("HEAD", label, "base"), m.conflict_style(repo)
+    )
+    m._write_shown(repo, tm, None)
+    if tm.conflicts:
+        m._write_stages(repo, tm)
+    return tm.merged, tm.conflicts

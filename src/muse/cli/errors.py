@@ -29,6 +29,6 @@ def merge_conflict(paths: list[str]) -> Conflict:
     """The one message for a merge that stopped on conflicts (muse merge and muse pull)."""
     shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
     return Conflict(
-        f"merge conflict in {shown}: fix the marked files, then 'muse commit' "
+        f"merge conflict in {shown}: fix them, 'muse resolve' each, then 'muse commit' "
         "(or 'muse merge --abort')"
     )

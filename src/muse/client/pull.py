@@ -45,6 +45,7 @@ def pull(
     branch: str | None = None,
     path: str = "auto",
     progress: Progress | None = None,
+    ff: str = "auto",
 ) -> PullResult:
     from muse.client.remotes import default_remote, get_url, tracking_ref, upstream
     from muse.core.checkout import CheckoutConflict
@@ -71,7 +72,7 @@ def pull(
     t1 = time.monotonic()
     url = get_url(repo, remote)
     try:
-        res = merge(repo, theirs, f"branch '{branch}' of {url}", progress=progress)
+        res = merge(repo, theirs, f"branch '{branch}' of {url}", progress=progress, ff=ff)
     except CheckoutConflict as e:
         raise MuseError(str(e)) from None
     except (MergeError, UnsafePath) as e:
