@@ -63,7 +63,7 @@ def test_workflow(tmp_path, env):
     assert "working tree clean" in muse(w, env, "status")
     muse(w, env, "commit", "-m", "again", code=1, one_line=False)  # nothing to commit
     (w / "a.txt").write_text("two\n")
-    assert muse(w, env, "status", "-s") == "M a.txt\n"
+    assert muse(w, env, "status", "-s") == "M  a.txt\n"  # git's columns: all is to be committed
     muse(w, env, "commit", "-m", "second")
     log = muse(w, env, "log", "--oneline").splitlines()
     assert [ln.split(" ", 1)[1] for ln in log] == ["second", "first"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from muse.errors import MuseError, NotFound, UsageError
+
 if TYPE_CHECKING:
     from muse.core.repo import Repository
-
-from muse.errors import MuseError, NotFound, UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from muse.cli._util import open_repo, resolve, short
+    from muse.cli.cmd_branch import track_start
     from muse.client.progress import Progress
     from muse.core.checkout import CheckoutConflict, UnsafePath, checkout_tree
     from muse.core.refnames import HEADS, RefNameError, branch_ref
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
             checkout_tree(repo, tree, force=args.force, progress=Progress(args.quiet))
             repo.refs.update(new_ref, start, None)
             repo.refs.set_head(new_ref)
+            track_start(repo, args.new_branch, args.target, args.quiet)
             if not args.quiet:
                 print(f"Switched to a new branch '{args.new_branch}'")
             return 0
@@ -60,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
                 pass
         elif args.target.startswith(HEADS) and repo.refs.read(args.target) is not None:
             ref = args.target
+        if ref is None and _remote_only(repo, args.target):
+            # as git: "topic" with only origin/topic creates a branch that tracks it
+            return _checkout_tracking(repo, args)
         oid = repo.refs.read(ref) if ref else resolve(repo, args.target)
         if oid is None:
             raise NotFound(f"unknown branch or commit {args.target!r}")
@@ -79,6 +84,36 @@ def run(args: argparse.Namespace) -> int:
         raise MuseError(str(e)) from None
     except (UnsafePath, RefNameError, RefConflict) as e:
         raise MuseError(str(e)) from None
+
+
+def _remote_only(repo: Repository, name: str) -> bool:
+    """Whether ``name`` is no branch, tag or commit here but a remote's branch."""
+    from muse.client.remotes import remotes_with_branch
+    from muse.core.repo import UnknownRevision
+
+    if name.startswith("refs/"):
+        return False
+    try:
+        repo.resolve(name)
+        return False
+    except UnknownRevision:
+        pass
+    found = remotes_with_branch(repo, name)
+    if len(found) > 1:
+        raise MuseError(
+            f"'{name}' matched {len(found)} remote-tracking branches "
+            f"({', '.join(r + '/' + name for r in found)}): "
+            f"use muse checkout -b {name} REMOTE/{name}"
+        )
+    return bool(found)
+
+
+def _checkout_tracking(repo: Repository, args: argparse.Namespace) -> int:
+    from muse.client.remotes import remotes_with_branch
+
+    remote = remotes_with_branch(repo, args.target)[0]
+    args.new_branch, args.target = args.target, f"{remote}/{args.target}"
+    return run(args)
 
 
 def _take_side(repo: Repository, args: argparse.Namespace) -> int:
@@ -101,6 +136,7 @@ def _take_side(repo: Repository, args: argparse.Namespace) -> int:
         raise MuseError(str(e)) from None
     if not args.quiet:
         n = len(done)
-        s = "" if n == 1 else "s"
-        print(f"Updated {n} path{s} with the {side} version ('muse resolve' marks it resolved)")
+        print(
+            f"Updated {n} path{'' if n == 1 else 's'} with {side} version; 'muse resolve' to mark"
+        )
     return 0

@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-edit", action="store_true", help="with --amend: keep the message (the default)"
     )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="commit only these files' or directories' changes (the rest stay uncommitted)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         committer = repo.signature("COMMITTER")
     except _config.ConfigError as e:
         raise MuseError(str(e)) from None
+    if not args.quiet and _config.identity_guessed(repo.effective_config()):
+        sys.stderr.write(_GUESSED.format(who=f"{author.name} <{author.email}>"))
     from muse.core.index import load_index
 
     with load_index(repo.muse_dir, lock=True) as idx:  # as git: index.lock for the whole commit
@@ -84,23 +92,29 @@ def _commit(
     from muse.core.worktree import snapshot
 
     head = repo.head_commit()
-    result, idx = snapshot(repo, idx, Progress(quiet=bool(getattr(args, "quiet", False))))
     from muse.core.merge import clear_state, commit_parents, merge_head
 
     merging = merge_head(repo) is not None  # concluding a merge: MERGE_HEAD is a parent
     amend = _amended(repo, head, merging) if getattr(args, "amend", False) else None
     _refuse_unresolved(repo)
+    if args.paths and merging:
+        raise MuseError("cannot do a partial commit during a merge: commit the whole tree")
+    specs = _pathspecs(repo, args.paths)
+    result, idx = snapshot(repo, idx, Progress(quiet=bool(getattr(args, "quiet", False))))
+    tree = result.tree
+    if specs:
+        tree = _limited_tree(repo, head, result.tree, specs)
     parents: tuple[bytes, ...] = ()
     if amend is not None:  # git keeps the author and the parents, and allows no change
         parents, author, message = amend.parents, amend.author, message or amend.message
     elif head is not None:
         parents = commit_parents(repo, head)
-        if not merging and repo.read_commit(head).tree == result.tree and not args.allow_empty:
+        if not merging and repo.read_commit(head).tree == tree and not args.allow_empty:
             if idx.dirty:
                 idx.save()
             sys.stdout.write("nothing to commit, working tree clean\n")
             return 1
-    commit = Commit(result.tree, parents, author, committer, message)
+    commit = Commit(tree, parents, author, committer, message)
     oid = repo.store.put(COMMIT, commit.encode())
     try:
         repo.refs.update_head(oid, head, log=_reflog_message(message, parents, amend))
@@ -110,7 +124,7 @@ def _commit(
         clear_state(repo)
     else:  # a revert whose conflicts were resolved ends with this commit
         _end_revert(repo)
-    idx.base = result.tree
+    idx.base = tree  # what checkout compares against: the rest stays a local change
     idx.save()
     if not args.quiet:
         where = repo.current_branch() or "detached HEAD"
@@ -120,6 +134,62 @@ def _commit(
         for s in result.skipped:
             sys.stdout.write(f"warning: skipped (name cannot be stored): {s}\n")
     return 0
+
+
+_GUESSED = """\
+warning: your name and email address were guessed from your user name and host name:
+    {who}
+  Set them once (muse commit then stops warning):
+    muse config --global user.name "Your Name"
+    muse config --global user.email you@example.com
+"""
+
+
+def _pathspecs(repo: Repository, paths: list[str]) -> list[str]:
+    """PATH... relative to the current directory -> paths from the top ('' for all)."""
+    import os
+
+    out = []
+    for p in paths:
+        rel = os.path.relpath(os.path.abspath(p), repo.root)
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+            raise UsageError(f"{p}: outside the repository at {repo.root}")
+        rel = "" if rel == os.curdir else rel.replace(os.sep, "/")
+        if rel.split("/")[0] == ".muse":
+            raise UsageError(f"{p}: .muse is the repository itself, not a tracked path")
+        out.append(rel)
+    return out
+
+
+def _covered(path: str, specs: list[str]) -> bool:
+    return any(not s or path == s or path.startswith(s + "/") for s in specs)
+
+
+def _limited_tree(
+    repo: Repository, head: bytes | None, work_tree: bytes, specs: list[str]
+) -> bytes:
+    """HEAD's tree with only the changes under ``specs`` taken from the working tree, as
+    ``git commit PATH...`` does; a PATH that names nothing in either is refused (as git)."""
+    from muse.core.merge import apply_changes
+    from muse.core.objects import EMPTY_TREE_ID
+    from muse.core.treediff import diff_trees, tree_reader, walk_tree
+
+    get = tree_reader(repo.store)
+    head_tree = repo.read_commit(head).tree if head is not None else EMPTY_TREE_ID
+    picked = {
+        path: new
+        for path, old, new in diff_trees(get, head_tree, work_tree)
+        if _covered(path, specs)
+    }
+    unmatched = [s for s in specs if s and not any(_covered(p, [s]) for p in picked)]
+    if unmatched:  # unchanged files still match: look for them in HEAD's tree
+        known = {p for p, _, _ in walk_tree(get, head_tree)}
+        for s in unmatched:
+            if not any(_covered(p, [s]) for p in known):
+                raise UsageError(f"pathspec '{s}' did not match any file known to muse")
+    if not picked:
+        return head_tree
+    return apply_changes(repo, head_tree, picked)
 
 
 def _refuse_unresolved(repo: Repository) -> None:

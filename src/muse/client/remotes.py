@@ -131,6 +131,62 @@ def set_upstream(repo: Repository, branch: str, remote: str, remote_branch: str)
     repo.save_config()
 
 
+def unset_upstream(repo: Repository, branch: str) -> bool:
+    """Forget a branch's upstream (``muse branch --unset-upstream``); False if it had none."""
+    if upstream(repo, branch) is None:
+        return False
+    del repo.config["branch"][branch]
+    if not repo.config["branch"]:
+        del repo.config["branch"]
+    repo.save_config()
+    return True
+
+
+def move_branch_config(repo: Repository, old: str, new: str) -> None:
+    """A renamed branch keeps its upstream, as ``git branch -m`` moves ``branch.<old>``."""
+    section = branches_config(repo)
+    if old in section:
+        section[new] = section.pop(old)
+        repo.save_config()
+    elif new in section:  # -M over a branch that had one: the old branch's config wins (none)
+        del section[new]
+        repo.save_config()
+
+
+def upstream_ref(repo: Repository, branch: str) -> tuple[str, str] | None:
+    """(shown name such as ``origin/main``, local remote-tracking ref) of a branch's upstream."""
+    up = upstream(repo, branch)
+    if up is None:
+        return None
+    return f"{up[0]}/{up[1]}", tracking_ref(*up)
+
+
+def split_tracking(repo: Repository, name: str) -> tuple[str, str] | None:
+    """``origin/topic`` -> ("origin", "topic") when that remote-tracking ref exists here."""
+    remote, sep, branch = name.removeprefix(REMOTES).partition("/")
+    if not sep or not branch:
+        return None
+    try:
+        check_branch_name(branch)
+        if repo.refs.read(tracking_ref(remote, branch)) is None:
+            return None
+    except (RefNameError, ValueError):
+        return None
+    return remote, branch
+
+
+def remotes_with_branch(repo: Repository, branch: str) -> list[str]:
+    """The remotes whose tracking refs hold ``branch`` (checkout's "track origin/topic")."""
+    out = []
+    for remote in sorted(list_remotes(repo)):
+        try:
+            if repo.refs.read(tracking_ref(remote, branch)) is not None:
+                out.append(remote)
+        except ValueError:
+            continue
+    return out
+
+
 def default_remote(repo: Repository, branch: str | None) -> str:
     """The current branch's upstream remote, else 'origin', else the only remote."""
     if branch:

@@ -315,6 +315,19 @@ def _local_tz_minutes(when: float | None = None) -> int:
     return (t.tm_gmtoff or 0) // 60
 
 
+def identity_guessed(config: Config) -> bool:
+    """Whether a commit's name or email would come from the OS (no env, no user.* config):
+    git then warns that it "configured them automatically" (muse commit warns too)."""
+    env = os.environ
+    for field in ("NAME", "EMAIL"):
+        if (
+            env.get(f"MUSE_AUTHOR_{field}") is None
+            and get_value(config, "user." + field.lower()) is None
+        ):
+            return True
+    return False
+
+
 def signature(config: Config, role: str = "AUTHOR") -> Signature:
     """Who is committing now: env MUSE_<role>_NAME/EMAIL/DATE, then config user.*, then the OS.
 

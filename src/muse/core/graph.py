@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator
 
-from muse.core.objects import COMMIT, Commit, commit_refs
+from muse.core.objects import COMMIT, Commit, commit_info, commit_refs
 from muse.core.pack.codec import PackError
 from muse.core.reader import ObjectReader
 from muse.core.repo import Repository
@@ -230,3 +230,78 @@ def new_commits(
                 push(p, True)
     # Clock skew can reveal late that a walked commit was reachable from a have.
     return [c for c in new if c not in unint], info
+
+
+def ahead_behind(reader: ObjectReader, a: bytes, b: bytes) -> tuple[int, int]:
+    """(commits reachable from a but not b, from b but not a): git's "ahead 2, behind 1".
+
+    Walks both tips together by committer time, newest first, painting each commit with the
+    side(s) it is reachable from, and stops once every queued commit is reachable from both:
+    two tips a few commits apart cost a few commits, whatever the history behind them. A
+    commit found late to be reachable from the other side (clocks skewed against the
+    parent order) is recounted and its walked ancestry repainted, and a few more commits are
+    walked after the stop for the same reason, as :func:`new_commits` does.
+    """
+    if a == b:
+        return 0, 0
+    both = 3
+    info: dict[bytes, tuple[list[bytes], int]] = {}
+    flags: dict[bytes, int] = {}
+    done: set[bytes] = set()
+    queued: set[bytes] = set()
+    heap: list[tuple[int, int, bytes]] = []
+    counts = [0, 0, 0]  # by flag: [unused, from a only, from b only]
+    seq = 0
+    pending = 0  # queued commits not yet reachable from both sides
+
+    def read(oid: bytes) -> tuple[list[bytes], int]:
+        got = info.get(oid)
+        if got is None:
+            found = reader.get(oid)
+            if found is None or found[0] != COMMIT:
+                raise MissingCommit(f"commit {oid.hex()[:12]} is missing")
+            _, ps, when = commit_info(bytes(found[1]))
+            got = info[oid] = (ps, when)
+        return got
+
+    def paint(oid: bytes, flag: int) -> None:
+        nonlocal seq, pending
+        stack = [oid]
+        while stack:
+            c = stack.pop()
+            old = flags.get(c, 0)
+            new = old | flag
+            if new == old:
+                continue
+            flags[c] = new
+            if c in done:  # walked already: move its count, repaint what it reached
+                counts[old] -= 1
+                if new != both:
+                    counts[new] += 1
+                stack.extend(info[c][0])
+            elif c in queued:
+                if new == both:
+                    pending -= 1
+            else:
+                seq += 1
+                heapq.heappush(heap, (-read(c)[1], seq, c))
+                queued.add(c)
+                if new != both:
+                    pending += 1
+
+    paint(a, 1)
+    paint(b, 2)
+    slop = _SLOP
+    while heap and (pending > 0 or slop > 0):
+        if pending == 0:
+            slop -= 1
+        _, _, oid = heapq.heappop(heap)
+        queued.discard(oid)
+        done.add(oid)
+        flag = flags[oid]
+        if flag != both:
+            pending -= 1
+            counts[flag] += 1
+        for p in info[oid][0]:
+            paint(p, flag)
+    return counts[1], counts[2]
