@@ -54,3 +54,12 @@ def test_add_marks_a_fixed_conflict_resolved(tmp_path):
     (root / "f.txt").write_text("both\n")
     assert m("add", "f.txt").returncode == 0
     assert m("commit", "-q", "-m", "merged").returncode == 0
+
+
+def test_every_command_has_a_help_example(tmp_path):
+    from muse.cli.examples import EXAMPLES
+    from muse.cli.main import COMMANDS
+
+    assert set(COMMANDS) == set(EXAMPLES)
+    cp = _muse(tmp_path, tmp_path / "h", "help", "merge")
+    assert cp.returncode == 0 and "example:\n  muse merge" in cp.stdout

@@ -78,7 +78,14 @@ def _make_parser(name: str) -> tuple[Any, Any]:
 
             raise UsageError(f"{message} (see 'muse {name} --help')")
 
-    parser = _Parser(prog=f"muse {name}", description=help_)
+    from muse.cli.examples import epilog
+
+    parser = _Parser(
+        prog=f"muse {name}",
+        description=help_,
+        epilog=epilog(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     module.add_arguments(parser)
     return module, parser
 
