@@ -84,6 +84,15 @@ class ObjectStore:
         found = self._packs.get(oid)
         return found if found is not None else self._get_loose(oid)
 
+    @property
+    def block_cache(self) -> Any:
+        """The open packs' block cache (pack.gather watches it), None before they open."""
+        return None if self._packs is None else self._packs.cache
+
+    def locate(self, oid: bytes) -> tuple[Any, int] | None:
+        """Where a pack holds the object in a zstd block, once packs are open (pack.gather)."""
+        return None if self._packs is None else self._packs.locate(oid)
+
     def _get_loose(self, oid: bytes) -> tuple[int, bytes] | None:
         try:
             with open(self.loose_path(oid), "rb") as f:

@@ -27,6 +27,10 @@ class BlockCache:
         self.size = 0
         self._d: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
+        #: Keys ever put, and how many puts were of a key evicted before: a block decompressed
+        #: again, the sign that a reader's order fights the packs' (see pack.gather).
+        self._seen: set[tuple[int, int]] = set()
+        self.refills = 0
 
     def get(self, key: tuple[int, int]) -> bytes | None:
         with self._lock:
@@ -39,6 +43,10 @@ class BlockCache:
         with self._lock:
             if key in self._d:
                 return
+            if key in self._seen:
+                self.refills += 1
+            else:
+                self._seen.add(key)
             self._d[key] = data
             self.size += len(data)
             while self.size > self.budget and len(self._d) > 1:
@@ -49,3 +57,4 @@ class BlockCache:
         with self._lock:
             for key in [k for k in self._d if k[0] == owner]:
                 self.size -= len(self._d.pop(key))
+            self._seen = {k for k in self._seen if k[0] != owner}

@@ -118,6 +118,19 @@ class PackFile:
             return kind, body
         return kind, self._block(block_off)[start : start + length]
 
+    @property
+    def block_cache(self) -> BlockCache:
+        return self._cache
+
+    def locate(self, oid: bytes) -> tuple[PackFile, int] | None:
+        """(this pack, offset of the zstd block holding the object; -1 when it is held raw,
+        one pread whatever the order), or None when the pack lacks it; see pack.gather."""
+        i = self._find(oid)
+        if i < 0:
+            return None
+        block_off, _rec, _length, _kind, codec = self._entry(i)
+        return (self, -1) if codec == CODEC_RAW else (self, block_off)
+
     # ------------------------------------------------------------------------------ bytes
     def _pread(self, n: int, offset: int) -> bytes:
         fd = self._fd

@@ -29,6 +29,18 @@ class PackList:
     def has(self, oid: bytes) -> bool:
         return any(pf.has(oid) for pf in self.packs)
 
+    @property
+    def block_cache(self) -> BlockCache:
+        return self.cache
+
+    def locate(self, oid: bytes) -> tuple[PackFile, int] | None:
+        """Where :meth:`get` would read the object, if from a zstd block (pack.gather)."""
+        for pf in self.packs:
+            found = pf.locate(oid)
+            if found is not None:
+                return found
+        return None
+
     def kind(self, oid: bytes) -> int | None:
         for pf in self.packs:
             k = pf.kind(oid)

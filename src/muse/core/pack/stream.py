@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from muse.core.pack.codec import PackWriter
+from muse.core.pack.gather import in_order
 from muse.core.reader import ObjectReader
 from muse.errors import MuseError
 
@@ -51,11 +52,10 @@ def _add_all(
     on_object: Callable[[], object] | None,
     after_each: Callable[[], Iterator[bytes]] | None = None,
 ) -> Iterator[bytes]:
-    for _kind, oid in objects:
-        found = reader.get(oid)
-        if found is None:
+    for kind, oid, body in in_order(reader, list(objects)):
+        if body is None:
             raise MissingObject(oid)
-        writer.add(found[0], found[1], oid)
+        writer.add(kind, body, oid)
         if on_object is not None:
             on_object()
         if after_each is not None:
