@@ -227,6 +227,9 @@ def objects_to_send(
     # A tree is sent once, but diffed once per distinct (tree, parents, context): the same
     # tree met again under other parents (a revert: A -> B -> A) may hold what those
     # parents lack, so skipping it by id alone would leave objects out.
+    # With no haves the other side has nothing: everything reachable goes, so each tree is
+    # walked once, whole, with no diffing against parents (a first push, a clone).
+    fresh = not haves
     chunk_lists: list[tuple[bytes, tuple[bytes, ...]]] = []  # (new list, same-path bases)
     sent_lists: set[bytes] = set()
     sent_trees: set[bytes] = set()
@@ -238,21 +241,26 @@ def objects_to_send(
         for path in sorted(pending):
             for task in pending[path]:
                 tid, ptids, ctx = task
-                if tid in ptids or tid in ctx or task in diffed:
+                if fresh:
+                    if tid in sent_trees:
+                        continue
+                elif tid in ptids or tid in ctx or task in diffed:
                     continue
-                diffed.add(task)
+                else:
+                    diffed.add(task)
                 if tid not in sent_trees:
                     sent_trees.add(tid)
                     trees.append(tid)
                 t = w.tree(tid)
-                ps = [w.tree(p) for p in ptids]
+                ps = [] if fresh else [w.tree(p) for p in ptids]
                 modes = t.modes
-                for i in t.changed(ps, [w.tree(c) for c in ctx]):
+                positions = range(t.n) if fresh else t.changed(ps, [w.tree(c) for c in ctx])
+                for i in positions:
                     oid = t.id(i)
                     if modes[i] == MODE_TREE:
                         name = t.names[i]
                         subs = tuple(s for p in ps if (s := p.subtree(name)) is not None)
-                        sub_ctx = () if subs else (ptids or ctx)
+                        sub_ctx = () if subs or fresh else (ptids or ctx)
                         nxt.setdefault(path + b"/" + name, []).append((oid, subs, sub_ctx))
                     elif modes[i] in CHUNKED_MODES:
                         if oid not in sent_lists:
