@@ -267,19 +267,22 @@ class HistoryWriter:
         d.subdirs.pop(name, None)
         d.entries[name] = (mode, oid)
 
-    def _encode(self, d: _Dir) -> bytes:
-        """The id of a directory, re-encoding only dirty subdirectories (empty ones vanish)."""
+    def _encode(self, d: _Dir, root: bool = True) -> bytes:
+        """The id of a directory, re-encoding only dirty subdirectories (empty ones vanish,
+        and are not stored: an empty tree nothing names would be an unreachable object)."""
         if d.oid is not None:
             return d.oid
         for name, sub in list(d.subdirs.items()):
             if sub.oid is None:
-                oid = self._encode(sub)
+                oid = self._encode(sub, root=False)
                 if not sub.entries:
                     del d.subdirs[name]
                     d.entries.pop(name, None)
                     continue
                 d.entries[name] = (MODE_TREE, oid)
         body = encode_tree([(n, m, oid) for n, (m, oid) in d.entries.items()], checked=True)
+        if not root and not d.entries:
+            return EMPTY_TREE_ID
         d.oid = self._add(TREE, body)
         return d.oid
 

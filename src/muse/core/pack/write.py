@@ -310,55 +310,76 @@ def write_pack_file(
 def layout_for_pack(
     objects: Sequence[tuple[int, bytes]],
 ) -> list[tuple[int, bytes, bytes | None]]:
-    """Order objects for a pack: commits, then trees grouped by path, then blobs.
+    """Order objects for a pack as a first push would send them: commits, then trees grouped
+    by path, then blobs grouped by the directory they were first seen in.
 
     Paths are found by walking the commits given (newest, i.e. last, first) into the trees
-    given; within a path trees keep that newest-first order. Consecutive versions of a
-    directory then sit side by side, where zstd turns them into a few bytes each (68 MB of
-    trees at XL pack to 1.85 MB grouped, 10.7 MB in commit order), and a reader walking history
-    path by path touches each block once. Returns (kind, body, oid or None) items.
+    given, level by level with the paths of a level in sorted order, as
+    ``wire.negotiate.objects_to_send`` does; within a path trees keep that newest-first order,
+    and a tree's blobs follow its entries' order. Consecutive versions of a directory then sit
+    side by side, where zstd turns them into a few bytes each (68 MB of trees at XL pack to
+    1.85 MB grouped, 10.7 MB in commit order), versions of a file land near each other (the
+    flask history imported: 12.2 MB in stream order, 7.3 MB so), and a sender walking
+    history the same way reads each block once (pack.gather). Objects no walked tree names
+    (the chunks of large files) keep their order, after. Returns (kind, body, oid or None).
     """
     commits: list[tuple[int, bytes, bytes | None]] = []
-    blobs: list[tuple[int, bytes, bytes | None]] = []
+    others: list[tuple[int, bytes]] = []
     trees: dict[bytes, bytes] = {}
-    roots: list[bytes] = []
     for kind, body in objects:
         if kind == TREE:
             trees.setdefault(object_id(TREE, body), body)
         elif kind == COMMIT:
             commits.append((kind, body, None))
         else:
-            blobs.append((kind, body, None))
+            others.append((kind, body))
+    roots: list[bytes] = []
     for _, body, _ in reversed(commits):
         try:
             roots.append(commit_refs(body)[0])
         except ValueError:
             continue
-    placed: dict[bytes, tuple[bytes, int]] = {}  # tree id -> (path, rank)
-    queue: list[tuple[bytes, bytes]] = [(r, b"") for r in roots if r in trees]
-    rank = 0
-    while queue:
-        nxt: list[tuple[bytes, bytes]] = []
-        for tid, path in queue:
-            if tid in placed:
-                continue
-            placed[tid] = (path, rank)
-            rank += 1
-            body = trees[tid]
-            n = int.from_bytes(body[:4], "big") if len(body) >= 4 else 0
-            modes = body[4 : 4 + n]
-            if bytes([MODE_TREE]) not in modes:
-                continue
-            names = body[4 + 33 * n :].split(b"\0")
-            for i, m in enumerate(modes):
-                if m == MODE_TREE and i < len(names):
-                    sub = body[4 + n + 32 * i : 4 + n + 32 * i + 32]
-                    if sub in trees and sub not in placed:
-                        nxt.append((sub, path + b"/" + names[i]))
-        queue = nxt
-    far = (b"\xff" * 8, 0)
-    order = sorted(trees, key=lambda t: placed.get(t, far))
+    placed: dict[bytes, tuple[int, bytes, int]] = {}  # tree id -> (depth, path, rank)
+    named: dict[bytes, tuple[int, bytes, int, int]] = {}  # blob id -> (depth, dir, rank, i)
+    level: dict[bytes, list[bytes]] = {b"": [r for r in roots if r in trees]}
+    depth = rank = 0
+    while level:
+        nxt: dict[bytes, list[bytes]] = {}
+        for path in sorted(level):
+            for tid in level[path]:
+                if tid in placed:
+                    continue
+                placed[tid] = (depth, path, rank)
+                rank += 1
+                body = trees[tid]
+                n = int.from_bytes(body[:4], "big") if len(body) >= 4 else 0
+                modes = body[4 : 4 + n]
+                names: list[bytes] | None = None
+                for i, m in enumerate(modes):
+                    oid = body[4 + n + 32 * i : 4 + n + 32 * i + 32]
+                    if m != MODE_TREE:
+                        named.setdefault(oid, (depth, path, rank, i))
+                    elif oid in trees and oid not in placed:
+                        if names is None:
+                            names = body[4 + 33 * n :].split(b"\0")
+                        if i < len(names):
+                            nxt.setdefault(path + b"/" + names[i], []).append(oid)
+        level = nxt
+        depth += 1
+    far_tree = (1 << 30, b"", 0)
+    order = sorted(trees, key=lambda t: placed.get(t, far_tree))
     laid: list[tuple[int, bytes, bytes | None]] = commits
     laid.extend((TREE, trees[t], t) for t in order)
-    laid.extend(blobs)
+    keyed: list[tuple[tuple[int, bytes, int, int], int, int, bytes, bytes]] = []
+    rest: list[tuple[int, bytes, bytes | None]] = []
+    for pos, (kind, body) in enumerate(others):
+        oid = object_id(kind, body)
+        key = named.get(oid)
+        if key is None:
+            rest.append((kind, body, oid))
+        else:
+            keyed.append((key, pos, kind, oid, body))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    laid.extend((kind, body, oid) for _, _, kind, oid, body in keyed)
+    laid.extend(rest)
     return laid
