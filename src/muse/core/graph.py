@@ -112,34 +112,72 @@ def merge_base(reader: ObjectReader, a: bytes, b: bytes) -> bytes | None:
     if a == b:
         return a
     # The common cases first, each a short walk: a fast-forward (pull, merge of a branch
-    # that only moved ahead) or already up to date. Walking a's whole history for them made
-    # a one-commit pull on a 5,000-commit history cost the history.
+    # that only moved ahead) or already up to date.
     for x, y in ((a, b), (b, a)):
         if _reaches(reader, y, x, _QUICK_WALK):
             return x
-    from_a = ancestors(reader, a)
-    if b in from_a:
-        return b
-    candidates: list[bytes] = []
-    seen = {b}
-    todo = [b]
-    while todo:  # walk b's history; stop descending at the first common commits
-        oid = todo.pop()
-        if oid in from_a:
-            candidates.append(oid)
-            continue
-        for p in parents(reader, oid):
-            if p not in seen:
-                seen.add(p)
-                todo.append(p)
-    if not candidates:
-        return None
-    if len(candidates) == 1:
-        return candidates[0]
+    candidates = _paint_down(reader, a, b)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
     best = [
-        c for c in candidates if not any(c != o and c in ancestors(reader, o) for o in candidates)
+        c
+        for c in candidates
+        if not any(c != o and is_ancestor(reader, c, o) for o in candidates)
     ]
     return best[0] if best else candidates[0]
+
+
+_A, _B, _STALE = 1, 2, 4
+
+
+def _paint_down(reader: ObjectReader, a: bytes, b: bytes) -> list[bytes]:
+    """The common ancestors of a and b that no other one found descends from (git's
+    paint_down_to_common): both histories walked together, newest commit first, each commit
+    painted with the sides it is reached from; a commit painted by both is a candidate and
+    its ancestors are stale; the walk ends when only stale commits are queued. So a pull of
+    the last 10 % of flask's history walks those commits and their side branches, not all
+    5,531 (0.2 s before). Committer times order the walk; a skewed clock can only make it
+    walk further, and candidates that turn out to be ancestors of others are dropped."""
+    flags: dict[bytes, int] = {}
+    heap: list[tuple[int, int, bytes]] = []
+    queued: set[bytes] = set()
+    live: set[bytes] = set()  # queued commits that are not stale: the walk goes on for them
+    counter = 0
+
+    def paint(oid: bytes, f: int) -> None:
+        nonlocal counter
+        old = flags.get(oid, 0)
+        new = old | f
+        if new == old:
+            return
+        flags[oid] = new
+        if oid not in queued:
+            found = reader.get(oid)
+            if found is None or found[0] != COMMIT:
+                raise MissingCommit(f"commit {oid.hex()[:12]} is missing")
+            counter += 1
+            heapq.heappush(heap, (-commit_info(found[1])[2], counter, oid))
+            queued.add(oid)
+        if new & _STALE:
+            live.discard(oid)
+        else:
+            live.add(oid)
+
+    paint(a, _A)
+    paint(b, _B)
+    results: list[bytes] = []
+    while live:
+        _, _, oid = heapq.heappop(heap)
+        queued.discard(oid)
+        live.discard(oid)
+        f = flags[oid]
+        if f & (_A | _B) == _A | _B and not f & _STALE:
+            if oid not in results:
+                results.append(oid)
+            f |= _STALE  # its parents are stale; the candidate itself only if reached again
+        for p in parents(reader, oid):
+            paint(p, f)
+    return [r for r in results if not flags[r] & _STALE]
 
 
 #: Commits walked from the haves' side after the wants are settled (skewed clocks).
