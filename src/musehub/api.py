@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from muse.core.refnames import RefNameError, check_branch_name
+from musehub import quota
 from musehub.auth import (
     Principal,
     authenticate,
@@ -195,7 +196,8 @@ async def post_repo(request: Request) -> Response:
             _require_admin(principal)
         with hub.db.session() as s:
             owner = _user(s, owner_name)
-            return repo_json(create_repo(s, owner, slug, private, branch))
+            repo = create_repo(s, owner, slug, private, branch)
+            return {**repo_json(repo), **quota.repo_size(s, hub.settings, repo)}
 
     return JSONResponse(await hub.run(work), status_code=201)
 
@@ -207,7 +209,8 @@ async def get_repo(request: Request) -> Response:
     def work() -> dict[str, Any]:
         principal = authenticate(request)
         with hub.db.session(readonly=True) as s:
-            return repo_json(resolve_repo(s, principal, owner, slug, "read"))
+            repo = resolve_repo(s, principal, owner, slug, "read")
+            return {**repo_json(repo), **quota.repo_size(s, hub.settings, repo)}
 
     return JSONResponse(await hub.run(work))
 

@@ -12,6 +12,9 @@
     musehub repo set-private OWNER/SLUG | set-public OWNER/SLUG
     musehub collaborator add|remove OWNER/SLUG USER | list OWNER/SLUG
     musehub config show
+    musehub gc [--repo OWNER/SLUG] [--dry-run] [--grace SECONDS]
+    musehub backup DEST | restore SRC               (a hub as a directory, and back)
+    musehub quota show USER|OWNER/SLUG | set USER|OWNER/SLUG BYTES|none|unlimited
 
 Settings come from ``--config`` (TOML), ``MUSEHUB_*`` variables and the options (see
 ``musehub.config``). Every command brings the database schema up to date first. An admin
@@ -117,6 +120,29 @@ def _parser() -> argparse.ArgumentParser:
     action(collab, "add", "let USER write to OWNER/SLUG", "name", "user")
     action(collab, "remove", "take USER's write access away", "name", "user")
     action(collab, "list", "list a repository's collaborators", "name")
+
+    quota = actions("quota", "storage quotas of users and repositories")
+    action(quota, "show", "the quota and use of USER or OWNER/SLUG", "name")
+    action(
+        quota,
+        "set",
+        "set the quota of USER or OWNER/SLUG: bytes (500M, 2G), none (the hub's "
+        "setting) or unlimited",
+        "name",
+        "bytes",
+    )
+
+    backup = sub.add_parser("backup", help="write a consistent snapshot into a new directory")
+    backup.add_argument("dest", metavar="DEST")
+    restore = sub.add_parser("restore", help="bring a new, empty hub to a backup's state")
+    restore.add_argument("src", metavar="SRC")
+
+    gc = sub.add_parser("gc", help="drop objects no branch or tag reaches any more")
+    gc.add_argument("--repo", metavar="OWNER/SLUG", help="only this repository")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would go")
+    gc.add_argument(
+        "--grace", type=float, metavar="SECONDS", help="spare packs younger (gc_grace_s)"
+    )
 
     config = actions("config", "the hub's settings")
     action(config, "show", "the effective settings, secrets masked")
@@ -487,6 +513,97 @@ def cmd_collaborator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quota(args: argparse.Namespace) -> int:
+    """``quota show|set``: a user's (over their repositories) or a repository's storage."""
+    from musehub import quota
+
+    settings, db = _open_hub(args)
+    is_repo = "/" in args.name
+    if args.action == "set":
+        try:
+            value = quota.parse_quota(args.bytes)
+        except ValueError as e:
+            raise CliError(
+                f"{e}: give bytes (1048576), a size such as 500M or 2G, none (the hub's "
+                "setting) or unlimited",
+                EXIT_USAGE,
+            ) from None
+        with db.session() as s:
+            row = _get_repo(s, args.name) if is_repo else _get_user(s, args.name)
+            row.quota_bytes = value
+        said = {None: "the hub's setting", 0: "unlimited"}.get(value, f"{value} bytes")
+        print(f"quota of {args.name}: {said}", file=sys.stderr)
+    with db.session(readonly=True) as s:
+        if is_repo:
+            shown = quota.quotas(s, settings, _get_repo(s, args.name).id, every=True)
+        else:
+            shown = quota.user_report(s, settings, _get_user(s, args.name))
+        for q in shown:
+            print(q.line())
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """``backup DEST``: the database and the packs it names, while the hub serves."""
+    from musehub.backup import BackupError
+    from musehub.backup.snapshot import backup
+    from musehub.storage import open_storage
+
+    settings, db = _open_hub(args)
+    try:
+        summary = backup(db, open_storage(settings), args.dest)
+    except BackupError as e:
+        raise CliError(str(e), EXIT_EXISTS if e.exists else EXIT_ERROR) from None
+    print(f"backed up {summary.describe()} to {args.dest}", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``restore SRC``: the backup is checked whole before anything is written; the hub
+    must be new and empty (its own secret key is made when it first serves)."""
+    from sqlalchemy.engine import make_url
+
+    from musehub.backup import BackupError
+    from musehub.backup.restore import restore, verify
+    from musehub.db import Database
+    from musehub.files import private_dir
+    from musehub.storage import open_storage
+
+    try:
+        manifest = verify(args.src)
+        settings = _settings(args, make_secret=False)
+        url = make_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            private_dir(os.path.dirname(os.path.abspath(url.database)))
+        db = Database(settings.database_url)
+        summary = restore(manifest, db, open_storage(settings), _where(settings))
+    except BackupError as e:
+        raise CliError(str(e), EXIT_EXISTS if e.exists else EXIT_ERROR) from None
+    print(f"restored {summary.describe()} {_where(settings)}", file=sys.stderr)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """``gc``: drop unreachable objects (musehub.protocol.gc); figures on stdout."""
+    from musehub.protocol.gc import Collector
+    from musehub.protocol.repostore import RepoStore
+    from musehub.storage import open_storage
+
+    if args.grace is not None and not args.grace >= 0:
+        raise CliError("--grace must be a number of seconds, 0 or more", EXIT_USAGE)
+    settings, db = _open_hub(args)
+    ids = None
+    if args.repo:
+        with db.session(readonly=True) as s:
+            ids = [_get_repo(s, args.repo).id]
+    grace = settings.gc_grace_s if args.grace is None else args.grace
+    store = RepoStore(settings, db, open_storage(settings))
+    report = Collector(store, grace, dry_run=args.dry_run).run(ids)
+    for line in report.lines():
+        print(line)
+    return EXIT_ERROR if report.failed else 0
+
+
 #: Settings whose values are never shown.
 SECRET_SETTINGS = ("secret_key", "s3_secret_key", "metrics_token")
 
@@ -531,6 +648,10 @@ COMMANDS = {
     "repo": cmd_repo,
     "collaborator": cmd_collaborator,
     "config": cmd_config,
+    "gc": cmd_gc,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
+    "quota": cmd_quota,
 }
 
 

@@ -65,6 +65,11 @@ class Limits:
     #: reserve), and from one client address; more are answered 503 and closed at once.
     max_connections: int = 1000
     max_connections_per_client: int = 100
+    #: Storage quotas (musehub.quota): bytes of packs one repository may hold, and one user
+    #: over all the repositories they own; 0 = unlimited. A repository's or user's own
+    #: quota_bytes (musehub quota set) overrides these.
+    repo_quota_bytes: int = 0
+    user_quota_bytes: int = 0
 
 
 LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(Limits))
@@ -101,6 +106,12 @@ class Settings:
     #: this many seconds (0: only at start-up), removing what is older than the grace.
     sweep_interval_s: int = 600
     sweep_grace_s: int = 6 * 3600
+    #: ``musehub gc`` (docs/operations.md, "Garbage collection"): packs younger than this are
+    #: never touched, nor anything their objects reach (git's gc.pruneExpire, two weeks).
+    gc_grace_s: int = 14 * 86400
+    #: Bound of the local pack cache (<cache_dir>/packs), least recently used packs evicted
+    #: first; 0 = unbounded.
+    cache_max_bytes: int = 10 * GiB
     #: How long a web view sign-in (its session cookie) lasts (musehub.web.session).
     web_session_max_age_s: int = 14 * 86400
     limits: Limits = field(default_factory=Limits)
@@ -148,6 +159,8 @@ _INT_FIELDS = {
     "workers",
     "sweep_interval_s",
     "sweep_grace_s",
+    "gc_grace_s",
+    "cache_max_bytes",
     "web_session_max_age_s",
     *LIMIT_FIELDS,
 } - _FLOAT_FIELDS
@@ -241,6 +254,8 @@ def finalize(settings: Settings, *, make_secret: bool = True) -> Settings:
         raise ConfigError("web_session_max_age_s must be at least 1")
     if settings.sweep_interval_s < 0 or settings.sweep_grace_s < 0:
         raise ConfigError("sweep_interval_s and sweep_grace_s cannot be negative")
+    if settings.gc_grace_s < 0 or settings.cache_max_bytes < 0:
+        raise ConfigError("gc_grace_s and cache_max_bytes cannot be negative")
     for name in LIMIT_FIELDS:
         if getattr(settings.limits, name) < 0:
             raise ConfigError(f"{name} cannot be negative")

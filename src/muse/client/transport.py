@@ -716,6 +716,14 @@ def map_error(status: int, code: str, message: str, ctx: ErrorContext) -> WireEr
             code,
             status,
         )
+    if code == "quota_exceeded":
+        return WireError(
+            f"{hub} refused the push ({status} quota_exceeded){detail} (nothing was stored; "
+            "ask the hub's operator for a larger quota)",
+            "hub_refused",
+            code,
+            status,
+        )
     if status == 413:
         return WireError(
             f"{hub} (or a proxy in front of it) refused the request as too large "

@@ -120,9 +120,7 @@ def merge_base(reader: ObjectReader, a: bytes, b: bytes) -> bytes | None:
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
     best = [
-        c
-        for c in candidates
-        if not any(c != o and is_ancestor(reader, c, o) for o in candidates)
+        c for c in candidates if not any(c != o and is_ancestor(reader, c, o) for o in candidates)
     ]
     return best[0] if best else candidates[0]
 

@@ -47,7 +47,8 @@ class User(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
     #: A disabled user's tokens are refused (musehub.auth), its data kept.
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    #: Reserved for storage quotas (not enforced yet): bytes over the user's repositories.
+    #: Storage quota over the user's repositories (musehub.quota): NULL = the hub's
+    #: user_quota_bytes, 0 = unlimited, else bytes.
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
@@ -85,7 +86,8 @@ class Repo(Base):
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     default_branch: Mapped[str] = mapped_column(String(255), default="main")
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
-    #: Reserved for storage quotas (not enforced yet): bytes of this repository.
+    #: Storage quota of this repository (musehub.quota): NULL = the hub's repo_quota_bytes,
+    #: 0 = unlimited, else bytes.
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     owner: Mapped[User] = relationship(lazy="joined")

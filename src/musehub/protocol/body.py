@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -56,6 +56,7 @@ class AsyncBodyReader(io.RawIOBase):
         self._queue: asyncio.Queue[Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._end: Any = None  # _EOF or the exception that ended the body, once seen
+        self._over: Callable[[], Exception] | None = None  # raised instead of BodyTooLarge
 
     def readable(self) -> bool:
         return True
@@ -113,9 +114,28 @@ class AsyncBodyReader(io.RawIOBase):
             self._eof = True
             return
         self.total += len(data)
-        if self._limit is not None and self.total > self._limit:
-            raise BodyTooLarge(f"body larger than {self._limit} bytes")
         self._buf = memoryview(data)
+        self._check_limit()
+
+    def _check_limit(self) -> None:
+        if self._limit is not None and self.total > self._limit:
+            self._buf = memoryview(b"")
+            if self._over is not None:
+                raise self._over()
+            raise BodyTooLarge(f"body larger than {self._limit} bytes")
+
+    @property
+    def position(self) -> int:
+        """Body bytes consumed so far (read, not merely received)."""
+        return self.total - len(self._buf)
+
+    def limit_rest(self, n: int, error: Callable[[], Exception]) -> None:
+        """Accept at most ``n`` more bytes from :attr:`position` on (a storage quota's room),
+        raising ``error()`` beyond them; a tighter limit already set stays."""
+        limit = self.position + n
+        if self._limit is None or limit < self._limit:
+            self._limit, self._over = limit, error
+        self._check_limit()
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buf:

@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session
 
 from musehub.db.models import DeferredDeletion, Lease, Pack, Ref, Repo
 from musehub.names import is_ledger_id
-from musehub.protocol.records import DUE_STATES, PackInfo
+from musehub.protocol.records import (
+    DELETED,
+    DUE_STATES,
+    SCHEDULED,
+    STORING,
+    VERIFYING,
+    PackInfo,
+)
 
 # DML goes through the Core tables: ORM-enabled bulk statements do not report a reliable
 # rowcount on every driver, and compare-and-swap lives on rowcount.
@@ -97,12 +104,102 @@ def _insert_ignore(s: Session, table: Table) -> Insert:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
-def replace_packs(s: Session, repo_id: int, old: list[str], new: PackInfo) -> None:
-    """Swap merged packs for their union; raises StaleRef if any row is already gone."""
+def replace_packs(s: Session, repo_id: int, old: list[str], new: PackInfo | None) -> None:
+    """Swap merged packs for their union (or, for garbage collection, for what of them is
+    still reachable: nothing at all when ``new`` is None); raises StaleRef if any row is
+    already gone."""
     res = _dml(s, delete(PACKS).where(PACKS.c.repo_id == repo_id, PACKS.c.name.in_(old)))
     if res.rowcount != len(old):
         raise StaleRef("packs")
-    insert_pack(s, repo_id, new)
+    if new is not None:
+        insert_pack(s, repo_id, new)
+
+
+def pack_ages(s: Session, repo_id: int) -> dict[str, float]:
+    """{pack name: when its row was written} (garbage collection spares young packs)."""
+    rows = s.execute(select(Pack.name, Pack.created_at).where(Pack.repo_id == repo_id)).all()
+    return {name: _ts(created) for name, created in rows}
+
+
+def repo_owners(s: Session, repo_ids: list[int] | None = None) -> list[tuple[int, int, str]]:
+    """(repo id, owner id, "owner/slug") of the given repositories, or of every one."""
+    from musehub.db.models import User
+
+    q = select(Repo.id, Repo.owner_id, User.username, Repo.slug).join(
+        User, User.id == Repo.owner_id
+    )
+    if repo_ids is not None:
+        q = q.where(Repo.id.in_(repo_ids))
+    rows = s.execute(q.order_by(User.username, Repo.slug)).all()
+    return [(r[0], r[1], f"{r[2]}/{r[3]}") for r in rows]
+
+
+#: Names MuseHub's advisory locks on PostgreSQL (with the repository id as second key);
+#: the first is ``musehub.db.migrate``'s.
+GC_LOCK_CLASS = 0x6D75_7367  # "musg"
+
+
+def gc_fence(s: Session, repo_id: int, exclusive: bool = False) -> None:
+    """Order pack listings against a garbage collection's swap (musehub.protocol.gc).
+
+    PostgreSQL: the swap holds the repository's advisory lock exclusively for its
+    transaction, every pack listing holds it shared for the listing's, so a listing either
+    commits before the swap or reads after it. SQLite needs nothing: the swap's transaction
+    holds the write lock (``BEGIN IMMEDIATE``), and a push's ledger row, written before its
+    listing, needs that lock too.
+    """
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    from sqlalchemy import func
+
+    fn = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+    s.execute(select(fn(GC_LOCK_CLASS, repo_id)))
+
+
+def pushes_in_flight(s: Session, repo_id: int, now: float, but: str | None = None) -> int:
+    """Ledger rows of this repository's pushes (and repacks) still storing or verifying a
+    pack: each was written before its push listed the repository's packs, and the push's
+    ref transaction (or its refusal) ends it. ``but``: one's own row."""
+    d = DeferredDeletion
+    q = select(d.id).where(
+        d.repo_id == repo_id,
+        d.state.in_((STORING, VERIFYING)),
+        d.delete_after > _utc(now),
+    )
+    if but is not None:
+        q = q.where(d.id != but)
+    return len(s.execute(q).all())
+
+
+def retired_packs(
+    s: Session, repo_id: int, after: float, created_after: float
+) -> list[tuple[str, str]]:
+    """(ledger row, pack name) of the repository's packs that a repack or gc replaced and
+    that stay in storage until later than ``after`` (a hole can still be filled from them):
+    their rows are not due before then, nor older than the sweep's grace (``created_after``)."""
+    d = DeferredDeletion
+    prefix = f"repos/{repo_id}/packs/"
+    rows = s.execute(
+        select(d.id, d.key).where(
+            d.repo_id == repo_id,
+            d.state == SCHEDULED,
+            d.delete_after > _utc(after),
+            d.created_at > _utc(created_after),
+            d.key.startswith(prefix, autoescape=True),
+        )
+    ).all()
+    return [(r[0], r[1][len(prefix) : -len(".pack")]) for r in rows if r[1].endswith(".pack")]
+
+
+def end_storing(s: Session, repo_id: int, key: str) -> None:
+    """A pack being stored was deleted again (refused push, lost repack): its ledger row is
+    done, so nobody takes the push for one still in flight."""
+    d = DeferredDeletion
+    s.execute(
+        update(DEFERRED)
+        .where(d.repo_id == repo_id, d.key == key, d.state == STORING)
+        .values(state=DELETED)
+    )
 
 
 def move_ref(s: Session, repo_id: int, ref: str, old: bytes | None, new: bytes | None) -> bool:

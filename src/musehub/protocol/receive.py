@@ -3,7 +3,8 @@
 Nothing of a push is visible until the pack has been decoded and re-hashed in one pass into a
 private quarantine directory, every tree and commit parsed, and everything reachable from the
 new tips found in the pack or the repository. Then the pack goes to storage, and a single
-database transaction inserts its ``packs`` row and moves every ref from the id the client
+database transaction inserts its ``packs`` row (within the storage quotas, checked there
+with the pack's real size: musehub.quota) and moves every ref from the id the client
 expected to the new one (all or none). Any failure leaves the repository exactly as it was:
 quarantine files are removed, an uploaded pack nobody references is deleted (and if even that
 fails, its ``deferred_deletions`` row lets the sweep delete it after a while).
@@ -30,10 +31,11 @@ from muse.core.pack.write import receive_pack, receive_pack_file
 from muse.core.refnames import HEADS, TAGS
 from muse.wire.messages import RefUpdate
 from muse.wire.verify import Connectivity, PathPolicy, StructureChecker
+from musehub import quota
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
-from musehub.protocol.records import CANCELLED, SCHEDULED, STORING, PackInfo
+from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
 from musehub.protocol.repostore import REPACK_AT, WORK_TTL_S, PackReader, RepoStore, pack_key
 
 if TYPE_CHECKING:
@@ -117,6 +119,7 @@ class Receiver:
         #: A staged pack (push/stage, or push/commit with "stage"): blobs only, kept without
         #: moving a ref, so a large push cut off half way keeps its finished segments.
         self.stage = False
+        self._fence: str | None = None  # ledger row of an object-less push (_start_fence)
 
     def receive_upload(
         self, key: str, updates: list[RefUpdate], upload_id: str | None = None
@@ -248,6 +251,8 @@ class Receiver:
         finally:
             if upload is not None and kept is None:
                 self._unpublish(upload, stored_name)
+            if self._fence is not None:  # refused before its transaction ended it
+                self._end_fence()
         if kept is not None:
             self._adopt(pack, kept)
         log.info(
@@ -271,6 +276,7 @@ class Receiver:
         """
         storing = [stored_row] if stored_row is not None else []
         if pack.count == 0:
+            self._start_fence()
             return None, storing
         pack_path = Path(pack.path)
         if stored_name is not None:
@@ -292,6 +298,29 @@ class Receiver:
         self.times["prepare"] = time.perf_counter() - t0
         storing.append(work_id)
         return _Upload(self.store, self.repo_id, name, pack_path), storing
+
+    def _start_fence(self) -> None:
+        """A push that brings no objects still reads the repository's packs (its closure and
+        fast-forward checks): a ``storing`` ledger row naming no key that will ever exist
+        tells ``musehub gc`` a push is in flight until the ref transaction (or the refusal)
+        ends it, as a pack's own row does for a push with objects (see protocol.gc)."""
+        work_id = secrets.token_hex(16)
+        key = f"repos/{self.repo_id}/fences/{work_id}"
+        with self.store.db.session() as s:
+            dbops.defer_deletion(
+                s, work_id, self.repo_id, self.user_id, key, time.time() + WORK_TTL_S, STORING
+            )
+        self._fence = work_id
+
+    def _end_fence(self) -> None:
+        fence, self._fence = self._fence, None
+        if fence is None:
+            return
+        try:
+            with self.store.db.session() as s:
+                dbops.set_deferred_state(s, fence, DELETED)
+        except Exception:  # noqa: BLE001 - the row then expires by itself (WORK_TTL_S)
+            log.warning("could not end the push fence %s", fence)
 
     def _finish_publish(self, upload: _Upload | None, info: PackInfo | None) -> PackInfo | None:
         """Wait for the storage upload (its failure refuses the push) and name the packs row
@@ -338,17 +367,22 @@ class Receiver:
                     raise _ref_conflict(*clash)
                 kept = info if changed or self.stage else None
                 if kept is not None:  # the pack is part of the repository now
+                    # The exact size, under the owner's lock: the last word on quotas.
+                    quota.check(s, self.store.settings, self.repo_id, kept.bytes, lock=True)
                     dbops.insert_pack(s, self.repo_id, kept)
                     for row_id in storing:
                         dbops.set_deferred_state(s, row_id, CANCELLED)
                 if upload_id is not None:  # a still-valid URL could PUT it again until then
                     dbops.set_deferred_state(s, upload_id, SCHEDULED)
+                if self._fence is not None:
+                    dbops.set_deferred_state(s, self._fence, DELETED)
         except dbops.StaleRef as e:
             raise HubError(409, "stale_ref", f"{e.ref} moved while the push was verified") from None
         except IntegrityError:
             # The only foreign key a push writes is its repository: deleted meanwhile.
             raise HubError(404, "repo_not_found", "the repository was deleted") from None
         self.times["transaction"] = time.perf_counter() - t0
+        self._fence = None  # ended with the transaction
         if kept is not None:
             self._kept = kept.name  # only once the transaction committed
         return kept

@@ -6,6 +6,15 @@ checksum and a random suffix, so a name always denotes the same bytes: every hub
 an immutable local copy under ``<cache_dir>/packs/`` and reads objects there through
 ``PackFile``, with no per-object round trip to the database or to storage. Several processes on
 several machines can share one database and one store because nothing cached ever changes.
+
+The cache is bounded (``cache_max_bytes``; 0: unbounded) by least-recent use: using a pack
+sets its file's mtime (at most every few seconds; atime is unreliable, often ``noatime``),
+so every process on the machine sees the same order, and whoever adds a pack evicts the
+least recently used pairs (``.pack`` first, its ``.idx`` after) until the cache fits. A
+reader never loses a pack it holds: :meth:`RepoStore.pack` opens the file at once (an
+unlinked open file stays readable on Linux), packs used in the last
+:data:`CACHE_PROTECT_S` seconds are never evicted, and a pack evicted before it was opened
+is downloaded again from storage.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from musehub.protocol import dbops
 from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from musehub.config import Settings
     from musehub.db import Database
     from musehub.storage import Storage
@@ -37,6 +48,8 @@ log = logging.getLogger("musehub.protocol")
 WORK_TTL_S = 3600  # how long a crashed push's half-stored pack may linger before the sweep
 REPACK_AT = 16  # more packs than this in one repository: merge the smaller ones
 REPACK_GRACE_S = 3 * 3600  # replaced packs stay this long: readers, and URLs handed out
+CACHE_TOUCH_S = 2.0  # a used pack's mtime is set again at most this often (per process)
+CACHE_PROTECT_S = 5.0  # packs used this recently are never evicted (a reader opening them)
 
 
 def pack_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
@@ -71,10 +84,13 @@ class RepoStore:
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
         self._repacking: set[int] = set()
+        self._touched: dict[str, float] = {}  # name -> when this process last set its mtime
 
     # ------------------------------------------------------------------------- database
     def pack_infos(self, repo_id: int) -> list[PackInfo]:
+        """The repository's packs, ordered against garbage collection (dbops.gc_fence)."""
         with self.db.session(readonly=True) as s:
+            dbops.gc_fence(s, repo_id)
             return dbops.pack_infos(s, repo_id)
 
     # ---------------------------------------------------------------------------- cache
@@ -93,8 +109,11 @@ class RepoStore:
             return
         private_file(pack_path.with_suffix(".idx"))
         private_file(pack_path)
+        os.utime(pack_path)  # used now: not the first to be evicted
         os.replace(pack_path.with_suffix(".idx"), dest.with_suffix(".idx"))
         os.replace(pack_path, dest)
+        self._touch(name, force=True)
+        self.evict(keep=name)
 
     def pack(self, repo_id: int, name: str, cache: BlockCache | None = None) -> PackFile:
         """A PackFile of a stored pack, downloading it into the cache on first use.
@@ -102,18 +121,95 @@ class RepoStore:
         A new PackFile per request (its index is a few MB at most, read in milliseconds), with
         the request's block cache: decompressed blocks then live as long as the request, so a
         process serving many repositories does not keep blocks of every pack it ever touched.
+        Its file is open on return, so an eviction cannot take it away from this reader.
         """
-        path = self.cached_path(name)
-        if name not in self._present:
-            with self._lock:
-                lock = self._fetching.setdefault(name, threading.Lock())
-            with lock:
-                if not path.exists():
-                    self._download(repo_id, name, path)
+        for attempt in range(3):
+            path = self.cached_path(name)
+            if name not in self._present:
                 with self._lock:
-                    self._present.add(name)
-                    self._fetching.pop(name, None)
-        return PackFile(str(path), cache)
+                    lock = self._fetching.setdefault(name, threading.Lock())
+                with lock:
+                    if not path.exists():
+                        self._download(repo_id, name, path)
+                        self._touch(name, force=True)
+                        self.evict(keep=name)
+                    with self._lock:
+                        self._present.add(name)
+                        self._fetching.pop(name, None)
+            try:
+                self._touch(name)
+                pf = PackFile(str(path), cache)
+                pf._pread(0, 0)  # opens the pack now: an unlinked open file stays readable
+                return pf
+            except FileNotFoundError:
+                # Evicted (by another process) between the check and the open: fetch again
+                # (a pack without its index too: the download moves the index in first).
+                with self._lock:
+                    self._present.discard(name)
+                if not path.with_suffix(".idx").exists():
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _touch(self, name: str, force: bool = False) -> None:
+        """Mark a pack used (its mtime), for the least-recently-used order of the cache."""
+        now = time.time()
+        if not force and now - self._touched.get(name, 0.0) < CACHE_TOUCH_S:
+            return
+        self._touched[name] = now
+        try:
+            os.utime(self.cached_path(name), (now, now))
+        except OSError:  # gone, or a read-only cache: the order is only a hint
+            pass
+
+    def cache_usage(self) -> list[tuple[float, int, str]]:
+        """(last use, bytes of .pack + .idx, name) of every cached pack (an index alone is
+        a pack arriving: the index moves in first; it is not listed)."""
+        usage: dict[str, list[float]] = {}
+        try:
+            entries = list(os.scandir(self.cache_dir))
+        except FileNotFoundError:
+            return []
+        for e in entries:
+            stem, dot, suffix = e.name.rpartition(".")
+            if not dot or suffix not in ("pack", "idx"):
+                continue
+            try:
+                st = e.stat()
+            except FileNotFoundError:
+                continue
+            u = usage.setdefault(stem, [-1.0, 0])
+            u[1] += st.st_size
+            if suffix == "pack":
+                u[0] = st.st_mtime
+        return [(used, int(size), name) for name, (used, size) in usage.items() if used >= 0]
+
+    def evict(self, keep: str | None = None) -> int:
+        """Remove least recently used packs until the cache fits ``cache_max_bytes``;
+        returns how many went. Never ``keep``, nor a pack used in the last
+        CACHE_PROTECT_S seconds."""
+        bound = int(getattr(self.settings, "cache_max_bytes", 0) or 0)
+        if bound <= 0:
+            return 0
+        usage = sorted(self.cache_usage())
+        total = sum(size for _, size, _ in usage)
+        protect = time.time() - CACHE_PROTECT_S
+        evicted = 0
+        for used, size, name in usage:
+            if total <= bound:
+                break
+            if name == keep or used > protect:
+                continue
+            self.forget_cached(name)
+            total -= size
+            evicted += 1
+        if evicted:
+            log.info("pack cache: evicted %d packs, %d bytes left", evicted, total)
+        return evicted
 
     def _download(self, repo_id: int, name: str, path: Path) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=self.tmp_dir))
@@ -166,10 +262,6 @@ class RepoStore:
                 self._repacking.discard(repo_id)
 
     def _repack(self, repo_id: int, user_id: int, infos: list[PackInfo]) -> None:
-        import secrets
-
-        from muse.core.pack.write import write_pack_file
-
         by_size = sorted(infos, key=lambda i: i.bytes)
         rest = by_size[:-1]
         chosen = rest if sum(i.bytes for i in rest) < by_size[-1].bytes else by_size
@@ -183,41 +275,63 @@ class RepoStore:
                     for kind, _, body in p.iter_objects():
                         yield kind, body
 
-            merged = write_pack_file(str(qdir), objects())
-            path = Path(merged.path)
-            name = f"pack-{merged.checksum.hex()}-{secrets.token_hex(4)}"
-            blobs = sum(1 for _, kind in merged.kinds() if kind == 1)
-            info = PackInfo(name, merged.count, blobs, path.stat().st_size)
-            work_id = secrets.token_hex(16)
-            now = time.time()
-            with self.db.session() as s:
-                dbops.defer_deletion(
-                    s, work_id, repo_id, user_id, pack_key(repo_id, name), now + WORK_TTL_S, STORING
-                )
-            self.upload_pack(repo_id, name, path)
+            info, path = self.write_pack(qdir, objects())
+            work_id = self.store_new_pack(repo_id, user_id, info, path)
             try:
                 with self.db.session() as s:
                     dbops.replace_packs(s, repo_id, [i.name for i in chosen], info)
-                    dbops.set_deferred_state(s, work_id, CANCELLED)
-                    for old in chosen:  # garbage once nobody can still be reading them
-                        dbops.defer_deletion(
-                            s,
-                            secrets.token_hex(16),
-                            repo_id,
-                            user_id,
-                            pack_key(repo_id, old.name),
-                            now + REPACK_GRACE_S,
-                            SCHEDULED,
-                        )
+                    self.retire(s, repo_id, user_id, work_id, [i.name for i in chosen])
             except dbops.StaleRef:
-                self.delete_pack(repo_id, name)
+                self.delete_pack(repo_id, info.name)
                 return
-            self.adopt(name, path)
+            self.adopt(info.name, path)
             log.info(
                 "repacked repo %d: %d packs -> 1 (%d objects)", repo_id, len(chosen), info.objects
             )
         finally:
             shutil.rmtree(qdir, ignore_errors=True)
+
+    @staticmethod
+    def write_pack(qdir: Path, objects: Iterator[tuple[int, bytes]]) -> tuple[PackInfo, Path]:
+        """Write (kind, body) pairs as a new pack in quarantine: its row-to-be and its path."""
+        import secrets
+
+        from muse.core.objects import BLOB
+        from muse.core.pack.write import write_pack_file
+
+        written = write_pack_file(str(qdir), objects)
+        path = Path(written.path)
+        name = f"pack-{written.checksum.hex()}-{secrets.token_hex(4)}"
+        info = PackInfo(name, written.count, written.count_kind(BLOB), path.stat().st_size)
+        written.close()
+        return info, path
+
+    def store_new_pack(self, repo_id: int, user_id: int, info: PackInfo, path: Path) -> str:
+        """Upload a pack that a swap of packs rows will name, under a ledger row first (a
+        crash leaves a key the sweep finds); returns the row, for :meth:`retire`."""
+        import secrets
+
+        work_id = secrets.token_hex(16)
+        key = pack_key(repo_id, info.name)
+        with self.db.session() as s:
+            dbops.defer_deletion(
+                s, work_id, repo_id, user_id, key, time.time() + WORK_TTL_S, STORING
+            )
+        self.upload_pack(repo_id, info.name, path)
+        return work_id
+
+    @staticmethod
+    def retire(s: Session, repo_id: int, user_id: int, work_id: str | None, old: list[str]) -> None:
+        """In the swap's transaction: the new pack is kept (its row ``work_id``), the ``old``
+        ones are garbage once nobody can still be reading them (REPACK_GRACE_S)."""
+        import secrets
+
+        if work_id is not None:
+            dbops.set_deferred_state(s, work_id, CANCELLED)
+        after = time.time() + REPACK_GRACE_S
+        for name in old:
+            key = pack_key(repo_id, name)
+            dbops.defer_deletion(s, secrets.token_hex(16), repo_id, user_id, key, after, SCHEDULED)
 
     # -------------------------------------------------------------------------- storage
     def upload_pack(self, repo_id: int, name: str, pack_path: Path) -> None:
@@ -232,11 +346,21 @@ class RepoStore:
         self.storage.put_immutable(key, str(path))
 
     def delete_pack(self, repo_id: int, name: str) -> None:
+        """Delete a stored pack no row names (a refused push's, a lost swap's); its ledger
+        row is done then (else the sweep retries)."""
+        ok = True
         for suffix in (".pack", ".idx"):
             try:
                 self.storage.delete(pack_key(repo_id, name, suffix))
             except Exception:  # noqa: BLE001 - best effort; the sweep retries
+                ok = False
                 log.warning("could not delete %s", pack_key(repo_id, name, suffix))
+        if ok:
+            try:
+                with self.db.session() as s:
+                    dbops.end_storing(s, repo_id, pack_key(repo_id, name))
+            except Exception:  # noqa: BLE001 - the row then expires by itself
+                log.warning("could not end the ledger row of %s", pack_key(repo_id, name))
 
     # ---------------------------------------------------------------------------- sweep
     def sweep(self, now: float | None = None, grace_s: float | None = None) -> int:
@@ -312,9 +436,16 @@ def _newest_mtime(path: Path) -> float:
 
 
 def iter_file(path: Path | str, chunk: int = 1 << 20) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                return
-            yield b
+    """The file's bytes in chunks; opened now, so a later eviction from the cache cannot
+    take it away from the response that streams it."""
+    f = open(path, "rb")  # noqa: SIM115 - closed by the generator
+
+    def chunks() -> Iterator[bytes]:
+        with f:
+            while True:
+                b = f.read(chunk)
+                if not b:
+                    return
+                yield b
+
+    return chunks()

@@ -31,6 +31,7 @@ from muse.wire.messages import (
     parse_updates,
     read_push_header,
 )
+from musehub import quota
 from musehub.auth import Principal, authenticate, refresh_last_used, resolve_repo
 from musehub.db import Repo
 from musehub.errors import HubError, field, read_json, require_content_type
@@ -163,6 +164,7 @@ class Protocol:
                 raise HubError(413, "payload_too_large", str(e)) from None
             except BodyTruncated as e:
                 raise HubError(400, "bad_request", f"body ended early: {e}") from None
+            self._quota_body(body, repo.id, declared)
             return receiver.receive(body, updates)  # type: ignore[arg-type]
 
         try:
@@ -179,11 +181,33 @@ class Protocol:
         body = AsyncBodyReader(request.stream().__aiter__(), limit, idle_s=self.idle_s)
         receiver = Receiver(self.store, repo.id, _user_id(principal))
         receiver.stage = True
+        declared = request.headers.get("content-length")
+
+        def work() -> dict[str, Any]:
+            self._quota_body(body, repo.id, declared)
+            return receiver.receive(body, [])  # type: ignore[arg-type]
+
         try:
-            result = await run_in_threadpool(receiver.receive, body, [])  # type: ignore[arg-type]
+            result = await run_in_threadpool(work)
         finally:
             body.stop()
         return JSONResponse(result)
+
+    def _quota_body(self, body: AsyncBodyReader, repo_id: int, declared: str | None) -> None:
+        """Refuse a push over a storage quota as soon as its size shows: at once from its
+        Content-Length, else once its bytes pass the room left (musehub.quota). The ref
+        transaction checks the pack's exact size again."""
+        with self.db.session(readonly=True) as s:
+            q = quota.room(s, self.settings, repo_id)
+        if q is None or q.room is None:
+            return
+        left = q.room
+        room = left + quota.EMPTY_PACK_SLACK  # a pack of no objects always passes here
+        if declared is not None and declared.isdigit():
+            size = int(declared) - body.position
+            if size > room:
+                raise quota.exceeded(q, quota.format_size(size))
+        body.limit_rest(room, lambda: quota.exceeded(q, f"more than {quota.format_size(left)}"))
 
     async def objects_missing(self, request: Request) -> Response:
         """Which of the given ids the repository lacks: what a resumed push still sends."""
@@ -212,6 +236,8 @@ class Protocol:
         expires = time.time() + UPLOAD_TTL_S
 
         def work() -> tuple[str, dict[str, str]]:
+            with self.db.session(readonly=True) as s:
+                quota.check(s, self.settings, repo.id, size)  # as the client says; again later
             self.sweep()
             with self.db.session() as s:
                 dbops.defer_deletion(
@@ -282,8 +308,11 @@ class Protocol:
             if not storage.exists(key):
                 raise HubError(400, "bad_pack", "nothing was uploaded")
             max_pack = self.limits.max_pack_bytes
-            if storage.size(key) > max_pack:
+            size = storage.size(key)
+            if size > max_pack:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
+            with self.db.session(readonly=True) as s:
+                quota.check(s, self.settings, repo_id, size)  # what was uploaded, unverified
             receiver = Receiver(self.store, repo_id, user_id, default_branch)
             receiver.stage = stage
             result = receiver.receive_upload(key, updates, upload_id)

@@ -6,7 +6,8 @@ seconds (``musehub.config``). It removes only what is older than ``sweep_grace_s
 - on this machine, in every process (each has its own files): quarantine and download
   directories under ``<cache_dir>/tmp`` in which nothing changed for the grace; temp files of
   the local storage (``objects/.tmp/put-*``: a presigned PUT whose hub died); cached packs no
-  repository lists any more (a deleted repository's, a repack's old ones once swept);
+  repository lists any more (a deleted repository's, a repack's old ones once swept), and
+  the least recently used ones while the cache is over ``cache_max_bytes``;
 - shared by all processes, by one at a time (the ``sweep`` lease row, held for an interval):
   the ledger's due deletions (``deferred_deletions``; rows older than the grace count as due
   whatever their own deadline), then every storage key under ``repos/`` that neither a
@@ -98,7 +99,11 @@ class Sweeper:
         return n
 
     def _cache(self) -> int:
-        """Cached packs that no packs row and no pending ledger row names any more."""
+        """Cached packs that no packs row and no pending ledger row names any more, then
+        the least recently used while the cache is over its bound (RepoStore.evict)."""
+        return self._unreferenced() + self.store.evict()
+
+    def _unreferenced(self) -> int:
         cached = {p.stem for p in self.store.cache_dir.glob("*.pack")}
         cached |= {p.stem for p in self.store.cache_dir.glob("*.idx")}
         if not cached:
