@@ -341,3 +341,29 @@ def test_storage_down_is_503() -> None:
     status, headers, body = asgi_get(_app_raising(StorageUnavailable("gone")), "/boom")
     assert status == 503 and headers[b"retry-after"] == b"2"
     assert json.loads(body)["error"] == "storage_unavailable"
+
+
+def test_id_lists_of_the_protocols_size_are_accepted(hub: Hub) -> None:
+    """objects/missing and fetch/bundle take up to 100,000 ids (docs/wire.md): 6.7 MB of
+    JSON, past the API's 1 MiB; one more id, or a larger body, is refused with a 4xx."""
+    name, tok = new_user(hub)
+    hub.request("POST", "/api/repos", {"slug": "ids"}, token=tok)
+    auth = {"Authorization": f"Bearer {tok}", "Content-Type": "application/json"}
+    ids = [f"{i:064x}" for i in range(100_000)]
+    body = json.dumps({"ids": ids}).encode()
+    assert len(body) > 6_000_000
+    status, _, out = raw(hub, "POST", f"/{name}/ids/objects/missing", body, auth)
+    assert status == 200 and len(json.loads(out)["missing"]) == 100_000
+    status, _, out = raw(
+        hub,
+        "POST",
+        f"/{name}/ids/objects/missing",
+        json.dumps({"ids": [*ids, "0" * 64]}).encode(),
+        auth,
+    )
+    assert status == 400 and json.loads(out)["error"] == "bad_request"
+    status, _, out = raw(hub, "POST", f"/{name}/ids/objects/missing", b" " * (9 << 20), auth)
+    assert status == 413 and json.loads(out)["error"] == "payload_too_large"
+    doc = {"wants": [], "haves": [], "have_objects": ids, "path": "stream"}
+    status, _, out = raw(hub, "POST", f"/{name}/ids/fetch/bundle", json.dumps(doc).encode(), auth)
+    assert status == 200, out[:200]  # an empty pack: nothing wanted

@@ -212,7 +212,7 @@ class Protocol:
     async def objects_missing(self, request: Request) -> Response:
         """Which of the given ids the repository lacks: what a resumed push still sends."""
         principal, repo = await run_in_threadpool(self._repo, request, "write")
-        doc = await read_json(request)
+        doc = await read_json(request, ID_LIST_JSON_BYTES)
         ids = _ids(field(doc, "ids", list), "ids")
 
         def work() -> list[str]:
@@ -349,7 +349,7 @@ class Protocol:
 
     async def fetch_bundle(self, request: Request) -> Response:
         principal, repo = await run_in_threadpool(self._repo, request, "read")
-        doc = await read_json(request)
+        doc = await read_json(request, ID_LIST_JSON_BYTES)
         wants = _ids(field(doc, "wants", list), "wants")
         haves = _ids(field(doc, "haves", list, []), "haves")
         # blobs an interrupted fetch of this client already received (docs/wire.md §5)
@@ -386,9 +386,16 @@ class Protocol:
         )
 
 
+#: Ids one request may list (objects/missing, fetch/bundle's have_objects: docs/wire.md).
+MAX_IDS = 100_000
+#: The JSON bodies that carry such lists: 100,000 ids of 64 hex digits with their quotes and
+#: commas take 6.7 MB, past the API's 1 MiB (musehub.errors.MAX_JSON_BYTES).
+ID_LIST_JSON_BYTES = 8 << 20
+
+
 def _ids(values: list[Any], what: str) -> list[bytes]:
-    if len(values) > 100_000:
-        raise HubError(400, "bad_request", f"too many {what}")
+    if len(values) > MAX_IDS:
+        raise HubError(400, "bad_request", f"too many {what} (at most {MAX_IDS:,})")
     out = []
     for v in values:
         try:
