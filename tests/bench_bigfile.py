@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import proc  # noqa: E402
 from benchlib.gitside import git_env  # noqa: E402
-from benchlib.hub import LocalHub  # noqa: E402
+from benchlib.hub import LocalHub, SeaweedFS  # noqa: E402
 
 MiB = 1 << 20
 
@@ -103,9 +103,15 @@ def _edits(path: str, size: int) -> list[tuple[str, Any]]:
     return [("edit-1B", one_byte), ("insert-1M", insert), ("append-10M", append)]
 
 
-def run_muse(work: str, size: int, path: str) -> Side:
+def run_muse(work: str, size: int, path: str, storage: str = "local") -> Side:
     side = Side("muse")
-    hub = LocalHub(os.path.join(work, "hub"))
+    s3 = SeaweedFS(os.path.join(work, "seaweedfs")) if storage == "s3" else None
+    try:
+        hub = LocalHub(os.path.join(work, "hub"), storage, s3.endpoint if s3 else None)
+    except Exception:
+        if s3 is not None:
+            s3.stop()
+        raise
     try:
         slug, _ = hub.new_repo("bigfile")
         url = hub.repo_url(slug)
@@ -143,6 +149,8 @@ def run_muse(work: str, size: int, path: str) -> Side:
                 raise RuntimeError("the clone's file differs from the source's")
     finally:
         hub.stop()
+        if s3 is not None:
+            s3.stop()
     return side
 
 
@@ -290,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--path", choices=["stream", "presign"], default="presign")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--storage", choices=["local", "s3"], default="local", help="the hub's")
+    ap.add_argument("--no-git", action="store_true", help="muse only (no git, no git-lfs)")
     ap.add_argument(
         "--lfs-python",
         help="a Python with giftless installed: compare with git-lfs (Debian package git-lfs) "
@@ -302,29 +312,34 @@ def main(argv: list[str] | None = None) -> int:
     work = tempfile.mkdtemp(prefix="muse-bigfile-")
     try:
         fl = floor(work, size)
-        muse = run_muse(work, size, args.path)
-        git = run_git(work, size)
-        lfs = run_git(work, size, args.lfs_python) if args.lfs_python else None
+        muse = run_muse(work, size, args.path, args.storage)
+        git = None if args.no_git else run_git(work, size)
+        lfs = run_git(work, size, args.lfs_python) if args.lfs_python and git else None
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     note = "" if lfs else "; git-lfs not run (give --lfs-python)"
     print(
-        f"# one {args.size_mib} MiB file, muse --path {args.path}; floor (read+SHA-256+write)"
-        f" {fl:.2f} s{note}"
+        f"# one {args.size_mib} MiB file, muse --path {args.path}, hub storage {args.storage};"
+        f" floor (read+SHA-256+write) {fl:.2f} s{note}"
     )
-    head = "| step | muse s | git s | muse/git |"
+    head = "| step | muse s |" + (" git s | muse/git |" if git else "")
     head += " git-lfs s | muse/git-lfs |" if lfs else ""
-    head += " muse wire MB | muse client MiB | hub MiB | git client MiB |"
+    head += " muse wire MB | muse client MiB | hub MiB |" + (" git client MiB |" if git else "")
     head += " git-lfs client MiB | giftless MiB |" if lfs else ""
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
-    for i, (m, g) in enumerate(zip(muse.steps, git.steps, strict=True)):
+    for i, m in enumerate(muse.steps):
         wire = f"{m.wire / 1e6:.1f}" if m.wire is not None else "–"
-        row = f"| {m.name} | {m.seconds:.2f} | {g.seconds:.2f} | {m.seconds / g.seconds:.2f} |"
+        row = f"| {m.name} | {m.seconds:.2f} |"
+        g = git.steps[i] if git else None
+        if g:
+            row += f" {g.seconds:.2f} | {m.seconds / g.seconds:.2f} |"
         if lfs:
             row += f" {lfs.steps[i].seconds:.2f} | {m.seconds / lfs.steps[i].seconds:.2f} |"
-        row += f" {wire} | {m.client >> 20} | {m.hub >> 20} | {g.client >> 20} |"
+        row += f" {wire} | {m.client >> 20} | {m.hub >> 20} |"
+        if g:
+            row += f" {g.client >> 20} |"
         if lfs:
             row += f" {lfs.steps[i].client >> 20} | {lfs.steps[i].hub >> 20} |"
         print(row)

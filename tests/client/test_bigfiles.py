@@ -193,13 +193,20 @@ def _peak_rss_of(muse: Muse, *args: str, cwd: Path) -> int:
     return rss
 
 
+@pytest.mark.parametrize("storage", ["local", "s3"])
 @pytest.mark.parametrize("path", PATHS)
 def test_memory_stays_flat_for_a_large_file(
-    muse: Muse, tmp_path: Path, hub: Any, path: str
+    muse: Muse, tmp_path: Path, request: Any, path: str, storage: str
 ) -> None:
     """Commit, push, clone, edit and pull a 384 MiB file: no muse process and no hub process
-    grows past 256 MiB (before chunking each held the file, twice for push and clone)."""
+    grows past 256 MiB (before chunking each held the file, twice for push and clone), on
+    local storage and on S3 (SeaweedFS), where the hub streams what it stores and serves."""
     limit = 256 * MiB
+    if storage == "s3":
+        start_hub = request.getfixturevalue("start_hub")
+        hub = start_hub(tmp_path, storage="s3", s3=request.getfixturevalue("seaweedfs"))
+    else:
+        hub = request.getfixturevalue("hub")
     src, url = _setup(muse, tmp_path, hub)
     with open(src / "take.wav", "wb") as f:
         rng = random.Random("flat")
