@@ -51,6 +51,9 @@ class WrongResult(Exception):
 @dataclass
 class Sample:
     seconds: float
+    requests: int | None = None  # HTTP requests of the verb (ours: --json; git: nginx's log)
+    round_trips: int | None = None
+    wire_bytes: int | None = None  # bytes both ways through the edge (nginx's log)
     wire: float | None = None
     restore: float | None = None
     path: str | None = None
@@ -65,13 +68,15 @@ class Env:
     root: str  # scratch directory of this invocation
     muse_env: dict[str, str]
     git_env: dict[str, str]
-    gitd: gitside.GitDaemon | None
+    gitd: gitside.GitServer | None
     storage: str
     cleanup_hub: bool = False
+    edge_log: str | None = None  # staging: nginx's access log (git's requests counted there)
     profile_dir: str | None = None
     counter: int = 0
     created: list[str] = field(default_factory=list)  # hub repositories made by this run
     notes: list[str] = field(default_factory=list)
+    git_counts: tuple[int, int, int] = (0, 0, 0)  # requests, round trips, bytes: last git
 
     templates: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
 
@@ -100,6 +105,28 @@ class Env:
         shutil.copytree(path, dest, symlinks=True)
         return tip
 
+    def git_name(self, rd: str) -> str:
+        """The bare repository of one git run (unique per invocation: a staging site's git
+        root outlives the bench)."""
+        return f"{os.path.basename(self.root)}-{os.path.basename(rd)}.git"
+
+    def edge_mark(self) -> int:
+        if not self.edge_log:
+            return 0
+        with open(self.edge_log, "rb") as f:
+            return sum(1 for _ in f)
+
+    def edge_since(self, mark: int, git: bool) -> tuple[int, int, int]:
+        """(requests, connections, bytes both ways) nginx logged since ``mark``: git's (URIs
+        under /git/) or everything else (ours: the hub's and the store's host names)."""
+        if not self.edge_log:
+            return 0, 0, 0
+        with open(self.edge_log, "rb") as f:
+            lines = [x.split() for x in f.read().splitlines()[mark:]]
+        mine = [x for x in lines if len(x) > 5 and x[2].startswith(b"/git/") == git]
+        nbytes = sum(int(x[4]) + int(x[5]) for x in mine)
+        return len(mine), len({x[-1] for x in mine}), nbytes
+
     def drop_templates(self) -> None:
         self.templates.clear()
 
@@ -125,12 +152,18 @@ def _timed_muse(env: Env, *args: str, cwd: str | None = None) -> Sample:
         env.counter += 1
         out = os.path.join(env.profile_dir, f"{env.counter:04d}-{args[0]}.txt")
         cmd = ["py-spy", "record", "-r", "1000", "-f", "raw", "-o", out, "--", *cmd]
+    mark = env.edge_mark()
     t = proc.timed(cmd, cwd=cwd, env=env.muse_env)
+    nbytes = env.edge_since(mark, git=False)[2] if env.edge_log else None
     summary = museside.parse_json_summary(t.stdout)
     wire = summary.get("wire_seconds")
     restore = summary.get("restore_seconds")
+    req, trips = summary.get("requests"), summary.get("round_trips")
     return Sample(
         t.seconds,
+        req if isinstance(req, int) else None,
+        trips if isinstance(trips, int) else None,
+        nbytes,
         float(wire) if isinstance(wire, int | float) else None,
         float(restore) if isinstance(restore, int | float) else None,
         str(summary["path"]) if isinstance(summary.get("path"), str) else None,
@@ -220,13 +253,24 @@ def _git(env: Env, *args: str, cwd: str | None = None) -> None:
 
 
 def _timed_git(env: Env, *args: str, cwd: str | None = None) -> float:
-    return proc.timed([proc.GIT, *args], cwd=cwd, env=env.git_env).seconds
+    mark = env.edge_mark()
+    sec = proc.timed([proc.GIT, *args], cwd=cwd, env=env.git_env).seconds
+    if env.edge_log:  # git's requests and round trips, as muse counts its own: each request
+        # one round trip, each new connection two more (TCP, then TLS 1.3)
+        req, conns, nbytes = env.edge_since(mark, git=True)
+        env.git_counts = (req, req + 2 * conns, nbytes)
+    return sec
+
+
+def _git_sample(env: Env, sec: float, checkout: float | None = None) -> Sample:
+    req, trips, nbytes = env.git_counts if env.edge_log else (None, None, None)
+    return Sample(sec, req, trips, nbytes, checkout=checkout)
 
 
 def _git_hub_repo(env: Env, rd: str, tier: Tier, end: int) -> tuple[str, str]:
     """A bare repository under git daemon holding commits 0..end-1 (fast-import, untimed)."""
     assert env.gitd is not None
-    name = f"{os.path.basename(rd)}.git"
+    name = env.git_name(rd)
     bare = os.path.join(env.gitd.base_dir, name)
     env.seed_git(bare, tier, end, bare=True)
     return bare, env.gitd.url(name)
@@ -247,12 +291,12 @@ def git_run(env: Env, verb: str, size: str, rd: str) -> Sample:
     if verb == "push":
         src = os.path.join(rd, "gsrc")
         tip = env.seed_git(src, tier, c)
-        name = f"{os.path.basename(rd)}.git"
+        name = env.git_name(rd)
         url = env.gitd.new_repo(name)
         _git(env, "remote", "add", "origin", url, cwd=src)
         sec = _timed_git(env, "push", q, "origin", "main", cwd=src)
         _check_git_tip(env, os.path.join(env.gitd.base_dir, name), "refs/heads/main", tip)
-        return Sample(sec)
+        return _git_sample(env, sec)
     if verb == "fetch":
         bare, url = _git_hub_repo(env, rd, tier, c)
         tip = gitside.rev_parse(bare, "refs/heads/main", env.git_env)
@@ -261,12 +305,13 @@ def git_run(env: Env, verb: str, size: str, rd: str) -> Sample:
         _git(env, "remote", "add", "origin", url, cwd=dst)
         sec = _timed_git(env, "fetch", q, "origin", cwd=dst)
         _check_git_tip(env, dst, "refs/remotes/origin/main", tip)
-        return Sample(sec)
+        return _git_sample(env, sec)
     if verb == "clone":
         bare, url = _git_hub_repo(env, rd, tier, c)
         tip = gitside.rev_parse(bare, "refs/heads/main", env.git_env)
         dst = os.path.join(rd, "gdst")
         sec = _timed_git(env, "clone", q, url, dst, cwd=rd)
+        counts = env.git_counts
         _check_git_tip(env, dst, "HEAD", tip)
         why = museside.compare_tree(dst, tier, c, size in FULL_TREE_SIZES, ".git")
         if why:
@@ -275,10 +320,11 @@ def git_run(env: Env, verb: str, size: str, rd: str) -> Sample:
         dst2 = os.path.join(rd, "gdst-nc")
         _git(env, "clone", q, "--no-checkout", url, dst2, cwd=rd)
         co = _timed_git(env, "checkout", q, "-f", "main", cwd=dst2)
-        return Sample(sec, checkout=co)
+        env.git_counts = counts
+        return _git_sample(env, sec, co)
     if verb == "pull":
         h = tier.half
-        name = f"{os.path.basename(rd)}.git"
+        name = env.git_name(rd)
         url = env.gitd.new_repo(name)
         dst = os.path.join(rd, "gdst")
         if h > 0:
@@ -297,7 +343,7 @@ def git_run(env: Env, verb: str, size: str, rd: str) -> Sample:
         why = museside.compare_tree(dst, tier, c, size in FULL_TREE_SIZES, ".git")
         if why:
             raise WrongResult("git: " + why)
-        return Sample(sec)
+        return _git_sample(env, sec)
     raise ValueError(verb)
 
 
@@ -314,7 +360,7 @@ def _drop_run(env: Env, rd: str) -> None:
     media tier's runs take gigabytes each: a size's runs together would fill the disk)."""
     shutil.rmtree(rd, ignore_errors=True)
     if env.gitd is not None:
-        shutil.rmtree(os.path.join(env.gitd.base_dir, f"{os.path.basename(rd)}.git"), True)
+        shutil.rmtree(os.path.join(env.gitd.base_dir, env.git_name(rd)), True)
     while env.created:
         try:
             env.hub.delete_repo(env.created.pop())
@@ -365,6 +411,7 @@ def run_size(
                                     row.restore.append(s.restore)
                                 if s.path:
                                     row.paths_taken.append(s.path)
+                                _add_counts(row, s, "")
                             if size in DROP_EACH_RUN:
                                 _drop_run(env, rd)
                         elif compare:
@@ -374,6 +421,7 @@ def run_size(
                                 row.git_times.append(g.seconds)
                                 if g.checkout is not None:
                                     row.git_checkout.append(g.checkout)
+                                _add_counts(row, g, "git_")
                             if size in DROP_EACH_RUN:
                                 _drop_run(env, rd)
                     _progress(row, r)
@@ -388,9 +436,18 @@ def run_size(
         env.drop_templates()
         if env.gitd is not None:
             for name in os.listdir(env.gitd.base_dir):
-                shutil.rmtree(os.path.join(env.gitd.base_dir, name), ignore_errors=True)
+                if name.startswith(os.path.basename(env.root)):
+                    shutil.rmtree(os.path.join(env.gitd.base_dir, name), ignore_errors=True)
         os.sync()
     return rows
+
+
+def _add_counts(row: report.Row, s: Sample, prefix: str) -> None:
+    """A run's requests, round trips and bytes, when they were counted (staging)."""
+    for name in ("requests", "round_trips", "wire_bytes"):
+        value = getattr(s, name)
+        if value is not None:
+            getattr(row, prefix + name).append(value)
 
 
 def _progress(row: report.Row, r: int) -> None:
@@ -415,7 +472,14 @@ def paths_for(size: str, forced: str | None) -> tuple[list[str], bool]:
 
 
 def header_md(env: Env, args: argparse.Namespace, info: dict[str, str]) -> str:
-    if args.url:
+    if args.git_http:
+        where = (
+            f"staging {env.hub.url}: two `musehub serve` on one PostgreSQL and one SeaweedFS "
+            "bucket, behind nginx (TLS, 100 MB body cap, request buffering, 100 s origin "
+            "timeout); presigned URLs on the store's own TLS endpoint"
+        )
+        storage = "s3 (SeaweedFS, staging)"
+    elif args.url:
         where = f"existing hub {env.hub.url}"
         storage = "the hub's own"
     elif env.storage == "s3":
@@ -425,15 +489,20 @@ def header_md(env: Env, args: argparse.Namespace, info: dict[str, str]) -> str:
         where = "`musehub serve` on loopback, embedded defaults (SQLite + local directory)"
         storage = "local"
     git = "; git: `git daemon` on loopback, alternating with ours" if env.gitd else ""
+    if args.git_http and env.gitd:
+        git = "; git: smart HTTPS (`git http-backend`) through the same nginx, alternating"
+    network = [f"- network: {args.network}"] if args.network else []
     argv = sys.argv[1:] if args.argv is None else args.argv
     shown = ["***" if i > 0 and argv[i - 1] == "--token" else a for i, a in enumerate(argv)]
     return "\n".join(
         [
-            f"## MuseWire benchmark — storage: {storage} — {info['date']}",
+            f"## MuseWire benchmark{' — staging' if args.network else ''} — storage: {storage}"
+            f" — {info['date']}",
             "",
             f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, "
             f"kernel {info['kernel']}, Python {info['python']}, {info['git']}",
             f"- hub: {where}{git}",
+            *network,
             f"- runs per row: {args.runs}; times are p50/p95 wall clock of the whole command; "
             "MB/s = content bytes moved / p50; every run on fresh repositories",
             "- command: `python3 tests/bench_wire.py " + " ".join(shown) + "`",
@@ -455,6 +524,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--storage", choices=["local", "s3"], default="local")
     p.add_argument("--url", help="benchmark an existing hub (staging) instead of starting one")
     p.add_argument("--token", help="token for --url (write access)")
+    p.add_argument("--ca", help="CA certificate file for an https --url (and --git-http)")
+    p.add_argument("--git-http", help="git's side over smart HTTP(S) at this base URL")
+    p.add_argument("--git-root", help="with --git-http: the directory it serves")
+    p.add_argument("--edge-log", help="the proxy's access log (git's requests counted there)")
+    p.add_argument("--network", help="the network's profile, shown in the header")
     p.add_argument("--compare", choices=["git", "none"], default="none")
     p.add_argument("--json", dest="json_path", help="write the results as JSON here")
     p.add_argument("--markdown-out", help="write the header and all tables here (Markdown)")
@@ -472,10 +546,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run every timed muse command under py-spy (raw stacks in DIR; times inflated)",
     )
     p.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
+    p.add_argument(
+        "--history",
+        metavar="PATH",
+        help="a real history instead of the tiers (a git repository or bundle): push, clone, "
+        "fetch and an incremental pull of it, beside git over git daemon (needs --compare git)",
+    )
     args = p.parse_args(argv)
     args.argv = argv
     if args.url and not args.token:
         p.error("--url needs --token")
+    if bool(args.git_http) != bool(args.git_root):
+        p.error("--git-http and --git-root go together")
     if args.runs < 1:
         p.error("--runs must be at least 1")
     return args
@@ -489,13 +571,13 @@ def main(argv: list[str] | None = None) -> int:
     root = tempfile.mkdtemp(prefix="musebench-", dir=args.workdir)
     home = os.path.join(root, "home")
     os.makedirs(home)
-    started: list[LocalHub | SeaweedFS | gitside.GitDaemon] = []
+    started: list[LocalHub | SeaweedFS | gitside.GitServer] = []
     info = report.machine()
     all_rows: list[report.Row] = []
     md: list[str] = []
     try:
         if args.url:
-            hub: Hub = Hub(args.url, args.token)
+            hub: Hub = Hub(args.url, args.token, ca=args.ca)
         else:
             s3 = None
             if args.storage == "s3":
@@ -509,34 +591,54 @@ def main(argv: list[str] | None = None) -> int:
             )
             started.append(hub)
         genv = gitside.git_env(home)
-        gitd = None
-        if compare:
+        gitd: gitside.GitServer | None = None
+        if args.ca:  # git and muse verify the staging edge's certificate against its CA
+            genv["GIT_SSL_CAINFO"] = args.ca
+        if compare and args.git_http:
+            gitd = gitside.GitHttp(args.git_http, args.git_root, genv)
+        elif compare:
             base = os.path.join(root, "gitd")
             os.makedirs(base)
             gitd = gitside.GitDaemon(base, genv)
             started.append(gitd)
         menv = museside.muse_env(home)
+        if args.ca:
+            menv["MUSE_SSL_CA_INFO"] = args.ca
         museside.compile_sources()
         _login(menv, hub)
         env = Env(hub, root, menv, genv, gitd, args.storage, cleanup_hub=bool(args.url))
+        env.edge_log = args.edge_log
         if args.profile:
             os.makedirs(args.profile, exist_ok=True)
             env.profile_dir = os.path.abspath(args.profile)
         md.append(header_md(env, args, info))
         print(md[-1] + "\n", flush=True)
+        if args.history:
+            if not isinstance(gitd, gitside.GitDaemon):
+                raise SystemExit("bench_wire: --history needs --compare git (over git daemon)")
+            from benchlib import history
+
+            henv = history.HistoryEnv(hub, gitd, root, menv, genv)
+            md.append(history.run_history(henv, args.history, args.runs))
+            print(md[-1] + "\n", flush=True)
+            sizes = []
         for size in sizes:
             paths, forced = paths_for(size, args.path)
             t0 = time.monotonic()
             rows = run_size(env, size, verbs, paths, forced, args.runs, compare)
             all_rows += rows
             table = f"### {size.upper()}\n\n" + report.size_table(rows, compare)
+            counts = report.requests_table(rows)
+            if counts:
+                table += "\n\n" + counts
             md.append(table)
             print(table + f"\n\n({size.upper()} took {time.monotonic() - t0:.0f} s)\n", flush=True)
-        verdicts = "### Gates\n\n" + report.gate_verdicts(all_rows)
-        if compare:
-            verdicts += "\n\n" + report.behind_git(all_rows)
-        md.append(verdicts)
-        print(verdicts, flush=True)
+        if all_rows:
+            verdicts = "### Gates\n\n" + report.gate_verdicts(all_rows)
+            if compare:
+                verdicts += "\n\n" + report.behind_git(all_rows)
+            md.append(verdicts)
+            print(verdicts, flush=True)
     finally:
         for s in reversed(started):
             try:
@@ -564,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
             head = "\n" if mode == "a" else report.PREAMBLE + "\n"
             f.write(head + "\n\n".join(md) + "\n")
     ok = all(r.valid and not r.git_errors for r in all_rows)
-    return 0 if ok and all_rows else 1
+    return 0 if ok and (all_rows or args.history) else 1
 
 
 def _login(menv: dict[str, str], hub: Hub) -> None:

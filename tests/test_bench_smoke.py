@@ -103,3 +103,42 @@ def test_bench_startup_prints_a_row_per_verb(tmp_path: object) -> None:
     with open(md) as f:
         written = f.read()
     assert all(rows[label] in written for label in COMMANDS)
+
+
+def _git(cwd: str, *args: str) -> None:
+    env = dict(os.environ, GIT_AUTHOR_NAME="A", GIT_AUTHOR_EMAIL="a@example.org")
+    env.update(GIT_COMMITTER_NAME="A", GIT_COMMITTER_EMAIL="a@example.org")
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+@pytest.mark.timeout(600)
+def test_bench_wire_history_runs_and_checks_every_verb(tmp_path: object) -> None:
+    """`--history PATH` on a small git history with a merge and a revert: every verb's tip is
+    checked against git's (the script raises otherwise) and a table row printed for each."""
+    repo = os.path.join(str(tmp_path), "hist")
+    os.makedirs(repo)
+    _git(repo, "init", "-q", "-b", "main")
+    for i in range(30):
+        with open(os.path.join(repo, f"f{i % 4}.txt"), "a") as f:
+            f.write(f"line {i}\n")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", f"c{i}")
+    _git(repo, "checkout", "-q", "-b", "side", "HEAD~5")
+    with open(os.path.join(repo, "side.txt"), "w") as f:
+        f.write("side\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "side")
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "-q", "--no-edit", "side")
+    _git(repo, "revert", "--no-edit", "HEAD~3")
+    cp = subprocess.run(
+        [sys.executable, BENCH, "--history", repo, "--runs", "1", "--compare", "git"]
+        + ["--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=550,
+    )
+    assert cp.returncode == 0, cp.stdout[-4000:] + cp.stderr[-4000:]
+    assert "### History: hist" in cp.stdout
+    for verb in ("push", "clone", "fetch", "pull"):
+        assert f"| {verb} | " in cp.stdout, cp.stdout

@@ -101,7 +101,40 @@ def rev_parse(repo_dir: str, ref: str, env: dict[str, str]) -> str:
     return cp.stdout.decode().strip() if cp.returncode == 0 else ""
 
 
-class GitDaemon:
+class GitServer:
+    """Where git's side keeps its bare repositories (``base_dir``) and the URL it serves
+    each one at."""
+
+    base_dir: str
+    env: dict[str, str]
+
+    def url(self, name: str) -> str:
+        raise NotImplementedError
+
+    def new_repo(self, name: str) -> str:
+        """A fresh, empty bare repository under the server; returns its URL."""
+        path = os.path.join(self.base_dir, name)
+        proc.run([proc.GIT, "init", "-q", "--bare", "-b", "main", path], env=self.env)
+        return self.url(name)
+
+    def stop(self) -> None:
+        """Nothing to stop for a server we did not start."""
+
+
+class GitHttp(GitServer):
+    """git's smart HTTP(S) served by someone else (staging: ``git http-backend`` behind the
+    same nginx as the hub), its repositories in ``base_dir`` on this machine."""
+
+    def __init__(self, base_url: str, base_dir: str, env: dict[str, str]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.base_dir = base_dir
+        self.env = env
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{name}"
+
+
+class GitDaemon(GitServer):
     """`git daemon` on a loopback port serving (and accepting pushes into) base_dir."""
 
     def __init__(self, base_dir: str, env: dict[str, str]) -> None:
@@ -129,12 +162,6 @@ class GitDaemon:
 
     def url(self, name: str) -> str:
         return f"git://127.0.0.1:{self.port}/{name}"
-
-    def new_repo(self, name: str) -> str:
-        """A fresh, empty bare repository under the daemon; returns its URL."""
-        path = os.path.join(self.base_dir, name)
-        proc.run([proc.GIT, "init", "-q", "--bare", "-b", "main", path], env=self.env)
-        return self.url(name)
 
     def stop(self) -> None:
         proc.stop(self.proc)

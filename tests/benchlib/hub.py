@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -44,6 +45,9 @@ class SeaweedFS:
                 "-ip.bind=127.0.0.1",
                 "-s3",
                 f"-s3.port={self.s3_port}",
+                # fixed ports otherwise: a second weed on the machine could not start
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
                 f"-master.port={ports[0]}",
                 f"-volume.port={ports[1]}",
                 f"-filer.port={ports[2]}",
@@ -110,9 +114,13 @@ def _grpc_safe_ports(n: int) -> list[int]:
 class Hub:
     """Where the bench creates its repositories and which URL the clients use."""
 
-    def __init__(self, url: str, token: str, owner: str | None = None) -> None:
+    def __init__(
+        self, url: str, token: str, owner: str | None = None, ca: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        # https: verified against the system store, or the staging CA given by --ca
+        self.ssl = ssl.create_default_context(cafile=ca) if url.startswith("https:") else None
         self.owner = owner or self._whoami()
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
@@ -121,7 +129,7 @@ class Hub:
         req.add_header("Authorization", f"Bearer {self.token}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=60) as r:
+        with urllib.request.urlopen(req, timeout=60, context=self.ssl) as r:
             raw = r.read()
         return json.loads(raw) if raw else None
 

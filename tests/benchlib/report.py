@@ -61,6 +61,12 @@ class Row:
     paths_taken: list[str] = field(default_factory=list)
     git_times: list[float] = field(default_factory=list)
     git_checkout: list[float] = field(default_factory=list)  # git clone's checkout part
+    requests: list[int] = field(default_factory=list)  # HTTP requests per run (--json)
+    round_trips: list[int] = field(default_factory=list)
+    git_requests: list[int] = field(default_factory=list)  # git's, from the edge's log
+    git_round_trips: list[int] = field(default_factory=list)
+    wire_bytes: list[int] = field(default_factory=list)  # through the edge, both ways
+    git_wire_bytes: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     git_errors: list[str] = field(default_factory=list)
     runs: int = 0
@@ -194,6 +200,37 @@ def size_table(rows: list[Row], compare: bool) -> str:
         lines.append("")
         for r, e in problems:
             lines.append(f"- {r.verb} {r.size.upper()} {r.path}: {e}")
+    return "\n".join(lines)
+
+
+def _median_int(xs: list[int]) -> str:
+    return f"{statistics.median(xs):g}" if xs else "–"
+
+
+def _mb(xs: list[int]) -> str:
+    return f"{statistics.median(xs) / 1e6:.3g}" if xs else "–"
+
+
+def requests_table(rows: list[Row]) -> str:
+    """Requests and round trips per verb, ours (the client's --json) beside git's (nginx's
+    access log: requests, plus two round trips per new connection, as ours are counted)."""
+    rows = [r for r in rows if r.requests or r.git_requests]
+    if not rows:
+        return ""
+    lines = [
+        "| verb | size | path | requests | round trips | git requests | git round trips |"
+        " round trips ours/git | MB via edge | git MB via edge |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = "–"
+        if r.round_trips and r.git_round_trips:
+            ratio = f"{statistics.median(r.round_trips) / statistics.median(r.git_round_trips):.2f}"
+        cells = [r.verb, r.size.upper(), r.shown_path, _median_int(r.requests),
+                 _median_int(r.round_trips), _median_int(r.git_requests),
+                 _median_int(r.git_round_trips), ratio, _mb(r.wire_bytes),
+                 _mb(r.git_wire_bytes)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

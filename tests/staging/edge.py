@@ -65,7 +65,9 @@ def config(
       fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
       fastcgi_param GIT_PROJECT_ROOT {git_root};
       fastcgi_param GIT_HTTP_EXPORT_ALL "";
-      fastcgi_param REMOTE_USER bench;
+      fastcgi_param GIT_CONFIG_COUNT 1;
+      fastcgi_param GIT_CONFIG_KEY_0 http.receivepack;
+      fastcgi_param GIT_CONFIG_VALUE_0 true;
       fastcgi_param PATH_INFO $1;
     }}"""
     out = f"""{user}worker_processes 1;
@@ -75,7 +77,7 @@ error_log {d}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
   log_format edge '$server_name $request_method $uri $status $request_length $bytes_sent '
-                  '$request_time $upstream_addr';
+                  '$request_time $upstream_addr $upstream_response_time $connection';
   access_log {d}/access.log edge;
   client_body_temp_path {d}/tmp/body;
   proxy_temp_path {d}/tmp/proxy;
