@@ -62,6 +62,9 @@ class Transfer(Record):
         self.wire_seconds = wire_seconds
         self.requests = requests
         self.packs: list[PackFile] = [] if packs is None else packs  # the packs received
+        #: pack path -> what its trees and commits reference, collected while it was
+        #: received (check_connected then reads no pack again)
+        self.references: dict[str, Any] = {}
 
 
 class FetchResult(Record):
@@ -163,14 +166,31 @@ def _size(value: Any, where: str) -> int:
     return n
 
 
-def _receive(repo: Repository, resp: Response, limits: PackLimits, progress: Progress) -> PackFile:
+def _receive(
+    repo: Repository, resp: Response, limits: PackLimits, progress: Progress, got: Transfer
+) -> PackFile:
+    """Receive one pack into the store; what its trees and commits reference is collected in
+    the same decoding pass (into ``got.references``) for check_connected."""
+    from muse.core.objects import CHUNKS, COMMIT, TAG, TREE
+    from muse.wire.verify import Connectivity
+
     length = resp.header("Content-Length")
     if length is not None and length.isdigit():
         progress.total_bytes += int(length)
+    refs = Connectivity()
     try:
-        return repo.store.receive_pack(_Counted(resp, progress), limits, resumable=True)  # type: ignore[arg-type]
+        pf = repo.store.receive_pack(
+            _Counted(resp, progress),  # type: ignore[arg-type]
+            limits,
+            resumable=True,
+            inspect=lambda kind, _oid, body: refs.add(kind, bytes(body)),
+            inspect_kinds=(TREE, COMMIT, CHUNKS, TAG),
+        )
     finally:
         resp.close()
+    got.references[pf.path] = refs
+    got.packs.append(pf)
+    return pf
 
 
 def download(
@@ -211,7 +231,7 @@ def download(
                     url = session._resolve(str(b["url"]))
                     source = (url, True)
                     bresp = session.get_bundle(url)
-                    got.packs.append(_receive(repo, bresp, limits, progress))
+                    _receive(repo, bresp, limits, progress, got)
                     got.bytes += bresp.bytes_read
             else:
                 got.path = "stream"
@@ -221,8 +241,7 @@ def download(
                     resp.read()
                     resp.close()
                 else:
-                    pf = _receive(repo, resp, limits, progress)
-                    got.packs.append(pf)
+                    pf = _receive(repo, resp, limits, progress, got)
                     got.objects = got.objects or int(getattr(pf, "count", 0))
                 got.bytes = resp.bytes_read
             progress.finish_line()
@@ -271,18 +290,28 @@ def download(
             raise err
 
 
-def check_connected(repo: Repository, packs: list[PackFile], tips: list[bytes]) -> None:
+def check_connected(
+    repo: Repository,
+    packs: list[PackFile],
+    tips: list[bytes],
+    references: dict[str, Any] | None = None,
+) -> None:
     """Every tip is present with everything it references (before any ref may move to it).
 
-    Work is proportional to what arrived: only the new trees and commits are read, and what
-    they name is looked up in the new packs or the store.
+    Work is proportional to what arrived: only the new trees and commits are read (or what
+    they reference was collected while they were received: ``references``, pack path ->
+    Connectivity), and what they name is looked up in the new packs or the store.
     """
     from muse.core.pack.codec import PackError
     from muse.wire.verify import check_connectivity
 
     try:
         for pf in packs:
-            check_connectivity(pf, repo.store, [])
+            collected = (references or {}).get(pf.path)
+            if collected is not None:
+                collected.check(pf, repo.store, [])
+            else:
+                check_connectivity(pf, repo.store, [])
     except PackError as e:
         raise WireError(
             f"the hub sent an incomplete history ({e}); nothing was changed (try again; if it "
@@ -353,7 +382,7 @@ def fetch(
         if wants:
             limits = pack_limits(repo)  # the client's own, not what the hub announced
             transfer = download(repo, s, wants, local_haves(repo), path, limits, progress)
-            check_connected(repo, transfer.packs, wants)
+            check_connected(repo, transfer.packs, wants, transfer.references)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests
         updated: dict[str, tuple[bytes | None, bytes]] = {}

@@ -207,19 +207,28 @@ class ObjectStore:
         return pf
 
     def receive_pack(
-        self, stream: BinaryIO, limits: Any = None, resumable: bool = False
+        self,
+        stream: BinaryIO,
+        limits: Any = None,
+        resumable: bool = False,
+        inspect: Any = None,
+        inspect_kinds: tuple[int, ...] = (),
     ) -> PackFile:
         """Store a pack arriving on a stream, verifying every object as it is written.
 
         ``resumable``: if the stream breaks, what was received and verified is kept as a
         pack (recorded in ``packs/partial``), so the next attempt can leave it out.
+        ``inspect(kind, oid, body)`` sees each object of ``inspect_kinds`` as it is decoded
+        (core.pack.write.receive_pack), so a check need not read the pack again.
         """
         from muse.core.pack.write import receive_pack
 
         os.makedirs(self.packs_dir, exist_ok=True)
         salvaged: list[PackFile] | None = [] if resumable else None
         try:
-            pf = receive_pack(stream, self.packs_dir, limits, salvaged=salvaged)
+            pf = receive_pack(
+                stream, self.packs_dir, limits, inspect, inspect_kinds, salvaged=salvaged
+            )
         finally:
             if salvaged:
                 self._record_partial(salvaged)
