@@ -63,3 +63,12 @@ def clone_and_fsck(env: dict[str, str], url: str, dest: Path) -> set[str]:
     muse(env, "clone", url, str(dest))
     muse(env, "fsck", cwd=dest)
     return {p for p in os.listdir(dest) if p != ".muse"}
+
+
+def start_backend(tmp_path: Path, start_hub: Any, backend: str, request: Any, **kw: Any) -> Any:
+    """A hub on ``backend`` ("sqlite+local" or "postgres+s3": a new PostgreSQL database and
+    the SeaweedFS fixture), data in ``tmp_path / "hub"``; ``kw`` goes to start_hub."""
+    if backend == "sqlite+local":
+        return start_hub(tmp_path / "hub", **kw)
+    pg, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("seaweedfs")
+    return start_hub(tmp_path / "hub", storage="s3", s3=s3, database=pg.new_database(), **kw)

@@ -15,20 +15,21 @@ from typing import Any
 
 import pytest
 from fixtures.recovery import wait_until
-from ops_util import add_commit, clone_and_fsck, muse, musehub, user_env, work_tree
+from ops_util import (
+    add_commit,
+    clone_and_fsck,
+    muse,
+    musehub,
+    start_backend,
+    user_env,
+    work_tree,
+)
 
 FIGURES = re.compile(
     r"^(?P<name>\S+): packs (?P<before>\d+) -> (?P<after>\d+), (?:would drop|dropped) "
     r"(?P<objects>\d+) objects, (?:would free|freed) (?P<bytes>-?\d+) bytes",
     re.M,
 )
-
-
-def _start(tmp_path: Path, start_hub: Any, backend: str, request: Any, **kw: Any) -> Any:
-    if backend == "sqlite+local":
-        return start_hub(tmp_path / "hub", **kw)
-    pg, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("seaweedfs")
-    return start_hub(tmp_path / "hub", storage="s3", s3=s3, database=pg.new_database(), **kw)
 
 
 def _storage(hub: Any) -> Any:
@@ -133,7 +134,7 @@ def test_gc_drops_what_no_ref_reaches(
 ) -> None:
     # A short sweep grace: the replaced packs are deleted from storage soon after gc.
     env_hub = {"MUSEHUB_SWEEP_INTERVAL_S": "1", "MUSEHUB_SWEEP_GRACE_S": "3"}
-    hub = _start(tmp_path, start_hub, backend, request, env=env_hub)
+    hub = start_backend(tmp_path, start_hub, backend, request, env=env_hub)
     alice = hub.create_user("alice")
     hub.create_repo("alice", "song")
     hub.create_repo("alice", "clean")
@@ -271,7 +272,7 @@ def test_gc_under_load(
     """gc again and again while pushes (commits, ref-only branch creations and deletions,
     force pushes) and clones run: no push fails, every clone fscks clean, and gc still
     drops the garbage of the repositories."""
-    hub = _start(tmp_path, start_hub, backend, request, workers=2)
+    hub = start_backend(tmp_path, start_hub, backend, request, workers=2)
     alice = hub.create_user("alice")
     env = user_env(tmp_path, alice)
     names = ["r0", "r1"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fixtures.recovery import wait_until
-from ops_util import clone_and_fsck, user_env, work_tree
+from ops_util import clone_and_fsck, start_backend, user_env, work_tree
 
 BOUND = 25_000  # one repository of work_tree's (about 19 KB of packs), not two
 
@@ -35,13 +35,7 @@ def test_cache_stays_under_its_bound(
     tmp_path: Path, start_hub: Any, backend: str, request: pytest.FixtureRequest
 ) -> None:
     env_hub = {"MUSEHUB_CACHE_MAX_BYTES": str(BOUND), "MUSEHUB_SWEEP_INTERVAL_S": "1"}
-    if backend == "sqlite+local":
-        hub = start_hub(tmp_path / "hub", env=env_hub)
-    else:
-        pg, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("seaweedfs")
-        hub = start_hub(
-            tmp_path / "hub", storage="s3", s3=s3, database=pg.new_database(), env=env_hub
-        )
+    hub = start_backend(tmp_path, start_hub, backend, request, env=env_hub)
     alice = hub.create_user("alice")
     env = user_env(tmp_path, alice)
     names = ["r0", "r1", "r2"]

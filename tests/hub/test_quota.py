@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ops_util import add_commit, muse, musehub, user_env, work_tree
+from ops_util import add_commit, muse, musehub, start_backend, user_env, work_tree
 from proto_util import History, HubClient, pack_bytes, request, update
 
 from muse.core import objects as O
@@ -57,13 +57,7 @@ def test_repo_quota_refuses_a_push_over_it_on_either_path(
     tmp_path: Path, start_hub: Any, backend: str, path: str, request: pytest.FixtureRequest
 ) -> None:
     env_quota = {"MUSEHUB_REPO_QUOTA_BYTES": "60000"}
-    if backend == "sqlite+local":
-        hub = start_hub(tmp_path / "hub", env=env_quota)
-    else:
-        pg, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("seaweedfs")
-        hub = start_hub(
-            tmp_path / "hub", storage="s3", s3=s3, database=pg.new_database(), env=env_quota
-        )
+    hub = start_backend(tmp_path, start_hub, backend, request, env=env_quota)
     alice = hub.create_user("alice")
     hub.create_repo("alice", "song")
     env = user_env(tmp_path, alice)
