@@ -58,6 +58,6 @@ def test_references_are_collected_while_receiving(tmp_path: Path, drop_blob: boo
     assert got.packs == [pf] and pf.path in got.references
     if drop_blob:
         with pytest.raises(MuseError, match="incomplete history"):
-            fetch.check_connected(repo, got.packs, [tip], got.references)
+            fetch.check_connected(repo, got, [tip])
     else:
-        fetch.check_connected(repo, got.packs, [tip], got.references)
+        fetch.check_connected(repo, got, [tip])

@@ -161,7 +161,7 @@ def _clone_into(
         if wants:
             haves = list(dict.fromkeys(done.values()))
             transfer = download(repo, s, wants, haves, path, limits, progress)
-            check_connected(repo, transfer.packs, wants, transfer.references)
+            check_connected(repo, transfer, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests
     for b, oid in heads.items():

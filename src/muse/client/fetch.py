@@ -290,28 +290,18 @@ def download(
             raise err
 
 
-def check_connected(
-    repo: Repository,
-    packs: list[PackFile],
-    tips: list[bytes],
-    references: dict[str, Any] | None = None,
-) -> None:
+def check_connected(repo: Repository, transfer: Transfer, tips: list[bytes]) -> None:
     """Every tip is present with everything it references (before any ref may move to it).
 
-    Work is proportional to what arrived: only the new trees and commits are read (or what
-    they reference was collected while they were received: ``references``, pack path ->
-    Connectivity), and what they name is looked up in the new packs or the store.
+    Work is proportional to what arrived: what the new trees and commits reference was
+    collected while they were received (``transfer.references``), and is looked up in the
+    new packs or the store.
     """
     from muse.core.pack.codec import PackError
-    from muse.wire.verify import check_connectivity
 
     try:
-        for pf in packs:
-            collected = (references or {}).get(pf.path)
-            if collected is not None:
-                collected.check(pf, repo.store, [])
-            else:
-                check_connectivity(pf, repo.store, [])
+        for pf in transfer.packs:
+            transfer.references[pf.path].check(pf, repo.store, [])
     except PackError as e:
         raise WireError(
             f"the hub sent an incomplete history ({e}); nothing was changed (try again; if it "
@@ -382,7 +372,7 @@ def fetch(
         if wants:
             limits = pack_limits(repo)  # the client's own, not what the hub announced
             transfer = download(repo, s, wants, local_haves(repo), path, limits, progress)
-            check_connected(repo, transfer.packs, wants, transfer.references)
+            check_connected(repo, transfer, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests
         updated: dict[str, tuple[bytes | None, bytes]] = {}
