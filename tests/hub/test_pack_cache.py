@@ -58,10 +58,16 @@ def test_cache_stays_under_its_bound(
             wait_until(fits, 60, "the cache to fit again")
     # Each clone of a repository whose packs were evicted fetched them again from storage.
     assert hub.log().count("pack cache: evicted") >= len(names) * 2
-    cached = _cache(hub)
-    # Pairs go together: every cached pack has its index and the other way round.
-    stems = {name.rsplit(".", 1)[0] for name in cached}
-    assert all(f"{s}.pack" in cached and f"{s}.idx" in cached for s in stems)
+
+    def pairs_whole() -> bool:
+        """Every cached pack has its index and the other way round (a download or an
+        eviction under way moves one file of a pair a moment before the other)."""
+        cached = _cache(hub)
+        stems = {name.rsplit(".", 1)[0] for name in cached}
+        return all(f"{s}.pack" in cached and f"{s}.idx" in cached for s in stems)
+
+    # Pairs go together.
+    wait_until(pairs_whole, 30, "the cached packs and indexes to pair up")
 
     status, body = hub.request("GET", "/metrics")
     assert status == 200
