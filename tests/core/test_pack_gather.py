@@ -15,7 +15,7 @@ from muse.core.pack.write import write_pack_file
 
 
 def _pack(tmp_path: object, n: int = 400) -> tuple[list[tuple[int, bytes]], dict[bytes, bytes]]:
-    """A pack of n compressible blobs of ~200 KiB (about 20 zstd blocks), in written order."""
+    """A pack of n compressible blobs of ~200 KiB (five zstd blocks of 16 MiB), in written order."""
     rng = random.Random(7)
     words = [b"kick", b"snare", b"hat", b"bass", b"pad", b"lead", b"vox", b"fx"]
     text = b" ".join(rng.choice(words) for _ in range(300_000))
@@ -50,7 +50,7 @@ def _reader(tmp_path: object, budget: int) -> tuple[PackList, Counting]:
 def test_a_jumbled_order_is_read_through_the_spool_each_block_once(tmp_path: object) -> None:
     objs, bodies = _pack(tmp_path)
     jumbled = [o for k in range(10) for o in objs[k::10]]  # every block visited ten times
-    reader, cache = _reader(tmp_path, budget=4 << 20)  # holds one block
+    reader, cache = _reader(tmp_path, budget=16 << 20)  # holds one block
     assert plan(reader, jumbled) is not None
     got = [(oid, bytes(body)) for _k, oid, body in in_order(reader, jumbled) if body is not None]
     assert [oid for oid, _ in got] == [oid for _, oid in jumbled]
@@ -58,12 +58,12 @@ def test_a_jumbled_order_is_read_through_the_spool_each_block_once(tmp_path: obj
     blocks = len({b for _, b in (reader.locate(o) or (None, -1) for _, o in objs)})
     # read directly: ten times each block; here: the first pass, the refills that gave the
     # jumble away, then once more each while spooling
-    assert blocks >= 10 and cache.puts <= 2 * blocks + MIN_WASTED_BLOCKS + 1
+    assert blocks >= 5 and cache.puts <= 2 * blocks + MIN_WASTED_BLOCKS + 1
 
 
 def test_the_pack_order_and_a_large_cache_read_directly(tmp_path: object) -> None:
     objs, _ = _pack(tmp_path)
-    reader, _ = _reader(tmp_path, budget=4 << 20)
+    reader, _ = _reader(tmp_path, budget=16 << 20)
     assert plan(reader, objs) is None  # sequential: nothing to gain
     big, _ = _reader(tmp_path, budget=1 << 30)
     assert plan(big, objs[::-1]) is None  # every block stays in the cache anyway
@@ -72,7 +72,7 @@ def test_the_pack_order_and_a_large_cache_read_directly(tmp_path: object) -> Non
 def test_a_pushed_pack_is_the_same_whichever_way_it_was_read(tmp_path: object) -> None:
     objs, bodies = _pack(tmp_path, n=120)
     jumbled = [o for k in range(6) for o in objs[k::6]]
-    spooled, _ = _reader(tmp_path, budget=4 << 20)
+    spooled, _ = _reader(tmp_path, budget=16 << 20)
     direct, _ = _reader(tmp_path, budget=1 << 30)
     a, b = io.BytesIO(), io.BytesIO()
     write_pack_of(a, spooled, jumbled)

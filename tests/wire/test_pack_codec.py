@@ -99,6 +99,25 @@ def test_large_object_gets_its_own_block() -> None:
     assert set(decode(encode(objs))) == as_set(objs)
 
 
+def _block_sizes(data: bytes) -> list[tuple[int, int]]:
+    """(codec, uncompressed length) of every block of a pack."""
+    return [(b.codec, len(b.data)) for b in P.BlockReader(io.BytesIO(data))]
+
+
+def test_compressible_blobs_share_large_blocks_and_raw_ones_stay_small() -> None:
+    rng = random.Random(3)
+    words = [b"kick", b"snare", b"hat", b"bass", b"pad", b"lead"]
+    text = b" ".join(rng.choice(words) for _ in range(2_000_000))
+    versions = [b"%d " % i + text[i * 5_000 :][:1_000_000] for i in range(40)]  # 40 MB
+    sizes = _block_sizes(encode([(O.BLOB, v) for v in versions]))
+    assert all(codec == P.CODEC_ZSTD for codec, _ in sizes)
+    assert P.BLOCK_TARGET < max(u for _, u in sizes) <= P.ZSTD_BLOCK_TARGET
+    noise = [rng.randbytes(1_000_000) for _ in range(12)]
+    sizes = _block_sizes(encode([(O.BLOB, n) for n in noise]))
+    assert all(codec == P.CODEC_RAW and u <= P.BLOCK_TARGET for codec, u in sizes)
+    assert set(decode(encode([(O.BLOB, n) for n in noise]))) == as_set([(O.BLOB, n) for n in noise])
+
+
 class Trickle(io.RawIOBase):
     """A stream that returns at most a few bytes per read (like a slow socket)."""
 

@@ -14,7 +14,7 @@ Trees and commits travel in zstd blocks: consecutive versions of a tree differ b
 so one zstd frame over many of them removes almost all of their weight (68 MB of trees at XL
 become ~1.9 MB). Blobs go into blocks of their own that are compressed only when a cheap probe
 says it gains, because content is usually already compressed. A reader holds at most one block
-(a few MiB, or one object) in memory, re-hashes every object and checks every limit before it
+(at most 16 MiB, or one object) in memory, re-hashes every object and checks every limit before it
 allocates anything, so a hostile pack costs the receiver nothing but the bytes it sent.
 """
 
@@ -48,6 +48,11 @@ TRAILER_LEN = 1 + 8 + 32
 
 #: A writer aims at blocks of this many uncompressed bytes ...
 BLOCK_TARGET = 4 << 20
+#: ... and lets a zstd block (trees and commits, or blobs that probe compressible) grow to
+#: this many: versions of one file sit side by side, and the more of them one frame sees the
+#: more it removes (pallets/flask's history: 7.5 MB in blocks of 4 MiB, 5.96 MB in blocks of
+#: 16 MiB, at the same speed). Raw blocks stay small: nothing gains from their size.
+ZSTD_BLOCK_TARGET = 16 << 20
 #: ... and a reader refuses a block larger than this unless it holds exactly one object in a
 #: raw block (raw blocks are verified as a stream). So no zstd block ever decompresses to more
 #: than this: what a receiver holds for one block is bounded whatever the pack says.
@@ -62,8 +67,8 @@ ZSTD_LEVEL = 3
 #: zstd level for blocks of trees and commits: on tree versions level 1 packs smaller than
 #: level 3 (2.47 MB against 2.60 MB for XL's trees and commits) and no slower.
 ZSTD_LEVEL_META = 1
-#: zstd window (log2): large enough that a tree's previous version is always in reach.
-ZSTD_WINDOW_LOG = 23
+#: zstd window (log2): a whole block, so every earlier version in it is in reach.
+ZSTD_WINDOW_LOG = 24
 #: A block of blobs is compressed only if compression saves at least this fraction.
 MIN_GAIN = 0.10
 _PROBE_SLICE = 16 << 10
@@ -212,14 +217,15 @@ def decompress_block(data: bytes | bytearray | memoryview, ulen: int) -> bytes:
     dctx = getattr(_local, "dctx", None)
     if dctx is None:  # one per thread (contexts are not thread-safe), reused across blocks
         dctx = _local.dctx = z.ZstdDecompressor(max_window_size=1 << 27)
-    dobj = dctx.decompressobj()
+    # One shot into a buffer of the declared size (five times faster on a 16 MiB block than
+    # a decompressobj, which grows its output piece by piece); trailing bytes are refused.
     try:
-        out = dobj.decompress(data)
+        out = dctx.decompress(data, max_output_size=ulen, allow_extra_data=False)
     except z.ZstdError as e:
-        raise PackError("bad_pack", f"corrupt zstd block: {e}") from None
-    if not dobj.eof or dobj.unused_data or len(out) != ulen:
-        raise PackError("bad_pack", "zstd block is truncated or has trailing bytes")
-    return bytes(out)
+        raise PackError("bad_pack", f"corrupt zstd block or trailing bytes: {e}") from None
+    if len(out) != ulen:
+        raise PackError("bad_pack", "zstd block is truncated")
+    return out
 
 
 # --------------------------------------------------------------------------------- writer
@@ -257,6 +263,8 @@ class PackWriter:
         self._blob: list[bytes] = []
         self._blob_recs: list[tuple[int, bytes, int, int]] = []
         self._blob_size = 0
+        #: Whether the pending blob block probed compressible (None: not asked yet).
+        self._blob_gains: bool | None = None
         self._zc: dict[int, Any] = {}
         self._emit(HEADER)
 
@@ -282,12 +290,13 @@ class PackWriter:
         size = RECORD_HEADER_LEN + len(body)
         if kind == BLOB:
             if self._blob_size and self._blob_size + size > BLOCK_TARGET:
-                self._flush_blobs()
+                if self._blob_size + size > ZSTD_BLOCK_TARGET or not self._blobs_compress():
+                    self._flush_blobs()
             self._blob += (head, body)
             self._blob_recs.append((kind, oid, self._blob_size, len(body)))
             self._blob_size += size
         else:
-            if self._meta_size and self._meta_size + size > BLOCK_TARGET:
+            if self._meta_size and self._meta_size + size > ZSTD_BLOCK_TARGET:
                 self._flush_meta()
             self._meta += (head, body)
             self._meta_recs.append((kind, oid, self._meta_size, len(body)))
@@ -304,14 +313,28 @@ class PackWriter:
             compress = self.compress and size <= MAX_ZSTD_BLOCK
             self._write_block(parts, size, recs, compress, ZSTD_LEVEL_META)
 
+    def _blobs_compress(self) -> bool:
+        """Whether the pending blob block compresses (probed once, when it reaches
+        BLOCK_TARGET): only then may it grow to ZSTD_BLOCK_TARGET."""
+        if self._blob_gains is None:
+            joined = b"".join(self._blob)
+            if len(self._blob_recs) > 1:  # the flush joins one part for free
+                self._blob = [joined]
+            self._blob_gains = self.compress and _probe_gains(joined)
+        return self._blob_gains
+
     def _flush_blobs(self) -> None:
         if self._blob_recs:
             parts, recs, size = self._blob, self._blob_recs, self._blob_size
+            gains = self._blob_gains
             self._blob, self._blob_recs, self._blob_size = [], [], 0
+            self._blob_gains = None
             sample = parts[1] if len(recs) == 1 else b"".join(parts)
             if len(recs) != 1:
                 parts = [sample]
-            compress = self.compress and size <= MAX_ZSTD_BLOCK and _probe_gains(sample)
+            if gains is None:
+                gains = _probe_gains(sample)
+            compress = self.compress and size <= MAX_ZSTD_BLOCK and gains
             self._write_block(parts, size, recs, compress, ZSTD_LEVEL)
 
     def _write_block(

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from muse.core.fileio import pread_exact, write_all
-from muse.core.pack.codec import BLOCK_TARGET
+from muse.core.pack.codec import ZSTD_BLOCK_TARGET
 
 #: Spool only when the order would decompress at least this many blocks again.
 MIN_WASTED_BLOCKS = 8
@@ -60,7 +60,7 @@ def plan(reader: Any, objects: Sequence[tuple[int, bytes]]) -> Placed | None:
         blocks.add(key)
         where.append((pack, block, i))
     cache = _cache(reader)
-    held = max(1, int(getattr(cache, "budget", 0)) // BLOCK_TARGET)
+    held = max(1, int(getattr(cache, "budget", 0)) // ZSTD_BLOCK_TARGET)
     if len(blocks) <= held or switches - len(blocks) < MIN_WASTED_BLOCKS:
         return None
     return where
