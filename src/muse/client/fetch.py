@@ -220,6 +220,8 @@ def download(
             source = (session._url("fetch/bundle"), False)
             # What an interrupted attempt (this one's retry, or a killed run) kept: not again.
             kept = repo.store.partial_blobs(limits)[:MAX_HAVE_OBJECTS]
+            if path != "stream":  # the hub may answer with bundles in the store
+                session.open_store()
             resp = session.fetch_bundle(wants, haves, path, kept)
             if resp.content_type == JSON_TYPE:
                 answer = resp.json()

@@ -375,6 +375,7 @@ def _stage(
             progress.finish_line()
         result.bytes += counter[0]
         return
+    s.open_store()
     pack_path, size = _write_temp_pack(repo, segment, progress)
     try:
         _presign_push(s, pack_path, size, len(segment), [], progress, stage=True)
@@ -459,6 +460,7 @@ def _send(
             progress.finish_line()
         result.bytes += counter[0]
         return answer
+    s.open_store()  # its handshakes overlap writing the pack and the presign request
     if reuse is not None:
         size = os.stat(reuse).st_size
         result.bytes += size

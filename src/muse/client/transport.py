@@ -389,12 +389,53 @@ class Transport(Record):
         self.round_trips = 0
         self._last_url = ""
         self._conns: dict[tuple[str, str, int], Connection] = {}
+        #: Connections being opened ahead of their first request (preconnect): the thread,
+        #: and the connection once its handshakes succeeded.
+        self._opening: dict[tuple[str, str, int], tuple[Any, list[Connection]]] = {}
         if self.token and self.hub_origin:
             check_token_allowed(self.hub_origin)
 
     # ----------------------------------------------------------------------- plumbing
+    def preconnect(self, url: str) -> None:
+        """Open the connection for ``url``'s origin on a thread (TCP, proxy CONNECT, TLS), so
+        that its handshakes overlap the request in flight to the hub; the first request to
+        that origin then waits for it. A failure is not reported here: that request opens a
+        connection of its own and reports what goes wrong. Nothing is sent on it."""
+        p = urlsplit(url)
+        if p.hostname is None or p.scheme not in ("http", "https"):
+            return
+        key = (p.scheme, p.hostname, p.port or (443 if p.scheme == "https" else 80))
+        if key in self._conns or key in self._opening:
+            return
+        import threading
+
+        done: list[Connection] = []
+
+        def open_it() -> None:
+            c = self.connection(key[1], key[2], tls=key[0] == "https", timeout=self.timeout)
+            try:
+                getattr(c, "connect")()  # noqa: B009 - a test's connection may lack it
+            except Exception:  # noqa: BLE001 - the real request reports it
+                c.close()
+                return
+            done.append(c)
+
+        t = threading.Thread(target=open_it, name="preconnect", daemon=True)
+        self._opening[key] = (t, done)
+        t.start()
+
     def _conn(self, key: tuple[str, str, int]) -> Connection:
         c = self._conns.get(key)
+        if c is None and key in self._opening:
+            thread, done = self._opening.pop(key)
+            overlapped = not thread.is_alive()
+            thread.join()
+            if done:
+                c = self._conns[key] = done[0]
+                # counted as a connection at its first request; its handshakes are round
+                # trips of the critical path only if they were not over by then
+                trips = 0 if overlapped else getattr(c, "setup_round_trips", 1)
+                setattr(c, "preopened_trips", trips)  # noqa: B010 - not in the Protocol
         if c is None:
             scheme, host, port = key
             c = self.connection(host, port, tls=scheme == "https", timeout=self.timeout)
@@ -407,6 +448,8 @@ class Transport(Record):
             c.close()
 
     def close(self) -> None:
+        for key in list(self._opening):
+            self._conn(key)  # wait for it, then close it with the others
         for key in list(self._conns):
             self._drop(key)
 
@@ -483,10 +526,15 @@ class Transport(Record):
                 ) from None
             self.requests += 1
             trips = 1 + (0 if reused else getattr(conn, "setup_round_trips", 1))
+            first = not reused
+            preopened = getattr(conn, "preopened_trips", None)
+            if preopened is not None:  # its handshakes ran while another request waited
+                setattr(conn, "preopened_trips", None)  # noqa: B010
+                trips, first = 1 + preopened, True
             self.round_trips += trips
             TOTALS["requests"] += 1
             TOTALS["round_trips"] += trips
-            if not reused:
+            if first:
                 self.connections += 1
                 TOTALS["connections"] += 1
             resp = Response(self, key, raw)

@@ -33,6 +33,7 @@ __all__ = [
     "RefsDocument",
     "STREAM_MAX_BLOBS",
     "STREAM_MAX_BYTES",
+    "STORE_ORIGIN_HEADER",
     "check_protocol",
     "decode_refs",
     "encode_push_header",
@@ -45,6 +46,9 @@ __all__ = [
 PROTOCOL_VERSION = 1
 #: Sent by the client on every protocol request and by the hub on every answer.
 PROTOCOL_HEADER = "Muse-Protocol"
+#: On the refs answer of a hub whose presigned URLs are on another origin (object storage):
+#: that origin, so a client opens its connection while the hub prepares a bundle.
+STORE_ORIGIN_HEADER = "Muse-Store-Origin"
 
 PUSH_TYPE = "application/x-muse-push"  # push/stream body: push header, then the pack
 PACK_TYPE = "application/x-muse-pack"  # a fetch answer streamed by the hub

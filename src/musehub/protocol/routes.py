@@ -25,6 +25,7 @@ from muse.wire.messages import (
     PACK_TYPE,
     PROTOCOL_HEADER,
     PUSH_TYPE,
+    STORE_ORIGIN_HEADER,
     RefUpdate,
     check_protocol,
     encode_refs,
@@ -141,7 +142,11 @@ class Protocol:
             "max_pack_bytes": lim.max_pack_bytes,
             "max_object_bytes": lim.max_object_bytes,
         }
-        return JSONResponse(encode_refs(refs, repo.default_branch, limits))
+        resp = JSONResponse(encode_refs(refs, repo.default_branch, limits))
+        store = self.storage.presign_origin()
+        if store is not None:  # the client may open it while a bundle is prepared (wire.md)
+            resp.headers[STORE_ORIGIN_HEADER] = store
+        return resp
 
     async def push_stream(self, request: Request) -> Response:
         require_content_type(request, PUSH_TYPE)

@@ -140,6 +140,12 @@ class Storage(ABC):
     def presign_get(self, key: str, expires_s: int) -> str:
         """A URL that lets anyone GET this one key until it expires."""
 
+    def presign_origin(self) -> str | None:
+        """``scheme://host[:port]`` of the presigned URLs when they point away from the hub
+        (told to clients so they open that connection while the hub prepares the bundle);
+        None when presigned URLs are the hub's own."""
+        return None
+
     @abstractmethod
     def list(self, prefix: str = "") -> list[str]:
         """Every key starting with ``prefix``, sorted."""

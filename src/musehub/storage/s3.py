@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 from typing import Any, BinaryIO, cast
+from urllib.parse import urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -73,6 +74,7 @@ class S3Storage(Storage):
         self.probe: Any = client(self.endpoint_url, 1, HEALTH_TIMEOUT_S, HEALTH_TIMEOUT_S)
         #: Signs presigned URLs (no request is sent through it).
         self.signer: Any = client(public_endpoint_url) if public_endpoint_url else self.client
+        self._origin: str | None = None  # of presigned URLs (presign_origin)
         self._create_bucket = create_bucket
         self._bucket_ready = False
         self._lock = threading.Lock()
@@ -202,6 +204,15 @@ class S3Storage(Storage):
             HttpMethod="PUT",
         )
         return str(url), {}
+
+    def presign_origin(self) -> str | None:
+        if self._origin is None:  # signing is local: no request to the store
+            url = self.signer.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": "origin"}, ExpiresIn=60
+            )
+            p = urlsplit(str(url))
+            self._origin = f"{p.scheme}://{p.netloc}"
+        return self._origin
 
     def presign_get(self, key: str, expires_s: int) -> str:
         check_key(key)
