@@ -142,3 +142,19 @@ def test_a_preconnect_that_fails_leaves_the_error_to_the_request() -> None:
     t.preconnect("ftp://example.invalid/x")  # not http(s): ignored
     assert not t._opening
     t.close()
+
+
+def test_a_preconnect_still_connecting_does_not_hold_the_verb_at_its_end() -> None:
+    """A store that drops the handshake (here: a listener whose accept queue is full, so
+    the kernel drops further SYNs) must not keep the command from ending."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(0)
+        port = srv.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):  # fills the queue
+            t = Transport(retries=0, timeout=5)
+            t.preconnect(f"http://127.0.0.1:{port}/bundle")
+            ((thread, _),) = t._opening.values()
+            t.close()  # returns without waiting for the connect
+            assert thread.is_alive() and not t._opening and not t._conns
+            thread.join(30)  # its connect timed out; it left nothing open

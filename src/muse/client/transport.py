@@ -392,6 +392,7 @@ class Transport(Record):
         #: Connections being opened ahead of their first request (preconnect): the thread,
         #: and the connection once its handshakes succeeded.
         self._opening: dict[tuple[str, str, int], tuple[Any, list[Connection]]] = {}
+        self._closed = False
         if self.token and self.hub_origin:
             check_token_allowed(self.hub_origin)
 
@@ -407,6 +408,7 @@ class Transport(Record):
         key = (p.scheme, p.hostname, p.port or (443 if p.scheme == "https" else 80))
         if key in self._conns or key in self._opening:
             return
+        self._closed = False  # used again after a close
         import threading
 
         done: list[Connection] = []
@@ -416,6 +418,9 @@ class Transport(Record):
             try:
                 getattr(c, "connect")()  # noqa: B009 - a test's connection may lack it
             except Exception:  # noqa: BLE001 - the real request reports it
+                c.close()
+                return
+            if self._closed:  # the verb ended without it
                 c.close()
                 return
             done.append(c)
@@ -448,8 +453,14 @@ class Transport(Record):
             c.close()
 
     def close(self) -> None:
-        for key in list(self._opening):
-            self._conn(key)  # wait for it, then close it with the others
+        # A connection still being opened is not waited for (a store that drops packets
+        # would hold the verb's end for the connect timeout): its thread closes it.
+        self._closed = True
+        for key, (thread, done) in list(self._opening.items()):
+            if not thread.is_alive():
+                for c in done:
+                    c.close()
+            del self._opening[key]
         for key in list(self._conns):
             self._drop(key)
 
