@@ -442,9 +442,6 @@ class Connection:
         #: Round trips the last connect spent before its first request could go: the TCP
         #: handshake, the proxy's CONNECT, the TLS handshake (1 for TLS 1.3, 2 before).
         self.setup_round_trips = 0
-        #: Set by Transport.preconnect: the setup round trips its first request still waited
-        #: for (0 when the handshakes overlapped another request), until that request.
-        self.preopened_trips: int | None = None
 
     def connect(self) -> None:
         _check("a host name", self.host, _CTL_SP)

@@ -25,7 +25,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from muse.client import http11
 from muse.core.record import Record
@@ -392,6 +392,8 @@ class Transport(Record):
         #: Connections being opened ahead of their first request (preconnect): the thread,
         #: and the connection once its handshakes succeeded.
         self._opening: dict[tuple[str, str, int], tuple[Any, list[Connection]]] = {}
+        #: Setup round trips the first request on a preconnected connection still waited for.
+        self._preopened: dict[tuple[str, str, int], int] = {}
         self._closed = False
         if self.token and self.hub_origin:
             check_token_allowed(self.hub_origin)
@@ -402,11 +404,8 @@ class Transport(Record):
         that its handshakes overlap the request in flight to the hub; the first request to
         that origin then waits for it. A failure is not reported here: that request opens a
         connection of its own and reports what goes wrong. Nothing is sent on it."""
-        p = urlsplit(url)
-        if p.hostname is None or p.scheme not in ("http", "https"):
-            return
-        key = (p.scheme, p.hostname, p.port or (443 if p.scheme == "https" else 80))
-        if key in self._conns or key in self._opening:
+        key = _conn_key(urlsplit(url))
+        if key is None or key in self._conns or key in self._opening:
             return
         self._closed = False  # used again after a close
         import threading
@@ -439,8 +438,7 @@ class Transport(Record):
                 c = self._conns[key] = done[0]
                 # counted as a connection at its first request; its handshakes are round
                 # trips of the critical path only if they were not over by then
-                trips = 0 if overlapped else getattr(c, "setup_round_trips", 1)
-                setattr(c, "preopened_trips", trips)  # noqa: B010 - not in the Protocol
+                self._preopened[key] = 0 if overlapped else getattr(c, "setup_round_trips", 1)
         if c is None:
             scheme, host, port = key
             c = self.connection(host, port, tls=scheme == "https", timeout=self.timeout)
@@ -489,10 +487,9 @@ class Transport(Record):
         """
         p = urlsplit(url)
         self._last_url = url
-        if p.hostname is None or p.scheme not in ("http", "https"):
+        key = _conn_key(p)
+        if key is None:
             raise WireError(f"bad URL from the hub: {url!r}", "hub_refused", "bad_url")
-        port = p.port or (443 if p.scheme == "https" else 80)
-        key = (p.scheme, p.hostname, port)
         target = p.path or "/"
         if p.query:
             target += "?" + p.query
@@ -538,9 +535,8 @@ class Transport(Record):
             self.requests += 1
             trips = 1 + (0 if reused else getattr(conn, "setup_round_trips", 1))
             first = not reused
-            preopened = getattr(conn, "preopened_trips", None)
+            preopened = self._preopened.pop(key, None)
             if preopened is not None:  # its handshakes ran while another request waited
-                setattr(conn, "preopened_trips", None)  # noqa: B010
                 trips, first = 1 + preopened, True
             self.round_trips += trips
             TOTALS["requests"] += 1
@@ -613,6 +609,13 @@ class Transport(Record):
                     ra = None
             err.retry_after = ra
         return err
+
+
+def _conn_key(p: SplitResult) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL: the connection it goes over; else None."""
+    if p.hostname is None or p.scheme not in ("http", "https"):
+        return None
+    return (p.scheme, p.hostname, p.port or (443 if p.scheme == "https" else 80))
 
 
 def _plain_text(text: str) -> str:
