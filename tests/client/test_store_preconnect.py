@@ -76,6 +76,12 @@ def test_a_hub_on_object_storage_names_it_and_presigned_verbs_open_it_early(
         # plain http: one TCP round trip per connection at most; the store's may have
         # overlapped the request to the hub entirely
         assert out["requests"] + 1 <= out["round_trips"] <= out["requests"] + 2, out
+    # Both pushes sent their bundle's sha256: bound to it, each upload became a pack where it
+    # was PUT (no uploads/ key left behind, no copy: docs/wire.md push/presign).
+    listed = seaweedfs.client().list_objects_v2(Bucket=s3_hub.bucket).get("Contents", [])
+    keys = [o["Key"] for o in listed]
+    assert not [k for k in keys if "/uploads/" in k], keys
+    assert len([k for k in keys if k.endswith(".pack") and "/packs/pack-" in k]) == 2, keys
 
 
 def test_a_hub_that_serves_its_own_presigned_urls_names_no_store(

@@ -6,8 +6,11 @@ as hubs on two machines would: what one accepts, the other serves.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
+import time
 
 import pytest
 from proto_util import History, HubClient, request, update
@@ -150,3 +153,80 @@ def test_presign_commit_verifies_a_hub_only_copy(pair, seaweedfs) -> None:  # ty
         resp, objs = client.fetch([c1], [], "stream")
         assert resp.status == 200, resp.body
         assert set(objs) == h.reachable(c1)
+
+
+def _presign_bound(client: HubClient, pack: bytes) -> dict:  # type: ignore[type-arg]
+    sha = hashlib.sha256(pack).hexdigest()
+    r = client.post_json("push/presign", {"size": len(pack), "objects": 1, "sha256": sha})
+    assert r.status == 200, r.body
+    doc = r.json()
+    assert doc["headers"]["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(sha)).decode()
+    assert f"/packs/pack-{sha}-" in doc["url"]  # straight to a pack key of its own
+    return dict(doc)
+
+
+def test_a_checksum_bound_upload_is_kept_as_the_pack(tmp_path, seaweedfs, postgres) -> None:  # type: ignore[no-untyped-def]
+    """push/presign with the bundle's sha256: the store refuses any other body at that URL,
+    before and after the commit, so the hub verifies the upload where it lies and keeps it
+    as the pack: no copy, no uploads/ key, and the sweep leaves it alone."""
+    from fixtures import start_hub
+
+    env = {"MUSEHUB_SWEEP_INTERVAL_S": "1", "MUSEHUB_SWEEP_GRACE_S": "1"}
+    hub = start_hub(tmp_path, storage="s3", s3=seaweedfs, database=postgres.new_database(), env=env)
+    try:
+        tok = hub.create_user("gil")
+        hub.create_repo("gil", "s")
+        a = HubClient(hub.url, "gil", "s", tok)
+        h = History()
+        c1 = h.commit({f"f{i}": os.urandom(300) for i in range(10)})
+        pack = h.pack_of(h.reachable(c1))
+        doc = _presign_bound(a, pack)
+        evil = bytes(b ^ 0xFF for b in pack)
+        assert request("PUT", doc["url"], body=evil, headers=doc["headers"]).status == 400
+        assert request("PUT", doc["url"], body=pack, headers=doc["headers"]).status == 200
+        r = a.post_json(
+            "push/commit", {"upload_id": doc["upload_id"], "updates": [update(MAIN, None, c1)]}
+        )
+        assert r.status == 200, r.body
+        keys = _keys(seaweedfs, hub.bucket)
+        packs = sorted(k for k in keys if "/packs/" in k)
+        assert [k.rsplit(".", 1)[1] for k in packs] == ["idx", "pack"], keys
+        assert packs[1].split("/")[-1] == doc["url"].split("?")[0].split("/")[-1]
+        assert not [k for k in keys if "/uploads/" in k], keys
+        s3 = seaweedfs.client()
+        # The URL is still valid, for these bytes only.
+        assert request("PUT", doc["url"], body=evil, headers=doc["headers"]).status == 400
+        assert s3.get_object(Bucket=hub.bucket, Key=packs[1])["Body"].read() == pack
+        time.sleep(2.5)  # sweeps with a 1 s grace ran: the kept pack is no garbage
+        assert sorted(k for k in _keys(seaweedfs, hub.bucket) if "/packs/" in k) == packs
+        resp, objs = a.fetch([c1], [], "stream")
+        assert resp.status == 200, resp.body
+        assert set(objs) == h.reachable(c1)
+        r = a.post_json("push/presign", {"size": 1, "objects": 1, "sha256": "zz"})
+        assert (r.status, r.error) == (400, "bad_request")
+    finally:
+        hub.stop()
+    assert not hub.unhandled_errors()
+
+
+def test_a_bound_upload_whose_bytes_differ_is_refused(pair, seaweedfs) -> None:  # type: ignore[no-untyped-def]
+    """The hub checks the digest itself as it reads: bytes of another digest at the key (as a
+    store that did not check would leave) are refused before any ref moves, and deleted."""
+    one, _ = pair
+    tok = one.create_user("hal")
+    one.create_repo("hal", "s")
+    a = HubClient(one.url, "hal", "s", tok)
+    h = History()
+    c1 = h.commit({"a": os.urandom(500)})
+    c2 = h.commit({"b": os.urandom(500)})
+    doc = _presign_bound(a, h.pack_of(h.reachable(c1)))
+    key = doc["url"].split("?")[0].split(f"/{one.bucket}/", 1)[1]
+    other = h.pack_of(h.reachable(c2))  # a valid pack, of other objects
+    seaweedfs.client().put_object(Bucket=one.bucket, Key=key, Body=other)
+    r = a.post_json(
+        "push/commit", {"upload_id": doc["upload_id"], "updates": [update(MAIN, None, c2)]}
+    )
+    assert (r.status, r.error) == (400, "bad_pack"), r.body
+    assert "checksum" in r.json()["message"]
+    assert a.refs().json()["refs"] == {}
+    assert not [k for k in _keys(seaweedfs, one.bucket) if "/packs/" in k]

@@ -58,6 +58,27 @@ def test_empty_pack() -> None:
     assert decode(data) == []
 
 
+def test_writer_gives_the_whole_files_sha256() -> None:
+    """What a checksum-bound presigned upload is signed with (docs/wire.md, push/presign):
+    the digest of every byte of the file, trailer included; the vector of the empty pack."""
+    import hashlib
+
+    out = io.BytesIO()
+    w = PackWriter(out)
+    assert w.file_sha256 is None
+    w.finish()
+    assert hashlib.sha256(out.getvalue()).digest() == w.file_sha256
+    assert w.file_sha256.hex() == (
+        "4f02e269efcf721d4a9b4a4ca1f0b81404722b0dc34629a343105957b8af2b5e"
+    )
+    out = io.BytesIO()
+    w = PackWriter(out)
+    for i in range(50):
+        w.add(O.BLOB, random.Random(i).randbytes(30_000))
+    w.finish()
+    assert hashlib.sha256(out.getvalue()).digest() == w.file_sha256
+
+
 def test_writer_api_returns_ids_and_counts() -> None:
     out = io.BytesIO()
     w = PackWriter(out)

@@ -97,11 +97,12 @@ def _pack_stream(
 
 def _write_temp_pack(
     repo: Repository, objs: list[tuple[int, bytes]], progress: Progress
-) -> tuple[str, int]:
-    """The pack as a file (for a presigned PUT that needs a Content-Length)."""
+) -> tuple[str, int, bytes]:
+    """The pack as a file (for a presigned PUT that needs a Content-Length), its size and
+    its SHA-256 (which the hub may bind the upload URL to)."""
     import tempfile
 
-    from muse.core.pack.stream import write_pack_of
+    from muse.core.pack.stream import write_pack_file
 
     tmpdir = os.path.join(repo.muse_dir, "tmp")
     os.makedirs(tmpdir, exist_ok=True)
@@ -110,12 +111,12 @@ def _write_temp_pack(
     on_object = progress.add_objects if progress.enabled else None
     try:
         with os.fdopen(fd, "wb", buffering=CHUNK) as f:
-            size = write_pack_of(f, repo.store, objs, on_object)
+            size, sha256 = write_pack_file(f, repo.store, objs, on_object)
     except BaseException:
         os.unlink(path)
         raise
     progress.finish_line()
-    return path, size
+    return path, size, sha256
 
 
 def _object_size(repo: Repository, oid: bytes) -> int:
@@ -376,9 +377,9 @@ def _stage(
         result.bytes += counter[0]
         return
     s.open_store()
-    pack_path, size = _write_temp_pack(repo, segment, progress)
+    pack_path, size, sha256 = _write_temp_pack(repo, segment, progress)
     try:
-        _presign_push(s, pack_path, size, len(segment), [], progress, stage=True)
+        _presign_push(s, pack_path, size, sha256, len(segment), [], progress, stage=True)
         result.bytes += size
     finally:
         try:
@@ -464,11 +465,12 @@ def _send(
     if reuse is not None:
         size = os.stat(reuse).st_size
         result.bytes += size
-        return _presign_push(s, reuse, size, len(objs), updates, progress)
-    pack_path, size = _write_temp_pack(repo, objs, progress)
+        digest = _file_sha256(reuse) if s.store_origin is not None else None
+        return _presign_push(s, reuse, size, digest, len(objs), updates, progress)
+    pack_path, size, sha256 = _write_temp_pack(repo, objs, progress)
     try:
         result.bytes += size
-        return _presign_push(s, pack_path, size, len(objs), updates, progress)
+        return _presign_push(s, pack_path, size, sha256, len(objs), updates, progress)
     finally:
         try:
             os.unlink(pack_path)
@@ -476,17 +478,28 @@ def _send(
             pass
 
 
+def _file_sha256(path: str) -> bytes:
+    """A pack already on disk (no writer computed its digest): read it once more, which only
+    a hub on object storage asks for (a local one links the upload in place)."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").digest()
+
+
 def _presign_push(
     s: Session,
     pack_path: str,
     size: int,
+    sha256: bytes | None,
     count: int,
     updates: list[dict[str, Any]],
     progress: Progress,
     stage: bool = False,
 ) -> dict[str, Any]:
     """Presign, PUT the bundle, commit (``stage``: a segment, no refs); under the transport's
-    one retry budget.
+    one retry budget. ``sha256``: the bundle's digest, which a hub on object storage binds the
+    URL to (the store then refuses any other body), so it keeps the upload without a copy.
 
     A commit that failed on the hub's side (a 5xx) is retried with the same upload id (the
     hub releases its claim when its work fails, the bundle is still there); an upload the hub
@@ -496,7 +509,7 @@ def _presign_push(
     """
     tr = s.transport
     while True:
-        ticket = s.push_presign(size, count)
+        ticket = s.push_presign(size, count, sha256)
         progress.start("Uploading bundle", count, size)
         err: WireError | None = None
         on_bytes = progress.add_bytes if progress.enabled else None

@@ -156,11 +156,14 @@ class Session:
             out.update(bytes.fromhex(h) for h in resp.json()["missing"])
         return out
 
-    def push_presign(self, size: int, objects: int) -> dict[str, Any]:
+    def push_presign(self, size: int, objects: int, sha256: bytes | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {"size": size, "objects": objects}
+        if sha256 is not None:
+            doc["sha256"] = sha256.hex()
         resp = self.transport.request(
             "POST",
             self._url("push/presign"),
-            body=self._json_body({"size": size, "objects": objects}),
+            body=self._json_body(doc),
             headers={"Content-Type": JSON_TYPE},
         )
         return dict(resp.json())

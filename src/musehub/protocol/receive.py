@@ -12,6 +12,7 @@ fails, its ``deferred_deletions`` row lets the sweep delete it after a while).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -19,7 +20,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from sqlalchemy.exc import IntegrityError
 
@@ -36,7 +37,15 @@ from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
 from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
-from musehub.protocol.repostore import REPACK_AT, WORK_TTL_S, PackReader, RepoStore, pack_key
+from musehub.protocol.repostore import (
+    REPACK_AT,
+    WORK_TTL_S,
+    PackReader,
+    RepoStore,
+    bound_upload_name,
+    is_bound_upload,
+    pack_key,
+)
 
 if TYPE_CHECKING:
     from musehub.config import Settings
@@ -132,12 +141,16 @@ class Receiver:
         change after verification, but the copy cannot. Only the index is uploaded then,
         never the pack a second time. The final key has its own ledger row from before
         the copy, so a hub dying in between leaves nothing the sweep misses; any refusal
-        deletes it. Local storage links and verifies the upload in place as before.
+        deletes it. Local storage links and verifies the upload in place as before, and a
+        checksum-bound upload (its URL can only PUT these bytes) is verified and kept where
+        it lies (``_receive_bound``).
         """
         storage = self.store.storage
         if storage.local_files:
             with storage.open_read(key) as stream:
                 return self.receive(stream, updates, upload_id, local=storage.local_path(key))
+        if is_bound_upload(self.repo_id, key):
+            return self._receive_bound(key, updates, upload_id)
         # Not derived from the checksum (unknown until verified), random: unique, and a
         # name still always denotes the same bytes.
         name = f"pack-{secrets.token_hex(32)}-{secrets.token_hex(4)}"
@@ -161,6 +174,40 @@ class Receiver:
         finally:
             if self._kept != name:
                 self.store.delete_pack(self.repo_id, name)
+
+    def _receive_bound(
+        self, key: str, updates: list[RefUpdate], upload_id: str | None
+    ) -> dict[str, Any]:
+        """A checksum-bound upload (push/presign with ``sha256`` on a store that checks it):
+        its URL can only ever PUT bytes of that digest, so the key verified is the key kept,
+        the pack itself, with no copy. Read once, its digest checked at the end before any
+        ref moves; its ledger row is the pack's until the transaction cancels it. Refused or
+        not needed, it is deleted (the transaction or the caller schedules the row for the
+        URL's lifetime); when the hub itself failed it stays, for the commit's retry."""
+        name, sha256 = bound_upload_name(key)
+        self._kept = None
+        outcome = "failed"
+        try:
+            with self.store.storage.open_read(key) as raw:
+                result = self.receive(
+                    cast(BinaryIO, _DigestChecked(raw, sha256)),
+                    updates,
+                    upload_id,
+                    stored_name=name,
+                    stored_row=upload_id,
+                )
+            outcome = "done"
+            return result
+        except HubError as e:
+            if e.status < 500:
+                outcome = "refused"
+            raise
+        finally:
+            if self._kept != name:
+                if outcome == "failed":  # its index may be stored: not the upload's bytes
+                    self.store.delete_pack(self.repo_id, name, (".idx",))
+                else:
+                    self.store.delete_pack(self.repo_id, name)
 
     def receive(
         self,
@@ -366,13 +413,17 @@ class Receiver:
                 if clash is not None:
                     raise _ref_conflict(*clash)
                 kept = info if changed or self.stage else None
+                cancelled: list[str] = []
                 if kept is not None:  # the pack is part of the repository now
                     # The exact size, under the owner's lock: the last word on quotas.
                     quota.check(s, self.store.settings, self.repo_id, kept.bytes, lock=True)
                     dbops.insert_pack(s, self.repo_id, kept)
                     for row_id in storing:
                         dbops.set_deferred_state(s, row_id, CANCELLED)
-                if upload_id is not None:  # a still-valid URL could PUT it again until then
+                    cancelled = storing
+                if upload_id is not None and upload_id not in cancelled:
+                    # A still-valid URL could PUT it again until then (a bound upload
+                    # kept as the pack is cancelled above instead).
                     dbops.set_deferred_state(s, upload_id, SCHEDULED)
                 if self._fence is not None:
                     dbops.set_deferred_state(s, self._fence, DELETED)
@@ -552,3 +603,26 @@ class _Upload:
         self.join()
         if self._error is not None:
             raise self._error
+
+
+class _DigestChecked:
+    """An upload read through to its end, refused there (before any ref moves) unless its
+    SHA-256 is the one its URL was bound to: a store that checked it held to it."""
+
+    def __init__(self, raw: BinaryIO, sha256: bytes) -> None:
+        self._raw = raw
+        self._want = sha256
+        self._hash = hashlib.sha256()
+        self._checked = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._hash.update(data)
+        elif not self._checked:
+            self._checked = True
+            if self._hash.digest() != self._want:
+                raise HubError(
+                    400, "bad_pack", "the upload does not match the checksum it was presigned for"
+                )
+        return data

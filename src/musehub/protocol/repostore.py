@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -58,6 +59,23 @@ def pack_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
 
 def upload_key(repo_id: int, upload_id: str) -> str:
     return f"repos/{repo_id}/uploads/{upload_id}.pack"
+
+
+def bound_upload_key(repo_id: int, sha256: bytes) -> str:
+    """Where a checksum-bound presigned upload goes: straight to a pack key of its own, named
+    after the digest the store holds the URL to (``pack-{sha256}-{random}``), so the verified
+    upload is kept as the pack with no copy (receive.Receiver.receive_upload)."""
+    return pack_key(repo_id, f"pack-{sha256.hex()}-{secrets.token_hex(4)}")
+
+
+def is_bound_upload(repo_id: int, key: str) -> bool:
+    return key.startswith(pack_key(repo_id, "", ""))
+
+
+def bound_upload_name(key: str) -> tuple[str, bytes]:
+    """The pack name of a bound upload's key, and the digest it is bound to."""
+    name = key.rsplit("/", 1)[1].removesuffix(".pack")
+    return name, bytes.fromhex(name.split("-")[1])
 
 
 def bundle_key(repo_id: int, name: str, suffix: str = ".pack") -> str:
@@ -345,11 +363,13 @@ class RepoStore:
         """
         self.storage.put_immutable(key, str(path))
 
-    def delete_pack(self, repo_id: int, name: str) -> None:
+    def delete_pack(
+        self, repo_id: int, name: str, suffixes: tuple[str, ...] = (".pack", ".idx")
+    ) -> None:
         """Delete a stored pack no row names (a refused push's, a lost swap's); its ledger
-        row is done then (else the sweep retries)."""
+        row is done then (else the sweep retries). ``suffixes=(".idx",)``: only its index."""
         ok = True
-        for suffix in (".pack", ".idx"):
+        for suffix in suffixes:
             try:
                 self.storage.delete(pack_key(repo_id, name, suffix))
             except Exception:  # noqa: BLE001 - best effort; the sweep retries

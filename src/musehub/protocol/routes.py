@@ -40,8 +40,16 @@ from musehub.protocol import dbops
 from musehub.protocol.body import AsyncBodyReader, BodyTooLarge, BodyTruncated
 from musehub.protocol.receive import Receiver
 from musehub.protocol.records import AWAITING_UPLOAD, DELETED, VERIFYING
-from musehub.protocol.repostore import WORK_TTL_S, RepoStore, iter_file, upload_key
+from musehub.protocol.repostore import (
+    WORK_TTL_S,
+    RepoStore,
+    bound_upload_key,
+    is_bound_upload,
+    iter_file,
+    upload_key,
+)
 from musehub.protocol.serve import PresignAnswer, Server, StreamAnswer, stream_pack
+from musehub.storage import NotFound
 
 if TYPE_CHECKING:
     from musehub.state import HubState
@@ -231,19 +239,24 @@ class Protocol:
         doc = await read_json(request)
         size = field(doc, "size", int)
         field(doc, "objects", int, 0)
+        sha256 = _digest(field(doc, "sha256", str, None))
         max_pack = self.limits.max_pack_bytes
         if size < 0:
             raise HubError(400, "bad_request", "size must not be negative")
         if size > max_pack:
             raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
         upload_id = secrets.token_hex(16)
-        key = upload_key(repo.id, upload_id)
         expires = time.time() + UPLOAD_TTL_S
 
         def work() -> tuple[str, dict[str, str]]:
             with self.db.session(readonly=True) as s:
                 quota.check(s, self.settings, repo.id, size)  # as the client says; again later
             self.sweep()
+            key = upload_key(repo.id, upload_id)
+            if sha256 is None or not self.storage.binds_checksums():
+                sha = None
+            else:  # the URL can only ever PUT these bytes: the upload becomes the pack
+                sha, key = sha256, bound_upload_key(repo.id, sha256)
             with self.db.session() as s:
                 dbops.defer_deletion(
                     s,
@@ -254,7 +267,7 @@ class Protocol:
                     expires + COMMIT_GRACE_S,
                     AWAITING_UPLOAD,
                 )
-            url, headers = self.storage.presign_put(key, UPLOAD_TTL_S, size)
+            url, headers = self.storage.presign_put(key, UPLOAD_TTL_S, size, sha)
             return url, dict(headers or {})
 
         url, headers = await run_in_threadpool(work)
@@ -310,10 +323,11 @@ class Protocol:
             raise HubError(404, "upload_not_found", f"upload {upload_id!r} is already committed")
         ok = refused = False
         try:
-            if not storage.exists(key):
-                raise HubError(400, "bad_pack", "nothing was uploaded")
+            try:
+                size = storage.size(key)
+            except NotFound:
+                raise HubError(400, "bad_pack", "nothing was uploaded") from None
             max_pack = self.limits.max_pack_bytes
-            size = storage.size(key)
             if size > max_pack:
                 raise HubError(413, "payload_too_large", f"pack larger than {max_pack} bytes")
             with self.db.session(readonly=True) as s:
@@ -327,7 +341,9 @@ class Protocol:
             refused = e.status < 500
             raise
         finally:
-            if ok or refused:
+            if ok and is_bound_upload(repo_id, key):
+                pass  # the upload is the pack now, or was dropped with its ledger row scheduled
+            elif ok or refused:
                 self._drop_upload(upload_id, key, ok)
             else:
                 self._release_upload(upload_id, delete_after)
@@ -408,6 +424,16 @@ def _ids(values: list[Any], what: str) -> list[bytes]:
         except ValueError:
             raise HubError(400, "invalid_id", f"{what}: not an object id: {v!r}") from None
     return out
+
+
+def _digest(value: str | None) -> bytes | None:
+    """The optional ``sha256`` of push/presign: 64 hex digits."""
+    if value is None:
+        return None
+    try:
+        return from_hex(value)
+    except ValueError:
+        raise HubError(400, "bad_request", "sha256 must be 64 hex digits") from None
 
 
 def routes(state: HubState) -> list[Route]:

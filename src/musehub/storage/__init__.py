@@ -129,12 +129,20 @@ class Storage(ABC):
     def size(self, key: str) -> int:
         """The object's size in bytes; raises NotFound."""
 
+    def binds_checksums(self) -> bool:
+        """Whether :meth:`presign_put` with ``sha256`` makes a URL that can only ever PUT a
+        body of that SHA-256 (the store checks the signed checksum header). Then the upload
+        key holds the same bytes after verification as during it, whatever the client does
+        with the URL, and the hub may keep the upload as the pack instead of copying it."""
+        return False
+
     @abstractmethod
     def presign_put(
-        self, key: str, expires_s: int, size: int | None = None
+        self, key: str, expires_s: int, size: int | None = None, sha256: bytes | None = None
     ) -> tuple[str, dict[str, str]]:
         """A URL (and the headers to send with it) that lets anyone PUT this one key; with
-        ``size``, a backend that can binds the URL to a body of exactly that many bytes."""
+        ``size``, a backend that can binds the URL to a body of exactly that many bytes, with
+        ``sha256`` (a digest) when :meth:`binds_checksums`, to a body of that checksum."""
 
     @abstractmethod
     def presign_get(self, key: str, expires_s: int) -> str:

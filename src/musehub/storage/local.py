@@ -158,8 +158,10 @@ class LocalStorage(Storage):
         return st.st_size
 
     def presign_put(
-        self, key: str, expires_s: int, size: int | None = None
+        self, key: str, expires_s: int, size: int | None = None, sha256: bytes | None = None
     ) -> tuple[str, dict[str, str]]:
+        # sha256 is not bound: uploads are linked and verified in place (never copied), so
+        # nothing would be saved by it (binds_checksums is False).
         check_key(key)
         return sign_url(self.public_url, self.secret_key, "PUT", key, expires_s, size), {}
 

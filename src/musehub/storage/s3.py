@@ -7,7 +7,11 @@ stream. The bucket is created on first use when it does not exist.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
 import os
+import secrets
 import tempfile
 import threading
 from typing import Any, BinaryIO, cast
@@ -26,6 +30,10 @@ TRANSFER = TransferConfig(
 )
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 HEALTH_TIMEOUT_S = 2
+#: Outside ``repos/`` (the sweep's domain): the key the checksum probe tries to write.
+PROBE_PREFIX = "probe/"
+
+log = logging.getLogger("musehub.storage")
 
 
 def _code(e: ClientError) -> str:
@@ -75,6 +83,8 @@ class S3Storage(Storage):
         #: Signs presigned URLs (no request is sent through it).
         self.signer: Any = client(public_endpoint_url) if public_endpoint_url else self.client
         self._origin: str | None = None  # of presigned URLs (presign_origin)
+        self._binds: bool | None = None  # binds_checksums, once probed
+        self._probe_lock = threading.Lock()
         self._create_bucket = create_bucket
         self._bucket_ready = False
         self._lock = threading.Lock()
@@ -187,23 +197,57 @@ class S3Storage(Storage):
     def size(self, key: str) -> int:
         return int(self._call(key, self.client.head_object)["ContentLength"])
 
+    def binds_checksums(self) -> bool:
+        """Probed once: a PUT whose ``x-amz-checksum-sha256`` does not match its body must be
+        refused (AWS, MinIO and SeaweedFS answer 400 BadDigest). A store that takes it would
+        let a client replace an upload after the hub verified it, so then uploads are copied
+        before they are verified, as without a checksum."""
+        if self._binds is None:
+            with self._probe_lock:
+                if self._binds is None:
+                    self._binds = self._probe_checksums()
+                    log.info("S3 store checks upload checksums: %s", self._binds)
+        return self._binds
+
+    def _probe_checksums(self) -> bool:
+        self._ensure_bucket()
+        key = f"{PROBE_PREFIX}checksum-{secrets.token_hex(8)}"
+        claimed = base64.b64encode(hashlib.sha256(b"claimed").digest()).decode()
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=b"another body", ChecksumSHA256=claimed
+            )
+        except ClientError as e:
+            return _code(e) in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidRequest")
+        except BotoCoreError:
+            return False
+        self.delete(key)  # taken: this store does not check
+        return False
+
     def presign_put(
-        self, key: str, expires_s: int, size: int | None = None
+        self, key: str, expires_s: int, size: int | None = None, sha256: bytes | None = None
     ) -> tuple[str, dict[str, str]]:
         # With a size, Content-Length is one of the signed headers: the store refuses any
-        # other body size (403 SignatureDoesNotMatch), as the local backend's URLs do.
+        # other body size (403 SignatureDoesNotMatch), as the local backend's URLs do. With
+        # a checksum, x-amz-checksum-sha256 is signed too: the client must send it, and the
+        # store refuses a body of another digest (400 BadDigest).
         check_key(key)
         self._ensure_bucket()
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        headers: dict[str, str] = {}
         if size is not None:
             params["ContentLength"] = size
+        if sha256 is not None:
+            params["ChecksumSHA256"] = headers["x-amz-checksum-sha256"] = base64.b64encode(
+                sha256
+            ).decode()
         url = self.signer.generate_presigned_url(
             "put_object",
             Params=params,
             ExpiresIn=int(expires_s),
             HttpMethod="PUT",
         )
-        return str(url), {}
+        return str(url), headers
 
     def presign_origin(self) -> str | None:
         if self._origin is None:  # signing is local: no request to the store

@@ -253,6 +253,9 @@ class PackWriter:
         self.on_block = on_block
         self.objects = 0
         self.bytes_written = 0
+        #: SHA-256 of the whole pack, trailer included, once finished: what an object store
+        #: checks a checksum-bound upload against (docs/wire.md §3), at no second pass.
+        self.file_sha256: bytes | None = None
         self._hash = hashlib.sha256()
         self._seen: set[bytes] = set()
         self._finished = False
@@ -380,6 +383,8 @@ class PackWriter:
         self._emit(bytes([END_TAG]) + self.objects.to_bytes(8, "big"))
         digest = self._hash.digest()
         self.out.write(digest)
+        self._hash.update(digest)
+        self.file_sha256 = self._hash.digest()
         self.bytes_written += len(digest)
         self._finished = True
         return digest

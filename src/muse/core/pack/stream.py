@@ -89,8 +89,20 @@ def write_pack_of(
     on_object: Callable[[], object] | None = None,
 ) -> int:
     """Write the pack of ``objects`` to ``out``; returns its size in bytes."""
+    return write_pack_file(out, reader, objects, on_object)[0]
+
+
+def write_pack_file(
+    out: BinaryIO,
+    reader: ObjectReader,
+    objects: Iterable[tuple[int, bytes]],
+    on_object: Callable[[], object] | None = None,
+) -> tuple[int, bytes]:
+    """Write the pack of ``objects`` to ``out``; returns its size and the SHA-256 of all its
+    bytes (a presigned upload is bound to it)."""
     writer = PackWriter(out)
     for _ in _add_all(writer, reader, objects, on_object):
         pass
     writer.finish()
-    return writer.bytes_written
+    assert writer.file_sha256 is not None
+    return writer.bytes_written, writer.file_sha256
