@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import os
 import re
 import time
 
 import pytest
-from proto_util import History, HubClient, request, update
+from proto_util import History, HubClient, push_body, request, update
 
 MAIN = "refs/heads/main"
 
@@ -230,3 +231,85 @@ def test_a_bound_upload_whose_bytes_differ_is_refused(pair, seaweedfs) -> None: 
     assert "checksum" in r.json()["message"]
     assert a.refs().json()["refs"] == {}
     assert not [k for k in _keys(seaweedfs, one.bucket) if "/packs/" in k]
+
+
+def _multiparts(seaweedfs, bucket: str) -> list[str]:  # type: ignore[no-untyped-def]
+    ups = seaweedfs.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return [u["Key"] for u in ups]
+
+
+def test_a_stream_push_is_stored_while_it_arrives(pair, seaweedfs) -> None:  # type: ignore[no-untyped-def]
+    """A stream push of more than one part goes to storage as a multipart upload while it is
+    decoded (protocol.streamstore): kept whole and byte for byte, served by a hub with a cold
+    cache; a refused one leaves neither an object nor parts."""
+    one, two = pair
+    tok = one.create_user("ivy")
+    one.create_repo("ivy", "s")
+    a = HubClient(one.url, "ivy", "s", tok)
+    h = History()
+    c1 = h.commit({f"stem{i}.wav": os.urandom(1 << 20) for i in range(20)})  # ~20 MiB raw
+    pack = h.pack_of(h.reachable(c1))
+    assert len(pack) > 2 * (8 << 20)
+    # refused after the whole body arrived (and its parts were sent): a stale update
+    c0 = h.commit({"x": b"x"})
+    r = a.push_stream([update(MAIN, c0, c1)], pack)
+    assert (r.status, r.error) == (409, "stale_ref"), r.body
+    assert not [k for k in _keys(seaweedfs, one.bucket) if "/packs/" in k]
+    assert _multiparts(seaweedfs, one.bucket) == []
+    # cut off after two parts' worth: the hub aborts what it sent
+    body = push_body([update(MAIN, None, c1)], pack)
+    conn = http.client.HTTPConnection("127.0.0.1", one.port, timeout=30)
+    conn.putrequest("POST", "/ivy/s/push/stream")
+    conn.putheader("Content-Type", "application/x-muse-push")
+    conn.putheader("Authorization", f"Bearer {tok}")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    conn.send(body[: 18 << 20])
+    conn.close()
+    deadline = time.time() + 20
+    while _multiparts(seaweedfs, one.bucket) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _multiparts(seaweedfs, one.bucket) == []
+    assert not [k for k in _keys(seaweedfs, one.bucket) if "/packs/" in k]
+    r = a.push_stream([update(MAIN, None, c1)], pack)
+    assert r.status == 200, r.body
+    packs = sorted(k for k in _keys(seaweedfs, one.bucket) if "/packs/" in k)
+    assert [k.rsplit(".", 1)[1] for k in packs] == ["idx", "pack"], packs
+    # named before its checksum was known (a finished file's name starts with it)
+    assert not packs[1].split("/")[-1].startswith(f"pack-{pack[-32:].hex()}"), packs
+    assert seaweedfs.client().get_object(Bucket=one.bucket, Key=packs[1])["Body"].read() == pack
+    assert _multiparts(seaweedfs, one.bucket) == []
+    b = HubClient(two.url, "ivy", "s", tok)
+    resp, objs = b.fetch([c1], [], "stream")
+    assert resp.status == 200, resp.body
+    assert set(objs) == h.reachable(c1)
+    assert not one.unhandled_errors() and not two.unhandled_errors()
+
+
+def test_the_sweep_aborts_the_parts_a_dead_push_left(tmp_path, seaweedfs, postgres) -> None:  # type: ignore[no-untyped-def]
+    from fixtures import start_hub
+
+    bucket = seaweedfs.new_bucket()
+    s3 = seaweedfs.client()
+    s3.create_bucket(Bucket=bucket)
+    key = "repos/1/packs/pack-dead.pack"
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=1, Body=os.urandom(1000))
+    assert _multiparts(seaweedfs, bucket) == [key]
+    env = {"MUSEHUB_SWEEP_INTERVAL_S": "1", "MUSEHUB_SWEEP_GRACE_S": "1"}
+    time.sleep(1.1)
+    hub = start_hub(
+        tmp_path,
+        storage="s3",
+        s3=seaweedfs,
+        bucket=bucket,
+        database=postgres.new_database(),
+        env=env,
+    )
+    try:
+        deadline = time.time() + 20
+        while _multiparts(seaweedfs, bucket) and time.time() < deadline:
+            time.sleep(0.2)
+        assert _multiparts(seaweedfs, bucket) == []
+    finally:
+        hub.stop()

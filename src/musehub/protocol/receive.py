@@ -19,6 +19,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -46,6 +47,7 @@ from musehub.protocol.repostore import (
     is_bound_upload,
     pack_key,
 )
+from musehub.protocol.streamstore import StreamingStore
 
 if TYPE_CHECKING:
     from musehub.config import Settings
@@ -155,13 +157,7 @@ class Receiver:
         # name still always denotes the same bytes.
         name = f"pack-{secrets.token_hex(32)}-{secrets.token_hex(4)}"
         final = pack_key(self.repo_id, name)
-        work_id = secrets.token_hex(16)
-        t0 = time.perf_counter()
-        with self.store.db.session() as s:
-            dbops.defer_deletion(
-                s, work_id, self.repo_id, self.user_id, final, time.time() + WORK_TTL_S, STORING
-            )
-        self.times["prepare"] = time.perf_counter() - t0
+        work_id = self._storing_row(final)
         self._kept = None
         try:
             t0 = time.perf_counter()
@@ -227,11 +223,20 @@ class Receiver:
         file ``stream`` reads, in a storage that never writes a file in place (it may be
         linked into quarantine and verified there instead of copied).
         """
+        tee: StreamingStore | None = None
+        if stored_name is None and local is None and not self.store.storage.local_files:
+            tee = StreamingStore(self.store, self.repo_id, stream, self._storing_row)
+            stream = cast(BinaryIO, tee)
         qdir = self.store.quarantine_dir()
         try:
             pack, conn = self._quarantine(stream, local, qdir)
-            return self._accept(pack, conn, updates, upload_id, stored_name, stored_row)
+            finish = None
+            if tee is not None and tee.started:  # stored while it arrived: finish it
+                stored_name, stored_row, finish = tee.name, tee.row, tee.finish
+            return self._accept(pack, conn, updates, upload_id, stored_name, stored_row, finish)
         finally:
+            if tee is not None and self._kept != tee.name:
+                tee.discard()
             try:
                 os.rmdir(qdir)  # accepted: the pack moved to the cache, nothing is left
             except OSError:
@@ -285,11 +290,13 @@ class Receiver:
         upload_id: str | None,
         stored_name: str | None = None,
         stored_row: str | None = None,
+        finish: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """The phases after quarantine: storing overlaps verifying (a refusal undoes it),
-        then the ref transaction, then the pack joins the local cache."""
+        then the ref transaction, then the pack joins the local cache. ``finish``: what
+        makes the stored pack whole (a multipart upload's end), run before its index goes."""
         received = (pack.count, os.path.getsize(pack.path))
-        upload, storing = self._start_publish(pack, stored_name, stored_row)
+        upload, storing = self._start_publish(pack, stored_name, stored_row, finish)
         kept: PackInfo | None = None
         try:
             info = self._check(pack, conn, updates)
@@ -313,7 +320,11 @@ class Receiver:
 
     # ------------------------------------------------------------ phase 2: publish
     def _start_publish(
-        self, pack: PackFile, stored_name: str | None, stored_row: str | None
+        self,
+        pack: PackFile,
+        stored_name: str | None,
+        stored_row: str | None,
+        finish: Callable[[], None] | None = None,
     ) -> tuple[_Upload | None, list[str]]:
         """Start storing the pack while it is verified, which hides the upload's time.
 
@@ -327,24 +338,24 @@ class Receiver:
             return None, storing
         pack_path = Path(pack.path)
         if stored_name is not None:
-            return _Upload(self.store, self.repo_id, stored_name, pack_path, True), storing
+            up = _Upload(self.store, self.repo_id, stored_name, pack_path, True, finish)
+            return up, storing
         checksum = pack_path.stem.removeprefix("pack-")
         name = f"pack-{checksum}-{secrets.token_hex(4)}"
+        storing.append(self._storing_row(pack_key(self.repo_id, name)))
+        return _Upload(self.store, self.repo_id, name, pack_path), storing
+
+    def _storing_row(self, key: str) -> str:
+        """The ledger row of a pack about to be stored, committed before its first byte is:
+        a crash mid-upload leaves a key the sweep finds (and fences gc, protocol.gc)."""
         work_id = secrets.token_hex(16)
         t0 = time.perf_counter()
         with self.store.db.session() as s:
             dbops.defer_deletion(
-                s,
-                work_id,
-                self.repo_id,
-                self.user_id,
-                pack_key(self.repo_id, name),
-                time.time() + WORK_TTL_S,
-                STORING,
+                s, work_id, self.repo_id, self.user_id, key, time.time() + WORK_TTL_S, STORING
             )
         self.times["prepare"] = time.perf_counter() - t0
-        storing.append(work_id)
-        return _Upload(self.store, self.repo_id, name, pack_path), storing
+        return work_id
 
     def _start_fence(self) -> None:
         """A push that brings no objects still reads the repository's packs (its closure and
@@ -570,10 +581,17 @@ class _Upload:
     """Copy a verified-or-being-verified pack (+ idx) to storage on a helper thread."""
 
     def __init__(
-        self, store: RepoStore, repo_id: int, name: str, path: Path, index_only: bool = False
+        self,
+        store: RepoStore,
+        repo_id: int,
+        name: str,
+        path: Path,
+        index_only: bool = False,
+        before: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.index_only = index_only
+        self.before = before  # run first on the thread (finishing a pack stored already)
         self.seconds = 0.0
         self._error: BaseException | None = None
         self._t: threading.Thread | None = None
@@ -587,6 +605,8 @@ class _Upload:
     def _run(self, store: RepoStore, repo_id: int, path: Path) -> None:
         t0 = time.perf_counter()
         try:
+            if self.before is not None:
+                self.before()
             if self.index_only:
                 store.put_immutable(pack_key(repo_id, self.name, ".idx"), path.with_suffix(".idx"))
             else:

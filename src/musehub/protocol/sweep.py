@@ -12,7 +12,8 @@ seconds (``musehub.config``). It removes only what is older than ``sweep_grace_s
   the ledger's due deletions (``deferred_deletions``; rows older than the grace count as due
   whatever their own deadline), then every storage key under ``repos/`` that neither a
   ``packs`` row nor a pending ledger row names (a deleted repository's objects, a bundle
-  whose row is gone).
+  whose row is gone), and multipart uploads under ``repos/`` begun before the grace (the
+  parts of a stream push whose hub died, which no listing shows).
 
 Listings are taken before the database is read, so a pack stored and recorded meanwhile is
 never taken for garbage (its ledger row is written before its key, its packs row before it
@@ -125,6 +126,8 @@ class Sweeper:
             if not dbops.take_lease(s, LEASE, self.holder, time.time(), ttl):
                 return 0  # another process swept within this interval
         n = self.store.sweep(grace_s=self.grace)
+        # a push's parts sent while it arrived (protocol.streamstore), its hub gone since
+        n += self.store.storage.abort_stale_multiparts("repos/", self.grace)
         return n + self._orphan_keys()
 
     def _orphan_keys(self) -> int:

@@ -58,6 +58,22 @@ def check_key(key: str) -> str:
     return key
 
 
+class Multipart(ABC):
+    """One multipart upload: parts numbered from 1 (each but the last at least 5 MiB on S3),
+    which become the object only at :meth:`complete`. Parts may be sent from several threads."""
+
+    @abstractmethod
+    def upload_part(self, number: int, data: bytes) -> None: ...
+
+    @abstractmethod
+    def complete(self) -> None:
+        """The parts sent, in number order, become the object at the key."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop the parts; the key is left as it was. Never raises."""
+
+
 class Storage(ABC):
     """The operations the hub needs from object storage, and what the backend can do.
 
@@ -117,6 +133,16 @@ class Storage(ABC):
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+
+    def start_multipart(self, key: str) -> Multipart | None:
+        """A multipart upload to ``key`` (parts sent while the rest is still being read), or
+        None where storing a finished file is as cheap (the local backend links it)."""
+        return None
+
+    def abort_stale_multiparts(self, prefix: str, older_than_s: float) -> int:
+        """Abort multipart uploads under ``prefix`` begun more than ``older_than_s`` ago (a
+        hub that died mid-push leaves their parts, which no key lists); returns how many."""
+        return 0
 
     @abstractmethod
     def delete(self, key: str) -> None:

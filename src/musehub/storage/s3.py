@@ -14,6 +14,7 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
@@ -22,7 +23,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from musehub.storage import NotFound, Storage, StorageUnavailable, check_key
+from musehub.storage import Multipart, NotFound, Storage, StorageUnavailable, check_key
 
 MiB = 1 << 20
 TRANSFER = TransferConfig(
@@ -181,6 +182,27 @@ class S3Storage(Storage):
         except BotoCoreError as e:
             raise StorageUnavailable(f"S3 copy {src_key} -> {dst_key}: {e}") from None
 
+    def start_multipart(self, key: str) -> Multipart:
+        upload_id = self._call(key, self.client.create_multipart_upload)["UploadId"]
+        return _S3Multipart(self, key, str(upload_id))
+
+    def abort_stale_multiparts(self, prefix: str, older_than_s: float) -> int:
+        self._ensure_bucket()
+        now = time.time()
+        n = 0
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for up in page.get("Uploads", []):
+                    if now - up["Initiated"].timestamp() > older_than_s:
+                        _S3Multipart(self, up["Key"], up["UploadId"]).abort()
+                        n += 1
+        except (ClientError, BotoCoreError) as e:
+            raise StorageUnavailable(f"S3 list multipart uploads {prefix}: {e}") from None
+        return n
+
     def delete(self, key: str) -> None:
         try:
             self._call(key, self.client.delete_object)
@@ -303,6 +325,44 @@ class S3Storage(Storage):
             self.probe.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as e:
             raise StorageUnavailable(f"S3 endpoint {self.endpoint_url}: {e}") from None
+
+
+class _S3Multipart(Multipart):
+    """CreateMultipartUpload's upload: UploadPart from any thread, then Complete or Abort."""
+
+    def __init__(self, storage: S3Storage, key: str, upload_id: str) -> None:
+        self._s = storage
+        self.key = key
+        self.upload_id = upload_id
+        self._etags: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def upload_part(self, number: int, data: bytes) -> None:
+        resp = self._s._call(
+            self.key,
+            self._s.client.upload_part,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        with self._lock:
+            self._etags[number] = str(resp["ETag"])
+
+    def complete(self) -> None:
+        with self._lock:
+            parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self._etags.items())]
+        self._s._call(
+            self.key,
+            self._s.client.complete_multipart_upload,
+            UploadId=self.upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+
+    def abort(self) -> None:
+        try:
+            self._s._call(self.key, self._s.client.abort_multipart_upload, UploadId=self.upload_id)
+        except Exception:  # noqa: BLE001 - the sweep aborts what is left (abort_stale_multiparts)
+            log.warning("could not abort the multipart upload of %s", self.key)
 
 
 class _Body:
