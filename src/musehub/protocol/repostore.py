@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -353,9 +354,18 @@ class RepoStore:
 
     # -------------------------------------------------------------------------- storage
     def upload_pack(self, repo_id: int, name: str, pack_path: Path) -> None:
-        """Index first: a visible .pack key always has its .idx beside it."""
-        self.put_immutable(pack_key(repo_id, name, ".idx"), pack_path.with_suffix(".idx"))
-        self.put_immutable(pack_key(repo_id, name), pack_path)
+        """The pack and its index. On object storage the two PUTs go side by side (each is
+        a request's latency; nothing reads a stored pack before its packs row, written once
+        both are done); local storage links the two files."""
+        idx_key, idx_path = pack_key(repo_id, name, ".idx"), pack_path.with_suffix(".idx")
+        if self.storage.local_files:
+            self.put_immutable(idx_key, idx_path)
+            self.put_immutable(pack_key(repo_id, name), pack_path)
+            return
+        with ThreadPoolExecutor(1) as pool:
+            index = pool.submit(self.put_immutable, idx_key, idx_path)
+            self.put_immutable(pack_key(repo_id, name), pack_path)
+            index.result()
 
     def put_immutable(self, key: str, path: Path) -> None:
         """Store a finished file (packs are never modified in place): the quarantine copy,
