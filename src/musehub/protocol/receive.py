@@ -591,7 +591,7 @@ class _Upload:
     ) -> None:
         self.name = name
         self.index_only = index_only
-        self.before = before  # run first on the thread (finishing a pack stored already)
+        self.before = before  # finishes a pack stored already (beside its index PUT)
         self.seconds = 0.0
         self._error: BaseException | None = None
         self._t: threading.Thread | None = None
@@ -605,10 +605,8 @@ class _Upload:
     def _run(self, store: RepoStore, repo_id: int, path: Path) -> None:
         t0 = time.perf_counter()
         try:
-            if self.before is not None:
-                self.before()
-            if self.index_only:
-                store.put_immutable(pack_key(repo_id, self.name, ".idx"), path.with_suffix(".idx"))
+            if self.index_only:  # the pack is stored (or being finished: before)
+                store.upload_pack(repo_id, self.name, path, self.before or _stored)
             else:
                 store.upload_pack(repo_id, self.name, path)
         except BaseException as e:  # noqa: BLE001 - re-raised by wait()
@@ -623,6 +621,10 @@ class _Upload:
         self.join()
         if self._error is not None:
             raise self._error
+
+
+def _stored() -> None:
+    """Storing a pack that is stored already."""
 
 
 class _DigestChecked:

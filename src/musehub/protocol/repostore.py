@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -353,18 +353,27 @@ class RepoStore:
             dbops.defer_deletion(s, secrets.token_hex(16), repo_id, user_id, key, after, SCHEDULED)
 
     # -------------------------------------------------------------------------- storage
-    def upload_pack(self, repo_id: int, name: str, pack_path: Path) -> None:
-        """The pack and its index. On object storage the two PUTs go side by side (each is
-        a request's latency; nothing reads a stored pack before its packs row, written once
-        both are done); local storage links the two files."""
+    def upload_pack(
+        self,
+        repo_id: int,
+        name: str,
+        pack_path: Path,
+        store_pack: Callable[[], None] | None = None,
+    ) -> None:
+        """The pack and its index. On object storage the two go side by side (each is a
+        request's latency; nothing reads a stored pack before its packs row, written once
+        both are done); local storage links the two files. ``store_pack``: what stores the
+        pack instead of a PUT of ``pack_path`` (a multipart upload's completion, say)."""
         idx_key, idx_path = pack_key(repo_id, name, ".idx"), pack_path.with_suffix(".idx")
+        if store_pack is None:
+            store_pack = lambda: self.put_immutable(pack_key(repo_id, name), pack_path)  # noqa: E731
         if self.storage.local_files:
             self.put_immutable(idx_key, idx_path)
-            self.put_immutable(pack_key(repo_id, name), pack_path)
+            store_pack()
             return
         with ThreadPoolExecutor(1) as pool:
             index = pool.submit(self.put_immutable, idx_key, idx_path)
-            self.put_immutable(pack_key(repo_id, name), pack_path)
+            store_pack()
             index.result()
 
     def put_immutable(self, key: str, path: Path) -> None:
