@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a Python with giftless installed: compare with git-lfs (Debian package git-lfs) "
         "against a giftless LFS server (pip install giftless flask flask-classful "
         "flask-marshmallow webargs figcan python-dateutil python-dotenv pyyaml 'pyjwt<2.10' "
-        "cachetools requests)",
+        "cachetools requests typing_extensions)",
     )
     args = ap.parse_args(argv)
     size = args.size_mib * MiB

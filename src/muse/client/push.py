@@ -388,14 +388,19 @@ def _stage_presigned(
     progress: Progress,
     result: PushResult,
 ) -> None:
-    """The segments as presigned bundles, each written while the one before it is uploaded
-    and committed: writing a pack is reading, hashing and file writes, which release the
-    GIL, so on two cores it hides behind the transfer and the hub's checks (measured here:
-    a 512 MiB push to a local hub, p50 of 4, 3.2 s -> 2.46 s)."""
+    """The segments as presigned bundles, in a pipeline of three: segment k+1's pack is
+    written while segment k is uploaded and segment k-1 committed (the hub's checks, on a
+    second connection). Writing a pack is reads, SHA-256 and file writes, which release the
+    GIL, and the other two wait on the network: on two cores they overlap (measured here, a
+    512 MiB push to a local hub, p50 of 4: 3.2 s one after the other, 2.46 s with the pack
+    written ahead; see docs/benchmarks.md "Big files" for the commit on its own connection).
+    At most three temporary packs exist at once; a failure anywhere stops all three and
+    leaves none."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     s.open_store()
-    quiet = Progress(quiet=True)  # one line per upload; the packing runs behind it
+    quiet = Progress(quiet=True)  # one line per upload; packing and commits run behind it
+    committer = _SegmentCommitter(s)
     with ThreadPoolExecutor(1, thread_name_prefix="segment") as pool:
         ahead: Future[tuple[str, int, bytes]] | None = pool.submit(
             _write_temp_pack, repo, segments[0], quiet
@@ -408,18 +413,99 @@ def _stage_presigned(
                 if i + 1 < len(segments):
                     ahead = pool.submit(_write_temp_pack, repo, segments[i + 1], quiet)
                 try:
-                    _presign_push(
-                        s, pack_path, size, sha256, len(segment), [], progress, stage=True
+                    committer.raise_failure()  # the commit before failed: stop now
+                    ticket = _presign_push(
+                        s, pack_path, size, sha256, len(segment), [], progress, commit=False
                     )
-                    result.bytes += size
-                finally:
+                except BaseException:
                     _unlink(pack_path)
+                    raise
+                committer.add(ticket, pack_path, size, sha256, len(segment))
+                result.bytes += size
+            committer.finish()
         finally:
+            committer.close()
             if ahead is not None:  # stopped early: the pack written ahead goes too
                 try:
                     _unlink(ahead.result()[0])
                 except Exception:  # noqa: BLE001 - its writer failed: nothing was left
                     pass
+
+
+class _SegmentCommitter:
+    """Commits uploaded segments, one at a time in order, on a thread with its own session
+    (connection) to the hub, so the next segment's upload need not wait for the hub's
+    checks of this one. Owns each segment's temporary pack from :meth:`add` on (a commit
+    whose upload was lost uploads it again) and removes it when done; the first failure is
+    kept and raised by :meth:`raise_failure` / :meth:`finish`."""
+
+    def __init__(self, s: Session) -> None:
+        import queue
+        import threading
+
+        self._s = s
+        self._session: Session | None = None
+        self._queue: queue.Queue[tuple[dict[str, Any], str, int, bytes, int] | None]
+        self._queue = queue.Queue(maxsize=1)  # one waiting beside the one being committed
+        self._failure: BaseException | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="segment-commit", daemon=True)
+        self._thread.start()
+
+    def add(self, ticket: dict[str, Any], pack_path: str, size: int, sha: bytes, n: int) -> None:
+        self._queue.put((ticket, pack_path, size, sha, n))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            ticket, pack_path, size, sha256, count = item
+            try:
+                if self._failure is None and not self._stopping:
+                    if self._session is None:
+                        s = self._s
+                        self._session = Session(
+                            s.url.repo_url,
+                            write=True,
+                            token=s.token,
+                            connection=s.transport.connection,
+                        )
+                        self._session.store_origin = s.store_origin
+                    _presign_push(
+                        self._session,
+                        pack_path,
+                        size,
+                        sha256,
+                        count,
+                        [],
+                        Progress(quiet=True),
+                        stage=True,
+                        uploaded=ticket,
+                    )
+            except BaseException as e:  # noqa: BLE001 - raised on the pushing thread
+                self._failure = e
+            finally:
+                _unlink(pack_path)
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def finish(self) -> None:
+        """Wait for every commit; raise the first failure."""
+        self._queue.put(None)
+        self._thread.join()
+        self.raise_failure()
+
+    def close(self) -> None:
+        """Stop (what is queued is dropped, its pack removed) and close the session."""
+        self._stopping = True
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._session is not None:
+            self._session.close()
 
 
 def _unlink(path: str) -> None:
@@ -534,10 +620,14 @@ def _presign_push(
     updates: list[dict[str, Any]],
     progress: Progress,
     stage: bool = False,
+    commit: bool = True,
+    uploaded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Presign, PUT the bundle, commit (``stage``: a segment, no refs); under the transport's
     one retry budget. ``sha256``: the bundle's digest, which a hub on object storage binds the
     URL to (the store then refuses any other body), so it keeps the upload without a copy.
+    ``commit=False``: stop after the PUT and return its ticket; ``uploaded``: such a ticket,
+    to commit (the pipelined segments of :class:`_SegmentCommitter`).
 
     A commit that failed on the hub's side (a 5xx) is retried with the same upload id (the
     hub releases its claim when its work fails, the bundle is still there); an upload the hub
@@ -546,23 +636,31 @@ def _presign_push(
     ends the push at once with the hub's reason, never after more uploads.
     """
     tr = s.transport
+    ticket = uploaded
     while True:
-        ticket = s.push_presign(size, count, sha256)
-        progress.start("Uploading bundle", count, size)
         err: WireError | None = None
-        on_bytes = progress.add_bytes if progress.enabled else None
-        try:
-            s.put_bundle(
-                str(ticket["url"]), dict(ticket.get("headers") or {}), pack_path, size, on_bytes
-            )
-        except ExpiredURL as e:
-            err = e  # ask for a fresh URL
-        except WireError as e:
-            if not e.retryable:
-                raise
-            err = e
-        finally:
-            progress.finish_line()
+        if ticket is None:
+            ticket = s.push_presign(size, count, sha256)
+            progress.start("Uploading bundle", count, size)
+            on_bytes = progress.add_bytes if progress.enabled else None
+            try:
+                s.put_bundle(
+                    str(ticket["url"]),
+                    dict(ticket.get("headers") or {}),
+                    pack_path,
+                    size,
+                    on_bytes,
+                )
+            except ExpiredURL as e:
+                err = e  # ask for a fresh URL
+            except WireError as e:
+                if not e.retryable:
+                    raise
+                err = e
+            finally:
+                progress.finish_line()
+        if err is None and not commit:
+            return ticket
         if err is None:
             try:
                 return s.push_commit(str(ticket["upload_id"]), updates, stage)
@@ -572,6 +670,7 @@ def _presign_push(
                 if e.code not in ("upload_not_found", "upload_expired"):
                     raise  # retried by the transport already (5xx), or not worth retrying
                 err = e  # the hub lost the upload: a new presign and upload
+        ticket = None
         if not tr.retry.wait(err.retry_after, upload=True):
             if isinstance(err, ExpiredURL):
                 raise WireError(

@@ -18,6 +18,7 @@ on this machine (loopback).
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import random
@@ -50,6 +51,7 @@ MAX_RESENDS = 2
 #: What every Transport of this process sent: the --json counters of the one verb a muse
 #: command runs (a pull's fetch and any second session included).
 TOTALS = {"requests": 0, "connections": 0, "round_trips": 0}
+_TOTALS_LOCK = _thread.allocate_lock()  # (the threading module costs start-up: not imported)
 
 
 class WireError(MuseError):
@@ -539,11 +541,12 @@ class Transport(Record):
             if preopened is not None:  # its handshakes ran while another request waited
                 trips, first = 1 + preopened, True
             self.round_trips += trips
-            TOTALS["requests"] += 1
-            TOTALS["round_trips"] += trips
             if first:
                 self.connections += 1
-                TOTALS["connections"] += 1
+            with _TOTALS_LOCK:  # a verb may run two sessions on two threads (push segments)
+                TOTALS["requests"] += 1
+                TOTALS["round_trips"] += trips
+                TOTALS["connections"] += int(first)
             resp = Response(self, key, raw)
             if resp.status < 400:
                 return resp
