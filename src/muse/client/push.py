@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from muse.client.progress import Progress
-from muse.client.session import Session
+from muse.client.session import RemoteRefs, Session
 from muse.client.transport import CHUNK, ExpiredURL, WireError
 from muse.core.graph import is_ancestor
 from muse.core.objects import BLOB, COMMIT
@@ -27,6 +27,9 @@ from muse.core.refnames import HEADS, TAGS
 from muse.core.repo import Repository
 from muse.errors import NotFound, Rejected, UsageError
 from muse.wire.messages import update_json
+
+if TYPE_CHECKING:
+    from muse.client.hubfacts import HubFacts
 
 
 class Update(Record):
@@ -222,6 +225,76 @@ def _ref_label(ref: str) -> str:
     return ref
 
 
+class _Plan(Record):
+    """What a push sends, planned against some view of the hub's refs."""
+
+    _fields = ("updates", "same", "objs", "reuse", "haves", "tracking")
+
+    def __init__(
+        self,
+        updates: list[Update],
+        same: list[str],
+        objs: list[tuple[int, bytes]],
+        reuse: str | None,
+        haves: list[bytes],
+        tracking: list[bytes],
+    ) -> None:
+        self.updates = updates
+        self.same = same
+        self.objs = objs  # (kind, id) to send; a large push's chunks last
+        self.reuse = reuse  # a local pack holding exactly objs, sent as it is
+        self.haves = haves  # what the hub is taken to have
+        self.tracking = tracking  # ... of which from the remote-tracking refs
+
+
+def _plan(
+    repo: Repository,
+    remote: str,
+    remote_refs: dict[str, bytes],
+    updates: list[Update],
+    same: list[str],
+    result: PushResult,
+) -> _Plan:
+    """The objects ``updates`` need, against the hub's refs and our remote-tracking refs."""
+    from muse.client.remotes import tracking_refs
+    from muse.wire.negotiate import objects_to_send
+
+    store = repo.store
+    remote_have = [oid for oid in remote_refs.values() if store.has(oid)]
+    tracking = [oid for oid in tracking_refs(repo, remote).values() if store.has(oid)]
+    haves = list(dict.fromkeys(remote_have + tracking))
+    wants = [u.new for u in updates if u.new is not None]
+    found = None if haves else closure_pack_path(repo, wants)
+    if found is not None:  # the hub has nothing and one local pack is exactly the history
+        return _Plan(updates, same, found[1], found[0], haves, tracking)
+    stats: dict[str, int] = {}
+    t_neg = time.monotonic()
+    objs = objects_to_send(store, wants, haves, stats)
+    result.negotiate_seconds = time.monotonic() - t_neg
+    result.chunks_sent = stats.get("chunks_sent", 0)
+    result.chunks_deduplicated = stats.get("chunks_deduplicated", 0)
+    return _Plan(updates, same, objs, None, haves, tracking)
+
+
+def _tracking_view(repo: Repository, remote: str) -> dict[str, bytes]:
+    """The hub's branches as our remote-tracking refs last saw them."""
+    from muse.client.remotes import tracking_ref, tracking_refs
+
+    prefix = len(tracking_ref(remote, ""))
+    return {HEADS + name[prefix:]: oid for name, oid in tracking_refs(repo, remote).items()}
+
+
+def _plan_holds(plan: _Plan, repo: Repository, hub_refs: dict[str, bytes]) -> bool:
+    """Whether a plan made on the remote-tracking refs stands against the hub's real refs:
+    every ref to move is where we thought (the hub's compare-and-swap would refuse it
+    otherwise) and the hub has nothing of ours that the plan did not count as had (the pack
+    would carry what it already has)."""
+    if any(hub_refs.get(u.ref) != u.old for u in plan.updates):
+        return False
+    had = set(plan.haves)
+    return all(oid in had or not repo.store.has(oid) for oid in hub_refs.values())
+
+
 def push(
     repo: Repository,
     remote: str,
@@ -235,68 +308,189 @@ def push(
 ) -> PushResult:
     """Push (local branch, remote branch) pairs, local ``tags`` (``all_tags``: every local
     tag the hub does not have as it is here; one it has at another object is refused unless
-    forced) and deletions of remote refs, all in one transaction."""
-    from muse.client.remotes import get_url, tracking_ref, tracking_refs
-    from muse.wire.negotiate import objects_to_send
+    forced) and deletions of remote refs, all in one transaction.
+
+    A push of branches that goes presigned to a hub seen before (muse.client.hubfacts) is
+    planned on the remote-tracking refs and asks for the hub's refs with its presign, one
+    request fewer (git's count); a plan the hub's refs do not bear out is made again on them
+    before anything is uploaded.
+    """
+    from muse.client import hubfacts
+    from muse.client.remotes import get_url
 
     progress = progress or Progress(quiet=True)
     if path not in ("auto", "stream", "presign"):
         raise UsageError(f"--path must be stream or presign, not {path!r}")
     t0 = time.monotonic()
     with Session(get_url(repo, remote), write=True) as s:
-        rr = s.refs()
-        tags = list(tags or [])
-        if all_tags:
-            for ref, oid in repo.refs.list(TAGS).items():
-                name = ref[len(TAGS) :]
-                if name not in tags and rr.refs.get(ref) != oid:
-                    tags.append(name)
-        updates, same = plan_updates(repo, branches, rr.refs, force, tags, delete)
-        result = PushResult(updates=updates, up_to_date=same)
-        if not updates:
-            result.wire_seconds = time.monotonic() - t0
-            return result
-        store = repo.store
-        remote_have = [oid for oid in rr.refs.values() if store.has(oid)]
-        tracking = [oid for oid in tracking_refs(repo, remote).values() if store.has(oid)]
-        haves = list(dict.fromkeys(remote_have + tracking))
-        wants = [u.new for u in updates if u.new is not None]
-        reuse = None if haves else closure_pack_path(repo, wants)
-        if reuse is not None:
-            objs = reuse[1]  # the hub has nothing and one local pack is exactly the history
-        else:
-            stats: dict[str, int] = {}
-            t_neg = time.monotonic()
-            objs = objects_to_send(store, wants, haves, stats)
-            result.negotiate_seconds = time.monotonic() - t_neg
-            result.chunks_sent = stats.get("chunks_sent", 0)
-            result.chunks_deduplicated = stats.get("chunks_deduplicated", 0)
-        chosen = path
-        if not objs:
-            chosen = "stream"  # only refs move: one small request whatever was asked
-        elif chosen == "auto":
-            chosen = choose_path(
-                repo, objs, int(rr.limit("stream_max_blobs")), int(rr.limit("stream_max_bytes"))
+        result = PushResult()
+        rr: RemoteRefs | None = None
+        plan: _Plan | None = None
+        facts = None
+        if path != "stream" and not (tags or delete or all_tags):
+            facts = hubfacts.load(s.url.origin)
+        if facts is not None:
+            plan, rr, sent = _push_on_tracking(
+                repo, remote, s, branches, force, path, facts, result, progress
             )
-        if reuse is None and result.chunks_sent:
-            objs = _send_segments(repo, s, objs, result, chosen, progress)
-        body = [update_json(u.ref, u.old, u.new, u.force) for u in updates]
+            if sent:  # the hub's refs bore the plan out
+                return _pushed(repo, remote, result, t0)
+        if rr is None:
+            rr = s.refs()
+        if plan is not None and not _plan_holds(plan, repo, rr.refs):
+            plan = None
+        if plan is None:
+            tags = list(tags or [])
+            if all_tags:
+                for ref, oid in repo.refs.list(TAGS).items():
+                    name = ref[len(TAGS) :]
+                    if name not in tags and rr.refs.get(ref) != oid:
+                        tags.append(name)
+            updates, same = plan_updates(repo, branches, rr.refs, force, tags, delete)
+            result = PushResult(updates=updates, up_to_date=same)
+            if not updates:
+                result.wire_seconds = time.monotonic() - t0
+                return result
+            plan = _plan(repo, remote, rr.refs, updates, same, result)
+        chosen = _choose(repo, plan, path, rr)
+        _send_planned(repo, s, plan, rr.refs, chosen, progress, result)
+    return _pushed(repo, remote, result, t0)
+
+
+def _choose(repo: Repository, plan: _Plan, path: str, limits: RemoteRefs | None) -> str:
+    if not plan.objs:
+        return "stream"  # only refs move: one small request whatever was asked
+    if path != "auto":
+        return path
+    lim = limits if limits is not None else RemoteRefs({}, None)
+    return choose_path(
+        repo, plan.objs, int(lim.limit("stream_max_blobs")), int(lim.limit("stream_max_bytes"))
+    )
+
+
+def _push_on_tracking(
+    repo: Repository,
+    remote: str,
+    s: Session,
+    branches: list[tuple[str, str]],
+    force: bool,
+    path: str,
+    facts: HubFacts,
+    result: PushResult,
+    progress: Progress,
+) -> tuple[_Plan | None, RemoteRefs | None, bool]:
+    """Plan on the remote-tracking refs and, when that goes presigned, presign with the
+    hub's refs asked for. Returns (plan, hub's refs, sent): sent when the refs bore the plan
+    out; else the plan to check against the hub's refs (None: plan again on them), and the
+    refs when the presign brought them (None: still to ask). A refusal or no change is left
+    to be decided on the hub's refs, in its words."""
+    view = _tracking_view(repo, remote)
+    try:
+        updates, same = plan_updates(repo, branches, view, force)
+    except (Rejected, NotFound):
+        return None, None, False
+    if not updates:
+        return None, None, False
+    result.updates, result.up_to_date = updates, same
+    plan = _plan(repo, remote, view, updates, same, result)
+    chosen = _choose(repo, plan, path, RemoteRefs(view, None, facts.limits))
+    if chosen != "presign" or result.chunks_sent:
+        return plan, None, False  # the stream path and segmented pushes ask for refs first
+    s.store_origin = facts.store_origin
+    s.open_store()  # its handshakes overlap writing the pack and the presign
+    pack_path, size, sha256, temp = _bundle_for(repo, s, plan, progress)
+    try:
+        ticket, rr = s.push_presign_with_refs(size, len(plan.objs), sha256)
+        if rr is None:  # a hub that does not answer refs with a presign
+            rr = s.refs()
+        if not _plan_holds(plan, repo, rr.refs):
+            return None, rr, False  # the ticket is left to expire; nothing was uploaded
+        body = [update_json(u.ref, u.old, u.new, u.force) for u in plan.updates]
+        result.bytes += size
+        result.path = "presign"
+        result.objects = len(plan.objs)
         try:
-            pack_path = reuse[0] if reuse is not None else reusable_pack(repo, objs)
-            answer = _send(repo, s, objs, body, chosen, progress, result, pack_path)
+            _presign_push(
+                s, pack_path, size, sha256, len(plan.objs), body, progress, presigned=ticket
+            )
         except WireError as e:
             _explain_refusal(e)
-            if e.code != "missing_objects" or not tracking:
+            if e.code != "missing_objects" or not plan.tracking:
                 raise
-            # our remote-tracking refs named objects the hub no longer has: send more
-            objs = objects_to_send(store, wants, remote_have)
-            answer = _send(repo, s, objs, body, chosen, progress, result, reusable_pack(repo, objs))
-        result.path = chosen
-        result.objects = len(objs)
-        if isinstance(answer.get("objects"), int) and chosen == "stream":
-            result.objects = int(answer["objects"])
-        result.wire_seconds = time.monotonic() - t0
-    for u in updates:
+            _resend(repo, s, plan, rr.refs, "presign", progress, result)
+    finally:
+        if temp:
+            _unlink(pack_path)
+    return plan, rr, True
+
+
+def _bundle_for(
+    repo: Repository, s: Session, plan: _Plan, progress: Progress
+) -> tuple[str, int, bytes | None, bool]:
+    """The plan's pack as a file: (path, size, SHA-256 or None, whether it is temporary)."""
+    if plan.reuse is not None:
+        digest = _file_sha256(plan.reuse) if s.store_origin is not None else None
+        return plan.reuse, os.stat(plan.reuse).st_size, digest, False
+    pack_path, size, sha256 = _write_temp_pack(repo, plan.objs, progress)
+    return pack_path, size, sha256, True
+
+
+def _send_planned(
+    repo: Repository,
+    s: Session,
+    plan: _Plan,
+    hub_refs: dict[str, bytes],
+    chosen: str,
+    progress: Progress,
+    result: PushResult,
+) -> None:
+    """Send a plan made on the hub's refs (segments first, for large files)."""
+    objs = plan.objs
+    if plan.reuse is None and result.chunks_sent:
+        objs = _send_segments(repo, s, objs, result, chosen, progress)
+    body = [update_json(u.ref, u.old, u.new, u.force) for u in plan.updates]
+    try:
+        pack_path = plan.reuse if plan.reuse is not None else reusable_pack(repo, objs)
+        answer = _send(repo, s, objs, body, chosen, progress, result, pack_path)
+    except WireError as e:
+        _explain_refusal(e)
+        if e.code != "missing_objects" or not plan.tracking:
+            raise
+        objs, answer = _resend(repo, s, plan, hub_refs, chosen, progress, result)
+    result.path = chosen
+    result.objects = len(objs)
+    if isinstance(answer.get("objects"), int) and chosen == "stream":
+        result.objects = int(answer["objects"])
+
+
+def _resend(
+    repo: Repository,
+    s: Session,
+    plan: _Plan,
+    hub_refs: dict[str, bytes],
+    chosen: str,
+    progress: Progress,
+    result: PushResult,
+) -> tuple[list[tuple[int, bytes]], dict[str, Any]]:
+    """Our remote-tracking refs named objects the hub no longer has: send more, counting only
+    on what its refs hold."""
+    from muse.wire.negotiate import objects_to_send
+
+    remote_have = [oid for oid in hub_refs.values() if repo.store.has(oid)]
+    wants = [u.new for u in plan.updates if u.new is not None]
+    objs = objects_to_send(repo.store, wants, remote_have)
+    body = [update_json(u.ref, u.old, u.new, u.force) for u in plan.updates]
+    answer = _send(repo, s, objs, body, chosen, progress, result, reusable_pack(repo, objs))
+    result.objects = len(objs)
+    return objs, answer
+
+
+def _pushed(repo: Repository, remote: str, result: PushResult, t0: float) -> PushResult:
+    """Move the remote-tracking refs of the branches pushed; the push's time."""
+    from muse.client.remotes import tracking_ref
+
+    result.wire_seconds = time.monotonic() - t0
+    for u in result.updates:
         if u.ref.startswith(HEADS):  # tags have no remote-tracking refs (as in git)
             tref = tracking_ref(remote, u.ref[len(HEADS) :])
             if u.new is not None or repo.refs.read(tref) is not None:
@@ -622,12 +816,14 @@ def _presign_push(
     stage: bool = False,
     commit: bool = True,
     uploaded: dict[str, Any] | None = None,
+    presigned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Presign, PUT the bundle, commit (``stage``: a segment, no refs); under the transport's
     one retry budget. ``sha256``: the bundle's digest, which a hub on object storage binds the
     URL to (the store then refuses any other body), so it keeps the upload without a copy.
     ``commit=False``: stop after the PUT and return its ticket; ``uploaded``: such a ticket,
-    to commit (the pipelined segments of :class:`_SegmentCommitter`).
+    to commit (the pipelined segments of :class:`_SegmentCommitter`); ``presigned``: a
+    ticket whose upload is still to do (the presign that brought the hub's refs).
 
     A commit that failed on the hub's side (a 5xx) is retried with the same upload id (the
     hub releases its claim when its work fails, the bundle is still there); an upload the hub
@@ -636,11 +832,13 @@ def _presign_push(
     ends the push at once with the hub's reason, never after more uploads.
     """
     tr = s.transport
-    ticket = uploaded
+    ticket = uploaded if uploaded is not None else presigned
+    put = uploaded is None  # the bundle is still to upload
     while True:
         err: WireError | None = None
         if ticket is None:
             ticket = s.push_presign(size, count, sha256)
+        if put:
             progress.start("Uploading bundle", count, size)
             on_bytes = progress.add_bytes if progress.enabled else None
             try:
@@ -670,7 +868,7 @@ def _presign_push(
                 if e.code not in ("upload_not_found", "upload_expired"):
                     raise  # retried by the transport already (5xx), or not worth retrying
                 err = e  # the hub lost the upload: a new presign and upload
-        ticket = None
+        ticket, put = None, True
         if not tr.retry.wait(err.retry_after, upload=True):
             if isinstance(err, ExpiredURL):
                 raise WireError(

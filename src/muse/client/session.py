@@ -102,11 +102,17 @@ class Session:
     # ----------------------------------------------------------------------- endpoints
     def refs(self) -> RemoteRefs:
         resp = self.transport.request("GET", self._url("refs"))
+        return self._remote_refs(resp, resp.json())
+
+    def _remote_refs(self, resp: Response, obj: object) -> RemoteRefs:
+        """A refs document (``obj``, from ``resp``), its store origin noted here and both
+        kept in the hub cache (muse.client.hubfacts) for the next push."""
+        from muse.client import hubfacts
+
         store = resp.header(STORE_ORIGIN_HEADER)
-        if store and store.startswith(("https://", "http://")):
-            self.store_origin = store
+        self.store_origin = store if store and store.startswith(("https://", "http://")) else None
         try:
-            doc = decode_refs(resp.json())
+            doc = decode_refs(obj)
         except MessageError as e:
             if e.code == "unsupported_protocol":
                 raise WireError(
@@ -117,6 +123,7 @@ class Session:
                 "hub_refused",
                 "bad_response",
             ) from None
+        hubfacts.remember(self.url.origin, hubfacts.HubFacts(doc.limits, self.store_origin))
         return RemoteRefs(doc.refs, doc.default_branch, doc.limits)
 
     def push_stream(
@@ -157,16 +164,30 @@ class Session:
         return out
 
     def push_presign(self, size: int, objects: int, sha256: bytes | None = None) -> dict[str, Any]:
+        return self.push_presign_with_refs(size, objects, sha256, False)[0]
+
+    def push_presign_with_refs(
+        self, size: int, objects: int, sha256: bytes | None, with_refs: bool = True
+    ) -> tuple[dict[str, Any], RemoteRefs | None]:
+        """An upload ticket and (``with_refs``) the hub's refs as of now, in one request: what
+        a push planned against the remote-tracking refs checks its plan with (None from a hub
+        that does not answer them)."""
         doc: dict[str, Any] = {"size": size, "objects": objects}
         if sha256 is not None:
             doc["sha256"] = sha256.hex()
+        if with_refs:
+            doc["refs"] = True
         resp = self.transport.request(
             "POST",
             self._url("push/presign"),
             body=self._json_body(doc),
             headers={"Content-Type": JSON_TYPE},
         )
-        return dict(resp.json())
+        ticket = dict(resp.json())
+        refs = ticket.pop("refs", None)
+        if not with_refs or refs is None:
+            return ticket, None
+        return ticket, self._remote_refs(resp, refs)
 
     def put_bundle(
         self,

@@ -143,6 +143,10 @@ class Protocol:
             return repo, refs
 
         repo, refs = await run_in_threadpool(read)
+        return self._with_store_origin(JSONResponse(self._refs_document(repo, refs)))
+
+    def _refs_document(self, repo: Repo, refs: dict[str, bytes]) -> dict[str, Any]:
+        """The refs answer's body (docs/wire.md §4): the refs, the default branch, the limits."""
         lim = self.limits
         limits = {
             "stream_max_blobs": lim.stream_max_blobs,
@@ -150,7 +154,9 @@ class Protocol:
             "max_pack_bytes": lim.max_pack_bytes,
             "max_object_bytes": lim.max_object_bytes,
         }
-        resp = JSONResponse(encode_refs(refs, repo.default_branch, limits))
+        return encode_refs(refs, repo.default_branch, limits)
+
+    def _with_store_origin(self, resp: Response) -> Response:
         store = self.storage.presign_origin()
         if store is not None:  # the client may open it while a bundle is prepared (wire.md)
             resp.headers[STORE_ORIGIN_HEADER] = store
@@ -240,6 +246,7 @@ class Protocol:
         size = field(doc, "size", int)
         field(doc, "objects", int, 0)
         sha256 = _digest(field(doc, "sha256", str, None))
+        with_refs = field(doc, "refs", bool, False)
         max_pack = self.limits.max_pack_bytes
         if size < 0:
             raise HubError(400, "bad_request", "size must not be negative")
@@ -248,9 +255,12 @@ class Protocol:
         upload_id = secrets.token_hex(16)
         expires = time.time() + UPLOAD_TTL_S
 
-        def work() -> tuple[str, dict[str, str]]:
+        def work() -> tuple[str, dict[str, str], dict[str, bytes] | None]:
+            refs = None
             with self.db.session(readonly=True) as s:
                 quota.check(s, self.settings, repo.id, size)  # as the client says; again later
+                if with_refs:  # a push planned against the client's tracking refs checks them
+                    refs = dbops.read_refs(s, repo.id)
             self.sweep()
             key = upload_key(repo.id, upload_id)
             if sha256 is None or not self.storage.binds_checksums():
@@ -268,18 +278,20 @@ class Protocol:
                     AWAITING_UPLOAD,
                 )
             url, headers = self.storage.presign_put(key, UPLOAD_TTL_S, size, sha)
-            return url, dict(headers or {})
+            return url, dict(headers or {}), refs
 
-        url, headers = await run_in_threadpool(work)
-        return JSONResponse(
-            {
-                "upload_id": upload_id,
-                "url": url,
-                "method": "PUT",
-                "headers": headers,
-                "expires_at": int(expires),
-            },
-        )
+        url, headers, refs = await run_in_threadpool(work)
+        answer: dict[str, Any] = {
+            "upload_id": upload_id,
+            "url": url,
+            "method": "PUT",
+            "headers": headers,
+            "expires_at": int(expires),
+        }
+        if refs is None:
+            return JSONResponse(answer)
+        answer["refs"] = self._refs_document(repo, refs)
+        return self._with_store_origin(JSONResponse(answer))
 
     async def push_commit(self, request: Request) -> Response:
         principal, repo = await run_in_threadpool(self._repo, request, "write")
