@@ -216,3 +216,58 @@ def test_a_push_cut_in_its_first_segment_leaves_no_packs(
         assert (dst / "take.wav").read_bytes() == data
     finally:
         proxy.close()
+
+
+def test_a_segment_commit_that_fails_mid_pipeline_stops_the_push_cleanly(
+    muse: Muse, tmp_path: Path, start_hub: Any
+) -> None:
+    """The first segment's commit (on the committer's own connection) fails while the second
+    segment is uploaded and the third packed ahead: the push stops with an error, leaves no
+    temporary pack and moves no ref; run again, it lands."""
+    size = 200 * MiB  # three full segments of 64 MiB and the rest with the final push
+    failing = threading.Event()
+    failing.set()
+    commits_refused = [0]
+    sent = [0]
+
+    def refuse_commits(data: bytes) -> None:
+        sent[0] += len(data)
+        if failing.is_set() and b"/push/commit " in data:
+            commits_refused[0] += 1
+            raise ConnectionResetError("the test cuts every commit")  # this connection only
+
+    port = free_port()
+    proxy = StallProxy(port, on_request=refuse_commits)
+    try:
+        hub = start_hub(
+            tmp_path, port=port, env={"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
+        )
+        token = hub.create_user("alice")
+        hub.create_repo("alice", "stems")
+        muse.run(
+            "auth", "login", f"http://127.0.0.1:{proxy.port}", "--token-stdin", input=token + "\n"
+        )
+        src = tmp_path / "src"
+        muse.run("init", str(src))
+        data = random.Random("commit-fails").randbytes(size)
+        (src / "take.wav").write_bytes(data)
+        muse.run("commit", "-m", "take", cwd=src)
+        muse.run("remote", "add", "origin", proxy.url("alice", "stems"), cwd=src)
+        first = muse.run("push", "--path", "presign", "origin", "main", cwd=src, check=False)
+        assert first.returncode != 0, first.stdout
+        assert commits_refused[0] >= 1
+        assert "cannot reach" in first.stderr, first.stderr
+        assert sent[0] < size, sent  # it stopped: the rest of the file was never sent
+        assert "Traceback" not in first.stderr, first.stderr
+        assert not list((src / ".muse" / "tmp").glob("push-*")), "temporary packs left"
+        refs = hub.request("GET", "/alice/stems/refs", None, token)[1]["refs"]
+        assert "refs/heads/main" not in refs  # no ref moved
+        failing.clear()
+        muse.run("push", "--path", "presign", "origin", "main", cwd=src)
+        assert not list((src / ".muse" / "tmp").glob("push-*"))
+        dst = tmp_path / "dst"
+        muse.run("clone", hub.repo_url("alice", "stems"), str(dst))
+        assert (dst / "take.wav").read_bytes() == data
+        muse.run("fsck", cwd=dst)
+    finally:
+        proxy.close()
