@@ -15,7 +15,7 @@ from muse.core.objects import BLOB, MODE_FILE, MODE_TREE, TREE, encode_tree, obj
 from muse.core.pack.codec import PackError
 from muse.core.paths import dir_problem, is_muse_dir_name, name_problem, names_section_problem
 from muse.core.repo import Repository
-from muse.wire.verify import PathPolicy
+from muse.wire.verify import PathPolicy, StructureChecker
 
 REFUSED = [
     ".muse",
@@ -156,6 +156,34 @@ def test_the_receivers_incremental_check_agrees_with_the_full_one(
         oid = object_id(TREE, body)
         policy.add(TREE, oid, body)
         assert (oid in policy.problems) == (dir_problem(names) is not None), names
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_names, min_size=2, max_size=6))
+def test_the_window_the_structure_checker_found_gives_the_same_verdicts(
+    versions: list[list[str]],
+) -> None:
+    """The receiver passes PathPolicy the names the structure checker found shared with the
+    previous tree (compared once, not twice): every verdict must be the policy's own."""
+    own, shared = PathPolicy(), PathPolicy()
+    structure = StructureChecker()
+    base = [f"f{i:03d}" for i in range(30)]
+    blob = object_id(BLOB, b"")
+    windows = 0
+    for extra in versions:
+        names = _clean(base + extra)
+        body = encode_tree([(n, MODE_FILE, blob) for n in names])
+        oid = object_id(TREE, body)
+        try:
+            structure.check(TREE, body)
+        except PackError:
+            return  # a tree the hub refuses before any path check
+        windows += structure.window is not None
+        own.add(TREE, oid, body)
+        shared.add(TREE, oid, body, window=structure.window)
+        assert (oid in shared.problems) == (oid in own.problems), names
+        assert shared.problems.get(oid) == own.problems.get(oid), names
+    assert windows >= len(versions) - 1  # every tree after the first was compared
 
 
 def test_a_commit_whose_tree_is_refused_fails_the_walk() -> None:

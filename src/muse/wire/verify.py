@@ -57,11 +57,17 @@ class StructureChecker:
 
     def __init__(self) -> None:
         self._prev: bytes | None = None  # names section of the last tree that passed
+        #: For the tree just checked: (a, j), its names section's bytes before a and from j
+        #: on are whole names it shares with the previous tree's (None: not compared).
+        #: PathPolicy, fed the same trees in the same order, takes it instead of comparing
+        #: the two sections again.
+        self.window: tuple[int, int] | None = None
 
     def check(self, kind: int, body: bytes) -> None:
         if kind != TREE:
             verify_structure(kind, body)
             return
+        self.window = None
         section = self._names_if_fast(body)
         if section is None:
             verify_structure(kind, body)
@@ -88,6 +94,7 @@ class StructureChecker:
         # s[j:]: whole names shared with prev. The \0 before j must lie inside the shared
         # tail, so that it is a name boundary in prev as well.
         j = s.find(b"\0", len(s) - q) + 1 or len(s)
+        self.window = (a, j)
         if a == 0 and j == len(s):
             return None  # nothing shared: the full check is as cheap
         mid = s[a:j]
@@ -134,27 +141,41 @@ class PathPolicy:
         self._prev: bytes | None = None  # names section of the last tree
         self._keys: set[bytes] | None = None  # its lower-cased names (plain ASCII trees)
 
-    def add(self, kind: int, oid: bytes, body: bytes) -> None:
+    def add(
+        self,
+        kind: int,
+        oid: bytes,
+        body: bytes,
+        window: tuple[int, int] | None = None,
+        refs: tuple[bytes, list[bytes]] | None = None,
+    ) -> None:
+        """One tree or commit, in pack order. ``window``: StructureChecker's for this tree
+        (fed the same trees), ``refs``: the commit's (tree, parents), when known already."""
         if kind == COMMIT:
-            self.commits[oid] = O.commit_refs(body)
+            self.commits[oid] = refs if refs is not None else O.commit_refs(body)
         elif kind == TREE:
             n = int.from_bytes(body[:4], "big")
             section = body[4 + 33 * n :]
             self.new_trees.add(oid)
             if body.find(MODE_TREE, 4, 4 + n) >= 0:
                 self.bodies[oid] = body
-            problem = self._names(section, n)
+            problem = self._names(section, n, window)
             if problem is not None:
                 self.problems[oid] = problem
 
-    def _names(self, s: bytes, n: int) -> tuple[str, str] | None:
+    def _names(
+        self, s: bytes, n: int, window: tuple[int, int] | None = None
+    ) -> tuple[str, str] | None:
         prev, keys = self._prev, self._keys
         self._prev = s
         if prev is not None and keys is not None and s.isascii():
-            k = min(len(s), len(prev))
-            a = s.rfind(b"\0", 0, common_prefix(s, memoryview(prev), k, 1)) + 1
-            q = common_suffix(s, memoryview(prev), k - a, 1)
-            j = s.find(b"\0", len(s) - q) + 1 or len(s)
+            if window is not None:
+                a, j = window
+            else:
+                k = min(len(s), len(prev))
+                a = s.rfind(b"\0", 0, common_prefix(s, memoryview(prev), k, 1)) + 1
+                q = common_suffix(s, memoryview(prev), k - a, 1)
+                j = s.find(b"\0", len(s) - q) + 1 or len(s)
             mid, gone = s[a:j], prev[a : len(prev) - (len(s) - j)]
             if b".\0" not in mid and b" \0" not in mid:
                 added = mid.lower().split(b"\0")
@@ -376,6 +397,8 @@ class Connectivity:
         self.tree_refs: set[bytes] = set()
         self.chunks_refs: set[bytes] = set()  # chunk lists named by chunked-file entries
         self.want: dict[bytes, int] = {}  # referenced by commits: id -> expected kind
+        #: (tree, parents) of the commit added last, for PathPolicy beside it
+        self.last_commit: tuple[bytes, list[bytes]] | None = None
         self._prev: tuple[bytes, bytes] | None = None
 
     def add(self, kind: int, body: bytes | memoryview) -> None:
@@ -390,7 +413,7 @@ class Connectivity:
                 ids = O.chunks_refs(body)
                 self.blob_refs.update(ids[i : i + 32] for i in range(0, len(ids), 32))
             elif kind == COMMIT:
-                tree, parents = O.commit_refs(body)
+                tree, parents = self.last_commit = O.commit_refs(body)
                 want = self.want
                 want[tree] = TREE
                 for p in parents:

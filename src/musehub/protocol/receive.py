@@ -259,7 +259,11 @@ class Receiver:
             body = bytes(view)
             structure.check(kind, body)
             conn.add(kind, body)
-            if kind != CHUNKS:  # a chunk list names no paths
+            if kind == TREE:  # the names it shares with the previous tree, compared once
+                paths.add(kind, oid, body, window=structure.window)
+            elif kind == COMMIT:
+                paths.add(kind, oid, body, refs=conn.last_commit)
+            elif kind != CHUNKS:  # a chunk list names no paths
                 paths.add(kind, oid, body)
 
         try:
