@@ -398,7 +398,7 @@ def _push_on_tracking(
         return plan, None, False  # the stream path and segmented pushes ask for refs first
     s.store_origin = facts.store_origin
     s.open_store()  # its handshakes overlap writing the pack and the presign
-    pack_path, size, sha256, temp = _bundle_for(repo, s, plan, progress)
+    pack_path, size, sha256, temp = _bundle(repo, s, plan.objs, plan.reuse, progress)
     try:
         ticket, rr = s.push_presign_with_refs(size, len(plan.objs), sha256)
         if rr is None:  # a hub that does not answer refs with a presign
@@ -424,14 +424,19 @@ def _push_on_tracking(
     return plan, rr, True
 
 
-def _bundle_for(
-    repo: Repository, s: Session, plan: _Plan, progress: Progress
+def _bundle(
+    repo: Repository,
+    s: Session,
+    objs: list[tuple[int, bytes]],
+    reuse: str | None,
+    progress: Progress,
 ) -> tuple[str, int, bytes | None, bool]:
-    """The plan's pack as a file: (path, size, SHA-256 or None, whether it is temporary)."""
-    if plan.reuse is not None:
-        digest = _file_sha256(plan.reuse) if s.store_origin is not None else None
-        return plan.reuse, os.stat(plan.reuse).st_size, digest, False
-    pack_path, size, sha256 = _write_temp_pack(repo, plan.objs, progress)
+    """The pack of ``objs`` as a file (``reuse``, a local pack holding exactly them, else a
+    temporary one): (path, size, SHA-256 or None, whether it is temporary)."""
+    if reuse is not None:
+        digest = _file_sha256(reuse) if s.store_origin is not None else None
+        return reuse, os.stat(reuse).st_size, digest, False
+    pack_path, size, sha256 = _write_temp_pack(repo, objs, progress)
     return pack_path, size, sha256, True
 
 
@@ -783,17 +788,13 @@ def _send(
         result.bytes += counter[0]
         return answer
     s.open_store()  # its handshakes overlap writing the pack and the presign request
-    if reuse is not None:
-        size = os.stat(reuse).st_size
-        result.bytes += size
-        digest = _file_sha256(reuse) if s.store_origin is not None else None
-        return _presign_push(s, reuse, size, digest, len(objs), updates, progress)
-    pack_path, size, sha256 = _write_temp_pack(repo, objs, progress)
+    pack_path, size, sha256, temp = _bundle(repo, s, objs, reuse, progress)
     try:
         result.bytes += size
         return _presign_push(s, pack_path, size, sha256, len(objs), updates, progress)
     finally:
-        _unlink(pack_path)
+        if temp:
+            _unlink(pack_path)
 
 
 def _file_sha256(path: str) -> bytes:
