@@ -223,3 +223,43 @@ def test_body_over_the_proxy_cap_says_use_presign(
     assert "413" in line and "--path presign" in line, line
     assert any(" 413 " in x for x in edge_proc.log_lines())
     assert muse.run("fsck", cwd=src).returncode == 0
+
+
+def test_a_push_over_the_edge_cap_stops_sending_at_the_refusal(
+    hub_https: Any, muse: Muse, tmp_path: Path
+) -> None:
+    """A stream push of a pack that is a file goes with its Content-Length: the edge refuses
+    it on the headers (413), and muse stops sending when that answer arrives instead of
+    uploading the rest into nginx's lingering close."""
+    from fixtures.recovery import StallProxy
+
+    hub, ca, edge = hub_https
+    _edge, base = edge(body_cap="4m")  # over one 1 MiB chunk of a chunked body
+    sent = [0]
+    counter = StallProxy(
+        int(base.rsplit(":", 1)[1]), on_request=lambda d: sent.__setitem__(0, sent[0] + len(d))
+    )
+    try:
+        url = f"https://localhost:{counter.port}"
+        hub.create_repo("admin", "big")
+        env = {"MUSE_SSL_CA_INFO": str(ca.cert_path)}
+        muse.run("auth", "login", url, "--token-stdin", input=hub.admin_token + "\n", env=env)
+        src = tmp_path / "src"
+        size = 24 << 20
+        _seed(muse, src, {"big.bin": os.urandom(size)})
+        muse.run("gc", cwd=src)  # one pack: it is sent as the file it is
+        muse.run("remote", "add", "origin", f"{url}/admin/big", cwd=src)
+        sent[0] = 0
+        cp = muse.run("push", "--path", "stream", "origin", "main", cwd=src, env=env,
+                      check=False)  # fmt: skip
+        assert cp.returncode == 7, cp.stderr
+        line = _error_line(cp)
+        assert "413" in line and "--path presign" in line, line
+        # refused on its headers: what was in flight (about one 1 MiB piece), not the 4 MB a
+        # chunked body must fill before the cap shows, nor the 24 MiB pack
+        assert sent[0] < 3 << 20, sent[0]
+        refs = hub.request("GET", "/admin/big/refs", None, hub.admin_token)[1]["refs"]
+        assert refs == {}, refs
+        assert muse.run("fsck", cwd=src).returncode == 0
+    finally:
+        counter.close()

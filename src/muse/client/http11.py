@@ -563,7 +563,10 @@ class Connection:
             return Response(self)
         sock.sendall(head)
         try:
-            self._send_body(sock, body, payload)
+            if self._send_body(sock, body, payload):
+                answer = Response(self)  # answered before the body was all sent (a 413, say):
+                answer.will_close = True  # the rest of the body is never sent
+                return answer
         except OSError as e:
             # A server (or a proxy's body cap) may answer and close before the body is all
             # sent: read that answer (a 413, say) rather than report a broken pipe, as curl does.
@@ -575,7 +578,10 @@ class Connection:
                 raise e from None
         return Response(self)
 
-    def _send_body(self, sock: socket.socket, body: Body, payload: bytes | None) -> None:
+    def _send_body(self, sock: socket.socket, body: Body, payload: bytes | None) -> bool:
+        """Send the body; True when the server answered before it was all sent (checked
+        after each CHUNK: a proxy's or a store's refusal, on the headers or at its body
+        cap, then costs the bytes in flight, not the whole upload, as with curl)."""
         if payload is not None:
             sock.sendall(payload)
         elif isinstance(body, tuple):
@@ -587,8 +593,36 @@ class Connection:
                     raise ValueError("the request body file ended early")
                 sock.sendall(data)
                 left -= len(data)
+                if left and self._answered(sock):
+                    return True
         elif body is not None and not isinstance(body, bytes | bytearray):
+            unchecked = 0
             for piece in body:
                 if piece:
                     sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+                    unchecked += len(piece)
+                    if unchecked >= CHUNK:
+                        unchecked = 0
+                        if self._answered(sock):
+                            return True
             sock.sendall(b"0\r\n\r\n")
+        return False
+
+    def _answered(self, sock: socket.socket) -> bool:
+        """Whether answer bytes are waiting, without waiting or losing any: a zero-timeout
+        peek into the connection's buffered reader. Under TLS a readable socket may hold only
+        a post-handshake record (a TLS 1.3 session ticket): ssl consumes it and has no data,
+        which is no answer."""
+        import select
+
+        pending = getattr(sock, "pending", None)
+        if not select.select([sock], [], [], 0)[0] and not (pending is not None and pending()):
+            return False
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            return bool(self._fp.peek(1))
+        except OSError:  # nothing yet (ssl's want-read), or a reset the next send reports
+            return False
+        finally:
+            sock.settimeout(timeout)

@@ -752,19 +752,6 @@ def reusable_pack(repo: Repository, objs: list[tuple[int, bytes]]) -> str | None
     return None
 
 
-def _file_chunks(path: str, counter: list[int], progress: Progress) -> Iterator[bytes]:
-    counter[0] = 0
-    with open(path, "rb", buffering=0) as f:
-        progress.start("Sending objects", 0, os.fstat(f.fileno()).st_size)
-        while True:
-            data = f.read(CHUNK)
-            if not data:
-                return
-            counter[0] += len(data)
-            progress.add_bytes(len(data))
-            yield data
-
-
 def _send(
     repo: Repository,
     s: Session,
@@ -776,13 +763,19 @@ def _send(
     reuse: str | None,
 ) -> dict[str, Any]:
     if path == "stream":
-        counter = [0]
         if reuse is not None:
-            pack = lambda: _file_chunks(reuse, counter, progress)  # noqa: E731
-        else:
-            pack = lambda: _pack_stream(repo, objs, progress, counter)  # noqa: E731
+            size = os.stat(reuse).st_size
+            progress.start("Sending objects", 0, size)
+            on_bytes = progress.add_bytes if progress.enabled else None
+            try:
+                answer = s.push_stream_file(updates, reuse, size, on_bytes)
+            finally:
+                progress.finish_line()
+            result.bytes += size
+            return answer
+        counter = [0]
         try:
-            answer = s.push_stream(updates, pack)
+            answer = s.push_stream(updates, lambda: _pack_stream(repo, objs, progress, counter))
         finally:
             progress.finish_line()
         result.bytes += counter[0]

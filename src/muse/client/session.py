@@ -143,6 +143,36 @@ class Session:
         )
         return dict(resp.json())
 
+    def push_stream_file(
+        self,
+        updates: list[dict[str, Any]],
+        path: str,
+        size: int,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> dict[str, Any]:
+        """push/stream of a pack that is a file already, sent with its Content-Length: a body
+        cap on the way (the hub's, an edge proxy's) then refuses it on the headers, and the
+        connection (muse.client.http11) stops sending as soon as that answer is there."""
+        prefix = encode_push_header(updates)
+        files: list[BinaryIO] = []
+
+        def body() -> tuple[BinaryIO, int]:
+            for f in files:
+                f.close()
+            f = open(path, "rb")  # noqa: SIM115 - closed below / on the next attempt
+            files.append(f)
+            pack = _Reporting(f, on_bytes) if on_bytes is not None else f
+            return _Prefixed(prefix, pack), len(prefix) + size  # type: ignore[return-value]
+
+        try:
+            resp = self.transport.request(
+                "POST", self._url("push/stream"), body=body, headers={"Content-Type": PUSH_TYPE}
+            )
+            return dict(resp.json())
+        finally:
+            for f in files:
+                f.close()
+
     def push_stage(self, pack: Callable[[], Iterable[bytes]]) -> dict[str, Any]:
         """Send one segment of a large push (blobs only; no ref moves)."""
         resp = self.transport.request(
@@ -291,3 +321,18 @@ class _Reporting:
 
     def close(self) -> None:
         self.f.close()
+
+
+class _Prefixed:
+    """A request body file: ``prefix``, then what ``f`` reads."""
+
+    def __init__(self, prefix: bytes, f: Any) -> None:
+        self.prefix = prefix
+        self.f = f
+
+    def read(self, n: int = -1) -> bytes:
+        if self.prefix:
+            head = self.prefix if n < 0 else self.prefix[:n]
+            self.prefix = self.prefix[len(head) :]
+            return head
+        return bytes(self.f.read(n))
