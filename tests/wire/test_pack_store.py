@@ -272,3 +272,30 @@ def test_salvage_keeps_the_complete_verified_blocks(tmp_path) -> None:  # type: 
     # less than SALVAGE_MIN complete: nothing kept, the file removed
     part.write_bytes(data[: min(offsets[1], SALVAGE_MIN) - 1])
     assert salvage(str(part), str(dest)) is None and not part.exists()
+
+
+@pytest.mark.parametrize("size", [20_000, 6 << 20])  # hashed inline, and on the helper thread
+def test_a_pack_bound_to_a_digest_is_checked_in_the_decoding_pass(
+    tmp_path: Path, size: int
+) -> None:
+    """receive_pack(sha256=...) (a checksum-bound upload) takes the file's digest from the
+    decoder's running hash fed the trailer: the right one is kept, any other refused with
+    nothing left behind."""
+    import hashlib
+
+    rng = random.Random(size)
+    data = pack_bytes([(O.BLOB, rng.randbytes(size // 4)) for _ in range(4)])
+    good = hashlib.sha256(data).digest()
+    reader = P.BlockReader(io.BytesIO(data))
+    for _ in reader:
+        pass
+    assert reader.file_sha256 == good
+    (tmp_path / "ok").mkdir()
+    pf = receive_pack(io.BytesIO(data), str(tmp_path / "ok"), sha256=good)
+    assert pf.count == 4
+    bad = hashlib.sha256(data + b"x").digest()
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(PackError) as e:
+        receive_pack(io.BytesIO(data), str(tmp_path / "bad"), sha256=bad)
+    assert e.value.code == "bad_pack" and "checksum" in str(e.value)
+    assert listing(tmp_path / "bad") == []

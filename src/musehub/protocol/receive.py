@@ -12,7 +12,6 @@ fails, its ``deferred_deletions`` row lets the sweep delete it after a while).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import secrets
@@ -186,11 +185,7 @@ class Receiver:
         try:
             with self.store.storage.open_read(key) as raw:
                 result = self.receive(
-                    cast(BinaryIO, _DigestChecked(raw, sha256)),
-                    updates,
-                    upload_id,
-                    stored_name=name,
-                    stored_row=upload_id,
+                    raw, updates, upload_id, stored_name=name, stored_row=upload_id, sha256=sha256
                 )
             outcome = "done"
             return result
@@ -213,6 +208,7 @@ class Receiver:
         stored_name: str | None = None,
         stored_row: str | None = None,
         local: str | None = None,
+        sha256: bytes | None = None,
     ) -> dict[str, Any]:
         """Decode ``stream`` (the pack) in quarantine, verify, store and move the refs.
 
@@ -221,7 +217,9 @@ class Receiver:
         storage under that name (``stream`` reads it), only its index is uploaded;
         ``stored_row`` is its ledger row, cancelled once the pack is kept. ``local``: the
         file ``stream`` reads, in a storage that never writes a file in place (it may be
-        linked into quarantine and verified there instead of copied).
+        linked into quarantine and verified there instead of copied). ``sha256``: the digest
+        the whole pack must have (a checksum-bound upload), checked in the decoding pass before
+        any ref moves.
         """
         tee: StreamingStore | None = None
         if stored_name is None and local is None and not self.store.storage.local_files:
@@ -229,7 +227,7 @@ class Receiver:
             stream = cast(BinaryIO, tee)
         qdir = self.store.quarantine_dir()
         try:
-            pack, conn = self._quarantine(stream, local, qdir)
+            pack, conn = self._quarantine(stream, local, qdir, sha256)
             finish = None
             if tee is not None and tee.started:  # stored while it arrived: finish it
                 stored_name, stored_row, finish = tee.name, tee.row, tee.finish
@@ -244,7 +242,7 @@ class Receiver:
 
     # ------------------------------------------------------- phase 1: quarantine, verify
     def _quarantine(
-        self, stream: BinaryIO, local: str | None, qdir: Path
+        self, stream: BinaryIO, local: str | None, qdir: Path, sha256: bytes | None = None
     ) -> tuple[PackFile, Connectivity]:
         """Decode the pack into ``qdir``, re-hashing every object and checking each tree's
         and commit's structure in that one pass, so nothing unverified ever leaves quarantine
@@ -270,11 +268,11 @@ class Receiver:
             t0 = time.perf_counter()
             pack = None
             kinds = (TREE, COMMIT, CHUNKS, TAG)
-            if local is not None:
+            if local is not None and sha256 is None:
                 # Linked and verified in place, not copied (storage writes atomically).
                 pack = receive_pack_file(local, str(qdir), limits, inspect, kinds)
             if pack is None:
-                pack = receive_pack(stream, str(qdir), limits, inspect, kinds)
+                pack = receive_pack(stream, str(qdir), limits, inspect, kinds, sha256=sha256)
                 if stream.read(1):
                     raise HubError(400, "bad_pack", "data after the end of the pack")
             self.times["receive"] = time.perf_counter() - t0
@@ -629,26 +627,3 @@ class _Upload:
 
 def _stored() -> None:
     """Storing a pack that is stored already."""
-
-
-class _DigestChecked:
-    """An upload read through to its end, refused there (before any ref moves) unless its
-    SHA-256 is the one its URL was bound to: a store that checked it held to it."""
-
-    def __init__(self, raw: BinaryIO, sha256: bytes) -> None:
-        self._raw = raw
-        self._want = sha256
-        self._hash = hashlib.sha256()
-        self._checked = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        if data:
-            self._hash.update(data)
-        elif not self._checked:
-            self._checked = True
-            if self._hash.digest() != self._want:
-                raise HubError(
-                    400, "bad_pack", "the upload does not match the checksum it was presigned for"
-                )
-        return data

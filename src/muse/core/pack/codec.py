@@ -627,6 +627,9 @@ class BlockReader:
         #: file); such a block is yielded with ``record`` set and empty ``data``.
         self.stream_large = stream_large
         self.checksum: bytes | None = None
+        #: SHA-256 of the whole pack, trailer included (set with ``checksum``): the running
+        #: hash of the checksum's own input, fed the checksum, so no second pass is needed
+        self.file_sha256: bytes | None = None
         self.objects = 0
         self.size = 0
         #: Every id met so far: a pack never holds an object twice (a receiver refuses it,
@@ -695,6 +698,9 @@ class BlockReader:
         if self.stream.read(1):
             raise PackError("bad_pack", "trailing bytes after the pack checksum")
         src.drain()
+        whole = src.hash.copy()
+        whole.update(digest)
+        self.file_sha256 = whole.digest()
         self.checksum = digest
         self.objects = objects
         self.size = src.pos

@@ -17,7 +17,7 @@ from muse.core.fileio import BackgroundWriter
 from muse.core.lockfile import fsync_dir, fsync_file, process_alive
 from muse.core.objects import CHUNKS, COMMIT, MODE_TREE, TREE, commit_refs, object_id
 from muse.core.pack import index
-from muse.core.pack.codec import BlockReader, PackLimits, PackWriter, iter_records
+from muse.core.pack.codec import BlockReader, PackError, PackLimits, PackWriter, iter_records
 from muse.core.pack.file import PackFile
 
 #: Temporary files of a pack being received or written (removed on failure; fsck names them).
@@ -99,6 +99,7 @@ def receive_pack(
     inspect: Callable[[int, bytes, memoryview], Any] | None = None,
     inspect_kinds: Iterable[int] = (TREE, COMMIT, CHUNKS),
     salvaged: list[PackFile] | None = None,
+    sha256: bytes | None = None,
 ) -> PackFile:
     """Store a pack arriving on ``stream`` in ``dest_dir``, verifying it in the same pass.
 
@@ -115,12 +116,15 @@ def receive_pack(
     With ``salvaged`` (a receiver that can resume), a receive that fails keeps what it
     received and verified: the complete blocks become a pack of their own (see
     :func:`salvage`), appended to the list, so the next attempt asks only for the rest.
+
+    ``sha256``: what the whole pack (trailer included) must hash to (an upload bound to that
+    digest); checked from the decoder's own running hash, a PackError("bad_pack") otherwise.
     """
     want = frozenset(inspect_kinds) if inspect is not None else frozenset()
     fd, tmp = _mkstemp(dest_dir, ".pack")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            checksum, entries = _read_entries(stream, limits, f.write, inspect, want)
+            checksum, entries = _read_entries(stream, limits, f.write, inspect, want, sha256)
         return _finish(dest_dir, tmp, checksum, entries)
     except BaseException:
         if salvaged is not None:
@@ -247,8 +251,10 @@ def _read_entries(
     tee: Callable[[bytes | bytearray], Any] | None,
     inspect: Callable[[int, bytes, memoryview], Any] | None,
     want: frozenset[int],
+    sha256: bytes | None = None,
 ) -> tuple[bytes, list[index.Entry]]:
-    """Decode and verify a whole pack: (checksum, index entries)."""
+    """Decode and verify a whole pack (and, given ``sha256``, its digest as a file):
+    (checksum, index entries)."""
     reader = BlockReader(stream, limits, tee=tee, stream_large=True)
     entries: list[index.Entry] = []
     append = entries.append
@@ -263,6 +269,8 @@ def _read_entries(
             if kind in want:
                 inspect(kind, oid, body)  # type: ignore[misc]
     assert reader.checksum is not None
+    if sha256 is not None and reader.file_sha256 != sha256:
+        raise PackError("bad_pack", "the pack does not match the checksum it was presigned for")
     return reader.checksum, entries
 
 
