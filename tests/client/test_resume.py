@@ -76,6 +76,27 @@ class CuttingProxy(StallProxy):
             threading.Thread(target=self.cut, daemon=True).start()
 
 
+def _push_source(
+    muse: Muse, tmp_path: Path, start_hub: Any, proxy: StallProxy, size: int, seed: str
+) -> tuple[Any, str, Path, bytes]:
+    """A hub behind ``proxy`` (on the port it forwards to, its presigned URLs through the
+    proxy too), the user logged in through the proxy, and a repository with one commit of a
+    ``size``-byte file whose origin is the proxy: (hub, token, source, the file's bytes)."""
+    hub = start_hub(
+        tmp_path, port=proxy.target, env={"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
+    )
+    token = hub.create_user("alice")
+    hub.create_repo("alice", "stems")
+    muse.run("auth", "login", f"http://127.0.0.1:{proxy.port}", "--token-stdin", input=token + "\n")
+    src = tmp_path / "src"
+    muse.run("init", str(src))
+    data = random.Random(seed).randbytes(size)
+    (src / "take.wav").write_bytes(data)
+    muse.run("commit", "-m", "take", cwd=src)
+    muse.run("remote", "add", "origin", proxy.url("alice", "stems"), cwd=src)
+    return hub, token, src, data
+
+
 @pytest.mark.parametrize("path", ["stream", "presign"])
 def test_a_cut_clone_resumes(muse: Muse, tmp_path: Path, start_hub: Any, path: str) -> None:
     hub, proxy, data = _serve_file(muse, tmp_path, start_hub)
@@ -142,23 +163,9 @@ def test_a_cut_push_resumes(muse: Muse, tmp_path: Path, start_hub: Any, path: st
     """A push of a large file goes in segments the hub keeps as they arrive: cut half way,
     the same command run again sends only what the hub does not have yet."""
     size = 160 * MiB
-    port = free_port()
-    proxy = CuttingProxy(port)
+    proxy = CuttingProxy(free_port())
     try:
-        hub = start_hub(
-            tmp_path, port=port, env={"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
-        )
-        token = hub.create_user("alice")
-        hub.create_repo("alice", "stems")
-        muse.run(
-            "auth", "login", f"http://127.0.0.1:{proxy.port}", "--token-stdin", input=token + "\n"
-        )
-        src = tmp_path / "src"
-        muse.run("init", str(src))
-        data = random.Random("push").randbytes(size)
-        (src / "take.wav").write_bytes(data)
-        muse.run("commit", "-m", "take", cwd=src)
-        muse.run("remote", "add", "origin", proxy.url("alice", "stems"), cwd=src)
+        hub, _token, src, data = _push_source(muse, tmp_path, start_hub, proxy, size, "push")
         proxy.cut_upload = True
         proxy.cut_after = size // 2
         first = muse.run("push", "--path", path, "-u", "origin", "main", cwd=src, check=False)
@@ -187,23 +194,9 @@ def test_a_push_cut_in_its_first_segment_leaves_no_packs(
     """Cut while the first segment is uploaded (the second is being packed ahead by then):
     the push fails with nothing of either left in the repository, and a rerun lands it."""
     size = 160 * MiB
-    port = free_port()
-    proxy = CuttingProxy(port)
+    proxy = CuttingProxy(free_port())
     try:
-        hub = start_hub(
-            tmp_path, port=port, env={"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
-        )
-        token = hub.create_user("alice")
-        hub.create_repo("alice", "stems")
-        muse.run(
-            "auth", "login", f"http://127.0.0.1:{proxy.port}", "--token-stdin", input=token + "\n"
-        )
-        src = tmp_path / "src"
-        muse.run("init", str(src))
-        data = random.Random("cut-early").randbytes(size)
-        (src / "take.wav").write_bytes(data)
-        muse.run("commit", "-m", "take", cwd=src)
-        muse.run("remote", "add", "origin", proxy.url("alice", "stems"), cwd=src)
+        hub, _token, src, data = _push_source(muse, tmp_path, start_hub, proxy, size, "cut-early")
         proxy.cut_upload = True
         proxy.cut_after = 24 * MiB
         first = muse.run("push", "--path", "presign", "origin", "main", cwd=src, check=False)
@@ -236,23 +229,9 @@ def test_a_segment_commit_that_fails_mid_pipeline_stops_the_push_cleanly(
             commits_refused[0] += 1
             raise ConnectionResetError("the test cuts every commit")  # this connection only
 
-    port = free_port()
-    proxy = StallProxy(port, on_request=refuse_commits)
+    proxy = StallProxy(free_port(), on_request=refuse_commits)
     try:
-        hub = start_hub(
-            tmp_path, port=port, env={"MUSEHUB_PUBLIC_URL": f"http://127.0.0.1:{proxy.port}"}
-        )
-        token = hub.create_user("alice")
-        hub.create_repo("alice", "stems")
-        muse.run(
-            "auth", "login", f"http://127.0.0.1:{proxy.port}", "--token-stdin", input=token + "\n"
-        )
-        src = tmp_path / "src"
-        muse.run("init", str(src))
-        data = random.Random("commit-fails").randbytes(size)
-        (src / "take.wav").write_bytes(data)
-        muse.run("commit", "-m", "take", cwd=src)
-        muse.run("remote", "add", "origin", proxy.url("alice", "stems"), cwd=src)
+        hub, token, src, data = _push_source(muse, tmp_path, start_hub, proxy, size, "commit-fails")
         first = muse.run("push", "--path", "presign", "origin", "main", cwd=src, check=False)
         assert first.returncode != 0, first.stdout
         assert commits_refused[0] >= 1

@@ -228,23 +228,25 @@ def _ref_label(ref: str) -> str:
 class _Plan(Record):
     """What a push sends, planned against some view of the hub's refs."""
 
-    _fields = ("updates", "same", "objs", "reuse", "haves", "tracking")
+    _fields = ("updates", "objs", "reuse", "haves", "tracking")
 
     def __init__(
         self,
         updates: list[Update],
-        same: list[str],
         objs: list[tuple[int, bytes]],
         reuse: str | None,
         haves: list[bytes],
         tracking: list[bytes],
     ) -> None:
         self.updates = updates
-        self.same = same
         self.objs = objs  # (kind, id) to send; a large push's chunks last
         self.reuse = reuse  # a local pack holding exactly objs, sent as it is
         self.haves = haves  # what the hub is taken to have
         self.tracking = tracking  # ... of which from the remote-tracking refs
+
+    def update_docs(self) -> list[dict[str, Any]]:
+        """The ref updates as the hub's push requests carry them."""
+        return [update_json(u.ref, u.old, u.new, u.force) for u in self.updates]
 
 
 def _plan(
@@ -252,7 +254,6 @@ def _plan(
     remote: str,
     remote_refs: dict[str, bytes],
     updates: list[Update],
-    same: list[str],
     result: PushResult,
 ) -> _Plan:
     """The objects ``updates`` need, against the hub's refs and our remote-tracking refs."""
@@ -266,14 +267,14 @@ def _plan(
     wants = [u.new for u in updates if u.new is not None]
     found = None if haves else closure_pack_path(repo, wants)
     if found is not None:  # the hub has nothing and one local pack is exactly the history
-        return _Plan(updates, same, found[1], found[0], haves, tracking)
+        return _Plan(updates, found[1], found[0], haves, tracking)
     stats: dict[str, int] = {}
     t_neg = time.monotonic()
     objs = objects_to_send(store, wants, haves, stats)
     result.negotiate_seconds = time.monotonic() - t_neg
     result.chunks_sent = stats.get("chunks_sent", 0)
     result.chunks_deduplicated = stats.get("chunks_deduplicated", 0)
-    return _Plan(updates, same, objs, None, haves, tracking)
+    return _Plan(updates, objs, None, haves, tracking)
 
 
 def _tracking_view(repo: Repository, remote: str) -> dict[str, bytes]:
@@ -351,20 +352,22 @@ def push(
             if not updates:
                 result.wire_seconds = time.monotonic() - t0
                 return result
-            plan = _plan(repo, remote, rr.refs, updates, same, result)
+            plan = _plan(repo, remote, rr.refs, updates, result)
         chosen = _choose(repo, plan, path, rr)
         _send_planned(repo, s, plan, rr.refs, chosen, progress, result)
     return _pushed(repo, remote, result, t0)
 
 
-def _choose(repo: Repository, plan: _Plan, path: str, limits: RemoteRefs | None) -> str:
+def _choose(repo: Repository, plan: _Plan, path: str, limits: RemoteRefs) -> str:
     if not plan.objs:
         return "stream"  # only refs move: one small request whatever was asked
     if path != "auto":
         return path
-    lim = limits if limits is not None else RemoteRefs({}, None)
     return choose_path(
-        repo, plan.objs, int(lim.limit("stream_max_blobs")), int(lim.limit("stream_max_bytes"))
+        repo,
+        plan.objs,
+        int(limits.limit("stream_max_blobs")),
+        int(limits.limit("stream_max_bytes")),
     )
 
 
@@ -392,7 +395,7 @@ def _push_on_tracking(
     if not updates:
         return None, None, False
     result.updates, result.up_to_date = updates, same
-    plan = _plan(repo, remote, view, updates, same, result)
+    plan = _plan(repo, remote, view, updates, result)
     chosen = _choose(repo, plan, path, RemoteRefs(view, None, facts.limits))
     if chosen != "presign" or result.chunks_sent:
         return plan, None, False  # the stream path and segmented pushes ask for refs first
@@ -405,7 +408,7 @@ def _push_on_tracking(
             rr = s.refs()
         if not _plan_holds(plan, repo, rr.refs):
             return None, rr, False  # the ticket is left to expire; nothing was uploaded
-        body = [update_json(u.ref, u.old, u.new, u.force) for u in plan.updates]
+        body = plan.update_docs()
         result.bytes += size
         result.path = "presign"
         result.objects = len(plan.objs)
@@ -453,7 +456,7 @@ def _send_planned(
     objs = plan.objs
     if plan.reuse is None and result.chunks_sent:
         objs = _send_segments(repo, s, objs, result, chosen, progress)
-    body = [update_json(u.ref, u.old, u.new, u.force) for u in plan.updates]
+    body = plan.update_docs()
     try:
         pack_path = plan.reuse if plan.reuse is not None else reusable_pack(repo, objs)
         answer = _send(repo, s, objs, body, chosen, progress, result, pack_path)
@@ -484,7 +487,7 @@ def _resend(
     remote_have = [oid for oid in hub_refs.values() if repo.store.has(oid)]
     wants = [u.new for u in plan.updates if u.new is not None]
     objs = objects_to_send(repo.store, wants, remote_have)
-    body = [update_json(u.ref, u.old, u.new, u.force) for u in plan.updates]
+    body = plan.update_docs()
     answer = _send(repo, s, objs, body, chosen, progress, result, reusable_pack(repo, objs))
     result.objects = len(objs)
     return objs, answer

@@ -153,25 +153,11 @@ class Session:
         """push/stream of a pack that is a file already, sent with its Content-Length: a body
         cap on the way (the hub's, an edge proxy's) then refuses it on the headers, and the
         connection (muse.client.http11) stops sending as soon as that answer is there."""
-        prefix = encode_push_header(updates)
-        files: list[BinaryIO] = []
-
-        def body() -> tuple[BinaryIO, int]:
-            for f in files:
-                f.close()
-            f = open(path, "rb")  # noqa: SIM115 - closed below / on the next attempt
-            files.append(f)
-            pack = _Reporting(f, on_bytes) if on_bytes is not None else f
-            return _Prefixed(prefix, pack), len(prefix) + size  # type: ignore[return-value]
-
-        try:
+        with _FileBody(path, size, on_bytes, encode_push_header(updates)) as body:
             resp = self.transport.request(
                 "POST", self._url("push/stream"), body=body, headers={"Content-Type": PUSH_TYPE}
             )
             return dict(resp.json())
-        finally:
-            for f in files:
-                f.close()
 
     def push_stage(self, pack: Callable[[], Iterable[bytes]]) -> dict[str, Any]:
         """Send one segment of a large push (blobs only; no ref moves)."""
@@ -228,24 +214,12 @@ class Session:
         on_bytes: Callable[[int], object] | None = None,
     ) -> None:
         """PUT the file at ``path`` to a presigned URL; ``on_bytes(n)`` as it is read."""
-        files: list[BinaryIO] = []
-
-        def body() -> tuple[BinaryIO, int]:
-            for f in files:
-                f.close()
-            f = open(path, "rb")  # noqa: SIM115 - closed below / on the next attempt
-            files.append(f)
-            return (_Reporting(f, on_bytes) if on_bytes is not None else f), size  # type: ignore[return-value]
-
-        try:
+        with _FileBody(path, size, on_bytes) as body:
             resp = self.transport.request(
                 "PUT", self._resolve(url), body=body, headers=dict(headers), presigned=True
             )
             resp.read()
             resp.close()
-        finally:
-            for f in files:
-                f.close()
 
     def push_commit(
         self, upload_id: str, updates: list[dict[str, Any]], stage: bool = False
@@ -321,6 +295,44 @@ class _Reporting:
 
     def close(self) -> None:
         self.f.close()
+
+
+class _FileBody:
+    """A request body read from the file at ``path`` (after ``prefix``), ``size`` bytes of
+    it: each call (each attempt of the transport) opens the file afresh and closes the last
+    one; leaving the block closes what is open. ``on_bytes(n)`` as the file is read."""
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        on_bytes: Callable[[int], object] | None = None,
+        prefix: bytes = b"",
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.on_bytes = on_bytes
+        self.prefix = prefix
+        self._open: BinaryIO | None = None
+
+    def __call__(self) -> tuple[BinaryIO, int]:
+        self.close()
+        f = self._open = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        body: Any = _Reporting(f, self.on_bytes) if self.on_bytes is not None else f
+        if self.prefix:
+            body = _Prefixed(self.prefix, body)
+        return body, len(self.prefix) + self.size
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+
+    def __enter__(self) -> _FileBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _Prefixed:
