@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fixtures import free_port, missing, start_hub
+from fixtures.recovery import wait_until
 from staging.edge import Edge, Site, nginx_binary
 from staging.forward import ForwardProxy, tinyproxy_binary
 from staging.pki import CA
@@ -221,7 +222,8 @@ def test_body_over_the_proxy_cap_says_use_presign(
     assert cp.returncode == 7, cp.stderr
     line = _error_line(cp)
     assert "413" in line and "--path presign" in line, line
-    assert any(" 413 " in x for x in edge_proc.log_lines())
+    # nginx writes the line when the connection is done, which may be just after muse exits
+    wait_until(lambda: any(" 413 " in x for x in edge_proc.log_lines()), 30, "the edge's 413")
     assert muse.run("fsck", cwd=src).returncode == 0
 
 
