@@ -163,6 +163,59 @@ def test_short_reads() -> None:
     assert set(got) == as_set(objs)
 
 
+class TrickleInto(Trickle):
+    """A Trickle with ``readinto`` (as a buffered file or socket has): short pieces too."""
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        chunk = self.read(len(b))
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _big_blocks() -> list[tuple[int, bytes]]:
+    """Incompressible blobs in raw blocks of a few MiB each (over the 1 MiB first read), and
+    one 17 MiB blob: a block past MAX_MULTI_BLOCK, which is read by growing."""
+    rng = random.Random("big")
+    objs = [(O.BLOB, rng.randbytes(64 << 10)) for _ in range(80)]
+    return objs + [(O.BLOB, rng.randbytes(P.MAX_MULTI_BLOCK + (1 << 20)))]
+
+
+@pytest.mark.parametrize("stream", [Trickle, TrickleInto, io.BytesIO])
+def test_blocks_over_a_read_piece_arrive_whole(stream: type) -> None:
+    """Blocks longer than one read (1 MiB) are put together byte for byte from pieces of any
+    size, whether the stream fills a buffer in place (readinto) or only returns bytes."""
+    objs = _big_blocks()
+    data = encode(objs, compress=False)
+    blocks = list(P.read_blocks(io.BytesIO(data)))
+    assert any((1 << 20) < len(b.data) <= P.MAX_MULTI_BLOCK for b in blocks)
+    assert any(len(b.data) > P.MAX_MULTI_BLOCK for b in blocks)
+    src = stream(data, 64 << 10) if stream is not io.BytesIO else io.BytesIO(data)
+    assert set(read_pack(src)) == as_set(objs)
+
+
+@pytest.mark.parametrize("stream", [Trickle, TrickleInto])
+def test_a_block_cut_inside_is_refused_wherever_it_stops(stream: type) -> None:
+    data = encode(_big_blocks()[:40], compress=False)
+    first = P.HEADER_LEN + P.BLOCK_HEADER_LEN
+    for cut in (first, first + 1, first + (1 << 20), first + (1 << 20) + 1, len(data) - 40):
+        with pytest.raises(PackError) as info:
+            list(read_pack(stream(data[:cut], 300 << 10)))
+        assert info.value.code == "bad_pack" and "cut short" in info.value.message
+
+
+def test_a_block_header_alone_allocates_nothing_ahead() -> None:
+    """A block that promises 16 MiB and never sends a byte of it costs no 16 MiB buffer."""
+    block = P.BLOCK_HEADER.pack(P.CODEC_RAW, 1, P.MAX_MULTI_BLOCK, P.MAX_MULTI_BLOCK)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PackError):
+            list(read_pack(TrickleInto(P.HEADER + block, 1 << 20)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 << 20, peak
+
+
 class Generated(io.RawIOBase):
     """A pack produced on the fly, never held whole in memory."""
 
