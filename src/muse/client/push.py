@@ -21,7 +21,7 @@ from muse.client.progress import Progress
 from muse.client.session import RemoteRefs, Session
 from muse.client.transport import CHUNK, ExpiredURL, WireError
 from muse.core.graph import is_ancestor
-from muse.core.objects import BLOB, COMMIT
+from muse.core.objects import BLOB
 from muse.core.record import Record
 from muse.core.refnames import HEADS, TAGS
 from muse.core.repo import Repository
@@ -257,6 +257,7 @@ def _plan(
     result: PushResult,
 ) -> _Plan:
     """The objects ``updates`` need, against the hub's refs and our remote-tracking refs."""
+    from muse.client.closure import closure_pack_path
     from muse.client.remotes import tracking_refs
     from muse.wire.negotiate import objects_to_send
 
@@ -715,29 +716,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def closure_pack_path(
-    repo: Repository, wants: list[bytes]
-) -> tuple[str, list[tuple[int, bytes]]] | None:
-    """A local pack holding exactly what is reachable from ``wants``, and its (kind, id)s.
-
-    For a push to a hub that has none of our objects: proving it from the pack (one pass over
-    its trees and commits, see verify.closure_pack) is about twice as cheap as the history
-    walk, and the pack is then sent as it is. None when no pack qualifies.
-    """
-    from muse.wire.verify import closure_pack
-
-    packs = repo.store.packs
-    if packs is None or not wants:
-        return None
-    holders = [pf for pf in packs.packs if all(pf.kind(w) == COMMIT for w in wants)]
-    if len(holders) != 1:
-        return None
-    pf = holders[0]
-    if not closure_pack(pf, wants):
-        return None
-    return str(pf.path), list((k, oid) for oid, k in pf.kinds())
 
 
 def reusable_pack(repo: Repository, objs: list[tuple[int, bytes]]) -> str | None:

@@ -25,6 +25,7 @@ from muse.core.objects import (
     tag_refs,
     tree_refs,
 )
+from muse.core.pack import closure
 from muse.core.record import Record
 from muse.core.refs import RefError
 from muse.core.repo import Repository
@@ -104,6 +105,7 @@ def fsck(repo: Repository) -> FsckReport:
         check(oid, kind, body, "loose")
     # packed: every object re-hashed, read in pack order (each block decompressed once)
     packs = store.packs
+    recorded: list[tuple[str, list[bytes], set[bytes]]] = []  # closure records to check
     if packs is not None:
         for pf in _pack_files(packs):
             name = os.path.basename(str(pf.path))
@@ -124,7 +126,17 @@ def fsck(repo: Repository) -> FsckReport:
             rep.packed += seen_here
             if seen_here != listed:
                 rep.problems.append(f"{name}: index lists {listed} objects, read {seen_here}")
+            for commits in closure.sets(str(pf.path)):
+                recorded.append((str(pf.path), commits, set(pf.ids())))
     rep.objects = len(kinds)
+    links = (commit_links, tree_links, chunk_links)
+    for path, commits, held in recorded:
+        if _history(commits, kinds, *links) != held:
+            rep.problems.append(
+                f"{closure.record_path(path)}: says the pack is exactly the history of "
+                f"{', '.join(c.hex()[:12] for c in commits)}, and it is not (remove the file: "
+                "a push then proves it again)"
+            )
 
     # connectivity from every ref and HEAD
     tips: list[tuple[str, bytes]] = []
@@ -213,3 +225,37 @@ def fsck(repo: Repository) -> FsckReport:
                 f"{oid.hex()} holds {stored}"
             )
     return rep
+
+
+def _history(
+    commits: list[bytes],
+    kinds: dict[bytes, int],
+    commit_links: dict[bytes, tuple[bytes, list[bytes]]],
+    tree_links: dict[bytes, tuple[bytes, bytes]],
+    chunk_links: dict[bytes, bytes],
+) -> set[bytes] | None:
+    """Every id reachable from ``commits`` (a closure record's claim, section 2.1.1 of
+    docs/format.md); None when a commit is not one, or an object on the way is missing or
+    malformed (the record cannot be exact then)."""
+    seen: set[bytes] = set()
+    stack = [(c, COMMIT) for c in commits]
+    while stack:
+        oid, want = stack.pop()
+        if oid in seen:
+            continue
+        if kinds.get(oid) != want:
+            return None
+        seen.add(oid)
+        if want == COMMIT:
+            tree, parents = commit_links[oid]
+            stack.append((tree, TREE))
+            stack.extend((p, COMMIT) for p in parents)
+        elif want == TREE:
+            modes, ids = tree_links[oid]
+            stack.extend(
+                (ids[32 * i : 32 * i + 32], MODE_KIND.get(m, BLOB)) for i, m in enumerate(modes)
+            )
+        elif want == CHUNKS:
+            ids = chunk_links[oid]
+            stack.extend((ids[i : i + 32], BLOB) for i in range(0, len(ids), 32))
+    return seen

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from muse.core.lockfile import LockFile, LockHeld
+from muse.core.pack import closure
 from muse.core.record import Record
 from muse.core.repo import Repository
 
@@ -179,6 +180,7 @@ def repack(repo: Repository) -> RepackResult:
                 continue  # the merge of what it already held: the same pack
             _unlink(_idx(path))  # the index first: a pack without one is never read
             _unlink(path)
+            closure.remove(path)
             res.packs += 1
         for oid in loose_ids:
             _unlink(store.loose_path(oid))
