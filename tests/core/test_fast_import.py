@@ -76,7 +76,9 @@ def _same_refs(src: Path, dst: Path, refs: list[str]) -> None:
         assert cp.returncode == 0, cp.stderr
         assert _files(dst) == _files(src), ref
         n = int(git(src, "rev-list", "--count", ref))
-        assert len(muse(dst, "log", "--oneline", ref).stdout.splitlines()) == n, ref
+        # One line per commit, ended by "\n" (a subject may hold \x0b, \x1c or \u2028,
+        # which str.splitlines would count as line ends too: flask's history does).
+        assert muse(dst, "log", "--oneline", ref).stdout.count(b"\n") == n, ref
 
 
 def test_a_git_history_with_merges_modes_links_renames_and_tags(tmp_path: Path) -> None:
