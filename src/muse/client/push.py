@@ -30,6 +30,12 @@ from muse.wire.messages import update_json
 
 if TYPE_CHECKING:
     from muse.client.hubfacts import HubFacts
+    from muse.core.pack.splice import Span, SplicedPack
+
+    #: A segment of a large push: objects to pack anew, or whole blocks of local packs.
+    Segment = list[tuple[int, bytes]] | SplicedPack
+    #: What an upload sends: a pack file (its path) or a spliced pack.
+    Bundle = str | SplicedPack
 
 
 class Update(Record):
@@ -538,25 +544,38 @@ def _send_segments(
 
     The chunks are the last ``result.chunks_sent`` entries of ``objs`` (negotiate puts them
     there). The hub is asked which it lacks first: what an interrupted earlier run staged is
-    not sent again. The last, partial segment travels with the final push.
+    not sent again. Whole blocks of local packs go as they lie (pack.splice: no re-encoding,
+    no temporary file); the chunks that share a block with chunks the hub has are packed
+    anew. The last, partial segment travels with the final push.
     """
+    from muse.core.pack.splice import SplicedPack, whole_blocks
+
     n = result.chunks_sent
     head, chunks = objs[: len(objs) - n], objs[len(objs) - n :]
-    sizes = [_object_size(repo, oid) for _, oid in chunks]
-    if sum(sizes) <= SEGMENT_BYTES:
+    if sum(_object_size(repo, oid) for _, oid in chunks) <= SEGMENT_BYTES:
         return objs
     missing = s.objects_missing([oid for _, oid in chunks])
     kept = len(chunks) - len(missing)
     result.chunks_sent -= kept
     result.chunks_deduplicated += kept
-    segments: list[list[tuple[int, bytes]]] = []
+    wanted = [item for item in chunks if item[1] in missing]
+    packs = repo.store.packs.packs if repo.store.packs is not None else []
+    spans, rest = whole_blocks(packs, wanted)
+    segments: list[Segment] = []
+    group: list[Span] = []
+    size = 0
+    for span in spans:
+        group.append(span)
+        size += span.length
+        if size >= SEGMENT_BYTES:
+            segments.append(SplicedPack(group))
+            group, size = [], 0
+    rest = [item for span in group for item in span.objects] + rest  # short of a segment
     segment: list[tuple[int, bytes]] = []
     size = 0
-    for item, n_bytes in zip(chunks, sizes, strict=True):
-        if item[1] not in missing:
-            continue
+    for item in rest:
         segment.append(item)
-        size += n_bytes
+        size += _object_size(repo, item[1])
         if size >= SEGMENT_BYTES:
             segments.append(segment)
             segment, size = [], 0
@@ -571,66 +590,90 @@ def _send_segments(
 def _stage_stream(
     repo: Repository,
     s: Session,
-    segment: list[tuple[int, bytes]],
+    segment: Segment,
     progress: Progress,
     result: PushResult,
 ) -> None:
     """One segment: a pack of chunks the hub keeps without moving a ref."""
     counter = [0]
+
+    def spliced(pack: SplicedPack) -> Iterator[bytes]:
+        counter[0] = 0
+        progress.start("Sending objects", pack.count, pack.size)
+        for data in pack.chunks():
+            counter[0] += len(data)
+            progress.add_bytes(len(data))
+            yield data
+
     try:
-        s.push_stage(lambda: _pack_stream(repo, segment, progress, counter))
+        if isinstance(segment, list):
+            s.push_stage(lambda: _pack_stream(repo, segment, progress, counter))
+        else:
+            s.push_stage(lambda: spliced(segment))
     finally:
         progress.finish_line()
     result.bytes += counter[0]
 
 
+def _segment_bundle(
+    repo: Repository, segment: Segment, need_sha: bool, progress: Progress
+) -> tuple[Bundle, int, bytes | None]:
+    """What one segment's upload sends: (the spliced pack, or a temporary pack file written
+    now; its size; its SHA-256, computed only where the hub's store binds uploads to it)."""
+    if isinstance(segment, list):
+        return _write_temp_pack(repo, segment, progress)
+    return segment, segment.size, segment.digest() if need_sha else None
+
+
 def _stage_presigned(
     repo: Repository,
     s: Session,
-    segments: list[list[tuple[int, bytes]]],
+    segments: list[Segment],
     progress: Progress,
     result: PushResult,
 ) -> None:
-    """The segments as presigned bundles, in a pipeline of three: segment k+1's pack is
-    written while segment k is uploaded and segment k-1 committed (the hub's checks, on a
-    second connection). Writing a pack is reads, SHA-256 and file writes, which release the
-    GIL, and the other two wait on the network: on two cores they overlap (measured here, a
-    512 MiB push to a local hub, p50 of 4: 3.2 s one after the other, 2.46 s with the pack
-    written ahead; see docs/benchmarks.md "Big files" for the commit on its own connection).
-    At most three temporary packs exist at once; a failure anywhere stops all three and
-    leaves none."""
+    """The segments as presigned bundles, in a pipeline of three: segment k+1's bundle is
+    made ready while segment k is uploaded and segment k-1 committed (the hub's checks, on a
+    second connection). Writing a pack (or hashing a spliced one) is reads, SHA-256 and file
+    writes, which release the GIL, and the other two wait on the network: on two cores they
+    overlap (measured here, a 512 MiB push to a local hub, p50 of 4: 3.2 s one after the
+    other, 2.46 s with the pack written ahead; see docs/benchmarks.md "Big files" for the
+    commit on its own connection). At most three temporary packs exist at once; a failure
+    anywhere stops all three and leaves none."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     s.open_store()
+    need_sha = s.store_origin is not None
     quiet = Progress(quiet=True)  # one line per upload; packing and commits run behind it
     committer = _SegmentCommitter(s)
     with ThreadPoolExecutor(1, thread_name_prefix="segment") as pool:
-        ahead: Future[tuple[str, int, bytes]] | None = pool.submit(
-            _write_temp_pack, repo, segments[0], quiet
+        ahead: Future[tuple[Bundle, int, bytes | None]] | None = pool.submit(
+            _segment_bundle, repo, segments[0], need_sha, quiet
         )
         try:
             for i, segment in enumerate(segments):
                 assert ahead is not None
-                pack_path, size, sha256 = ahead.result()
+                bundle, size, sha256 = ahead.result()
                 ahead = None
                 if i + 1 < len(segments):
-                    ahead = pool.submit(_write_temp_pack, repo, segments[i + 1], quiet)
+                    ahead = pool.submit(_segment_bundle, repo, segments[i + 1], need_sha, quiet)
+                count = len(segment) if isinstance(segment, list) else segment.count
                 try:
                     committer.raise_failure()  # the commit before failed: stop now
                     ticket = _presign_push(
-                        s, pack_path, size, sha256, len(segment), [], progress, commit=False
+                        s, bundle, size, sha256, count, [], progress, commit=False
                     )
                 except BaseException:
-                    _unlink(pack_path)
+                    _discard(bundle)
                     raise
-                committer.add(ticket, pack_path, size, sha256, len(segment))
+                committer.add(ticket, bundle, size, sha256, count)
                 result.bytes += size
             committer.finish()
         finally:
             committer.close()
             if ahead is not None:  # stopped early: the pack written ahead goes too
                 try:
-                    _unlink(ahead.result()[0])
+                    _discard(ahead.result()[0])
                 except Exception:  # noqa: BLE001 - its writer failed: nothing was left
                     pass
 
@@ -648,22 +691,24 @@ class _SegmentCommitter:
 
         self._s = s
         self._session: Session | None = None
-        self._queue: queue.Queue[tuple[dict[str, Any], str, int, bytes, int] | None]
+        self._queue: queue.Queue[tuple[dict[str, Any], Bundle, int, bytes | None, int] | None]
         self._queue = queue.Queue(maxsize=1)  # one waiting beside the one being committed
         self._failure: BaseException | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="segment-commit", daemon=True)
         self._thread.start()
 
-    def add(self, ticket: dict[str, Any], pack_path: str, size: int, sha: bytes, n: int) -> None:
-        self._queue.put((ticket, pack_path, size, sha, n))
+    def add(
+        self, ticket: dict[str, Any], bundle: Bundle, size: int, sha: bytes | None, n: int
+    ) -> None:
+        self._queue.put((ticket, bundle, size, sha, n))
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            ticket, pack_path, size, sha256, count = item
+            ticket, bundle, size, sha256, count = item
             try:
                 if self._failure is None and not self._stopping:
                     if self._session is None:
@@ -677,7 +722,7 @@ class _SegmentCommitter:
                         self._session.store_origin = s.store_origin
                     _presign_push(
                         self._session,
-                        pack_path,
+                        bundle,
                         size,
                         sha256,
                         count,
@@ -689,7 +734,7 @@ class _SegmentCommitter:
             except BaseException as e:  # noqa: BLE001 - raised on the pushing thread
                 self._failure = e
             finally:
-                _unlink(pack_path)
+                _discard(bundle)
 
     def raise_failure(self) -> None:
         if self._failure is not None:
@@ -716,6 +761,13 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _discard(bundle: Bundle) -> None:
+    """A segment's bundle is done with: a temporary pack file goes (a spliced one is only
+    the local pack's blocks)."""
+    if isinstance(bundle, str):
+        _unlink(bundle)
 
 
 def reusable_pack(repo: Repository, objs: list[tuple[int, bytes]]) -> str | None:
@@ -782,7 +834,7 @@ def _file_sha256(path: str) -> bytes:
 
 def _presign_push(
     s: Session,
-    pack_path: str,
+    bundle: Bundle,
     size: int,
     sha256: bytes | None,
     count: int,
@@ -820,7 +872,7 @@ def _presign_push(
                 s.put_bundle(
                     str(ticket["url"]),
                     dict(ticket.get("headers") or {}),
-                    pack_path,
+                    bundle,
                     size,
                     on_bytes,
                 )

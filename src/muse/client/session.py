@@ -33,6 +33,7 @@ from muse.wire.messages import (
 
 if TYPE_CHECKING:
     from muse.client.transport import ConnectionFactory
+    from muse.core.pack.splice import SplicedPack, SplicedReader
 
 
 class RemoteRefs(Record):
@@ -209,12 +210,18 @@ class Session:
         self,
         url: str,
         headers: dict[str, str],
-        path: str,
+        source: str | SplicedPack,
         size: int,
         on_bytes: Callable[[int], object] | None = None,
     ) -> None:
-        """PUT the file at ``path`` to a presigned URL; ``on_bytes(n)`` as it is read."""
-        with _FileBody(path, size, on_bytes) as body:
+        """PUT a pack to a presigned URL: the file at ``source``, or the spliced pack;
+        ``on_bytes(n)`` as it is read."""
+        body: _FileBody | _SplicedBody
+        if isinstance(source, str):
+            body = _FileBody(source, size, on_bytes)
+        else:
+            body = _SplicedBody(source, on_bytes)
+        with body:
             resp = self.transport.request(
                 "PUT", self._resolve(url), body=body, headers=dict(headers), presigned=True
             )
@@ -329,6 +336,31 @@ class _FileBody:
             self._open = None
 
     def __enter__(self) -> _FileBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _SplicedBody:
+    """A spliced pack (pack.splice) as a request body: each attempt reads it afresh."""
+
+    def __init__(self, pack: SplicedPack, on_bytes: Callable[[int], object] | None) -> None:
+        self.pack = pack
+        self.on_bytes = on_bytes
+        self._open: SplicedReader | None = None
+
+    def __call__(self) -> tuple[Any, int]:
+        self.close()
+        self._open = self.pack.reader(self.on_bytes)
+        return self._open, self.pack.size
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+
+    def __enter__(self) -> _SplicedBody:
         return self
 
     def __exit__(self, *exc: object) -> None:

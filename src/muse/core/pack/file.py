@@ -131,6 +131,23 @@ class PackFile:
         block_off, _rec, _length, _kind, codec = self._entry(i)
         return (self, -1) if codec == CODEC_RAW else (self, block_off)
 
+    def block_offset(self, oid: bytes) -> int | None:
+        """Where the block holding the object begins (raw or zstd), or None (pack.splice)."""
+        i = self._find(oid)
+        return None if i < 0 else self._entry(i)[0]
+
+    def block_extent(self, block_off: int) -> tuple[int, int]:
+        """(record count, length in bytes, header included) of the block at ``block_off``."""
+        head = self._pread(BLOCK_HEADER_LEN, block_off)
+        if len(head) != BLOCK_HEADER_LEN:
+            raise PackError("bad_pack", f"pack {self.path} is truncated")
+        _codec, count, _ulen, clen = BLOCK_HEADER.unpack(head)
+        return count, BLOCK_HEADER_LEN + clen
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """``n`` bytes of the pack file at ``offset`` (fewer where it ends)."""
+        return self._pread(n, offset)
+
     # ------------------------------------------------------------------------------ bytes
     def _pread(self, n: int, offset: int) -> bytes:
         fd = self._fd
