@@ -217,6 +217,9 @@ def serve(app: Any, bounds: Bounds, workers: int = 1, **kwargs: Any) -> None:
     string when ``workers`` > 1)."""
     from uvicorn.supervisors import Multiprocess
 
+    from musehub import heap
+
+    heap.tune()  # this process, and (by the environment) the workers it spawns
     config = HubConfig(app, bounds, workers=workers, **kwargs)
     server = uvicorn.Server(config=config)
     if workers > 1:
