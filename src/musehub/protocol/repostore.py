@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from muse.core.pack.cache import BlockCache
 from muse.core.pack.file import PackFile
 from muse.core.pack.packset import PackList
+from muse.core.repack import BIG_PACK
 from musehub.files import private_file
 from musehub.protocol import dbops
 from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
@@ -49,6 +50,8 @@ log = logging.getLogger("musehub.protocol")
 
 WORK_TTL_S = 3600  # how long a crashed push's half-stored pack may linger before the sweep
 REPACK_AT = 16  # more packs than this in one repository: merge the smaller ones
+# BIG_PACK (the client's repack threshold, muse.core.repack): packs at least this large are
+# never merged nor counted towards REPACK_AT; a fetch hands them out as they are (serve.py).
 REPACK_GRACE_S = 3 * 3600  # replaced packs stay this long: readers, and URLs handed out
 CACHE_TOUCH_S = 2.0  # a used pack's mtime is set again at most this often (per process)
 CACHE_PROTECT_S = 5.0  # packs used this recently are never evicted (a reader opening them)
@@ -260,14 +263,17 @@ class RepoStore:
     def maybe_repack(self, repo_id: int, user_id: int) -> None:
         """Keep a repository at a few packs, so reads do not probe many indexes.
 
-        Every push adds a pack; past REPACK_AT packs, the smaller ones are merged into one
-        (all but the largest when together they are smaller than it, else all: the merged
-        sizes grow geometrically, so each object is rewritten only a few times). The swap is
+        Every push adds a pack; past REPACK_AT packs under BIG_PACK, the smaller ones are
+        merged into one (all but the largest when together they are smaller than it, else
+        all: the merged sizes grow geometrically, so each object is rewritten only a few
+        times). Packs of BIG_PACK and more (the segments of a large push, each at least
+        64 MiB) are left as they are, as git's ``gc.bigPackThreshold`` does: merging them
+        would rewrite every byte of a large file after each push. The swap is
         one transaction that deletes exactly the merged rows and inserts the new one; it loses
         (and its pack is deleted) if another process repacked first. Old pack files are
         deleted from storage only after a grace period, for readers that listed them.
         """
-        infos = self.pack_infos(repo_id)
+        infos = [i for i in self.pack_infos(repo_id) if i.bytes < BIG_PACK]
         if len(infos) <= REPACK_AT:
             return
         with self._lock:

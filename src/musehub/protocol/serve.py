@@ -36,9 +36,20 @@ from muse.wire.negotiate import objects_to_send
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.records import SCHEDULED, PackInfo
-from musehub.protocol.repostore import REPACK_GRACE_S, PackReader, RepoStore, bundle_key, pack_key
+from musehub.protocol.repostore import (
+    BIG_PACK,
+    REPACK_GRACE_S,
+    PackReader,
+    RepoStore,
+    bundle_key,
+    pack_key,
+)
 
-MAX_DIRECT_PACKS = 8  # at most this many stored packs are handed out as separate bundles
+MAX_DIRECT_PACKS = 8  # at most this many small stored packs are handed out as separate bundles
+# Stored packs of BIG_PACK or more (a segment of a large push is at least 64 MiB) are handed
+# out as they are whatever their number: one more GET costs a round trip, while building one
+# bundle of them re-encodes and rewrites every byte (a clone of a 1 GiB file: 17 packs).
+MAX_DIRECT_BUNDLES = 256  # and never more bundles than this in one answer
 BUNDLE_URL_TTL_S = 3600
 CLONE_BUNDLE_TTL_S = 24 * 3600  # a built clone bundle is reused this long, then swept
 CHUNK = 256 * 1024
@@ -161,14 +172,15 @@ class Server:
         """
         need = {oid for _, oid in objects}
         chosen: list[PackInfo] = []
-        covered = 0
+        covered = small = 0
         for info, pf in zip(reversed(infos), reader.packs, strict=True):
             if info.objects > len(need) - covered:
                 continue
             if all(oid in need for oid in pf.ids()):
                 chosen.append(info)
                 covered += info.objects
-                if len(chosen) > MAX_DIRECT_PACKS:
+                small += info.bytes < BIG_PACK
+                if small > MAX_DIRECT_PACKS or len(chosen) > MAX_DIRECT_BUNDLES:
                     return None
         if not chosen or covered != len(need):
             return None
