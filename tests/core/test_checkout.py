@@ -371,3 +371,32 @@ def test_a_small_change_is_validated_alone_and_a_hostile_change_still_refused(re
         with pytest.raises(UnsafePath):
             checkout_tree(repo, bad)
         assert sorted(os.listdir(os.path.join(r, "edit"))) == ["c"]
+
+
+def test_a_large_file_just_restored_is_trusted_by_the_next_command(repo, monkeypatch):
+    """The index saved right after a large file was written is newer than the file's mtime
+    (the checkout waits out the timestamp tick), so the next pull, status or checkout trusts
+    the stat cache instead of re-hashing the whole file."""
+    from muse.core import chunking
+    from muse.core.index import SETTLE_MIN_BYTES, load_index, stat_unchanged
+
+    r = repo.root
+    first, second = os.urandom(SETTLE_MIN_BYTES + 1), os.urandom(SETTLE_MIN_BYTES + 1)
+    write(r, "take.wav", first)
+    write(r, "notes.txt", b"tiny")
+    t1 = repo.read_commit(commit_all(repo)).tree
+    write(r, "take.wav", second)
+    t2 = repo.read_commit(commit_all(repo)).tree
+    checkout_tree(repo, t1)
+    idx = load_index(repo.muse_dir)
+    st = os.lstat(os.path.join(r, "take.wav"))
+    assert idx.racy_ns > st.st_mtime_ns
+    assert stat_unchanged(idx.entries["take.wav"], st, idx.racy_ns)
+
+    def no_rehash(*_args, **_kwargs):
+        raise AssertionError("the large file was re-hashed")
+
+    monkeypatch.setattr(chunking, "file_chunks", no_rehash)
+    checkout_tree(repo, t2)  # its precheck proves take.wav unchanged from the stat cache
+    with open(os.path.join(r, "take.wav"), "rb") as f:
+        assert f.read() == second

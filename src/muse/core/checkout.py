@@ -385,7 +385,7 @@ def _run(
         stats.written += written
         idx.entries.update(new_entries)
     idx.base = tree_oid
-    idx.save()
+    idx.save_settled(e for _, new_entries in results for e in new_entries.values())
     end_checkout(repo.muse_dir)
     return stats
 
