@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import proc  # noqa: E402
 from benchlib.gitside import git_env  # noqa: E402
 from benchlib.hub import LocalHub, SeaweedFS  # noqa: E402
+from benchlib.museside import muse_env  # noqa: E402
 
 MiB = 1 << 20
 
@@ -115,8 +116,8 @@ def run_muse(work: str, size: int, path: str, storage: str = "local") -> Side:
     try:
         slug, _ = hub.new_repo("bigfile")
         url = hub.repo_url(slug)
-        env = dict(os.environ, HOME=work, MUSE_TOKEN=hub.token, MUSE_TOKEN_HUB=hub.url)
-        env.update(MUSE_AUTHOR_NAME="Bench", MUSE_AUTHOR_EMAIL="bench@example.invalid")
+        env = muse_env(work)  # cached bytecode, as a user's muse runs
+        env.update(MUSE_TOKEN=hub.token, MUSE_TOKEN_HUB=hub.url)
         src, dst = os.path.join(work, "m-src"), os.path.join(work, "m-dst")
         os.makedirs(src)
         proc.run([*proc.MUSE, "init", src], env=env)
