@@ -10,6 +10,13 @@ from muse.core.pack.cache import BlockCache
 from muse.core.pack.codec import PackError
 from muse.core.pack.file import PackFile
 
+#: With more packs than this, a reader that has made :data:`MERGE_AFTER` lookups builds one
+#: {id: pack} map of them all, so each lookup costs one dict probe instead of one probe per
+#: pack: large files arrive in segments of 64 MiB that are never merged (a 10 GiB recording
+#: is 160 packs), and checking its 160,000 chunks asked every pack about each one.
+MERGE_PACKS = 4
+MERGE_AFTER = 4096
+
 
 class PackList:
     """Given packs (newest first) behind one read interface; the hub hands the packs its
@@ -19,15 +26,41 @@ class PackList:
         self.packs = packs
         self.cache = cache if cache is not None else BlockCache()
 
-    def get(self, oid: bytes) -> tuple[int, bytes] | None:
-        for pf in self.packs:
-            found = pf.get(oid)
-            if found is not None:
-                return found
+    @property
+    def packs(self) -> list[PackFile]:
+        return self._packs
+
+    @packs.setter
+    def packs(self, packs: list[PackFile]) -> None:
+        self._packs = packs
+        self._merged: dict[bytes, PackFile] | None = None
+        self._lookups = 0
+
+    def _pack_of(self, oid: bytes) -> PackFile | None:
+        """The first pack (newest first) holding ``oid``."""
+        merged = self._merged
+        if merged is not None:
+            return merged.get(oid)
+        packs = self._packs
+        if len(packs) > MERGE_PACKS:
+            self._lookups += 1
+            if self._lookups > MERGE_AFTER:
+                merged = {}
+                for pf in reversed(packs):  # the newest last: its entry wins, as in a scan
+                    merged.update(dict.fromkeys(pf.ids(), pf))
+                self._merged = merged
+                return merged.get(oid)
+        for pf in packs:
+            if pf.has(oid):
+                return pf
         return None
 
+    def get(self, oid: bytes) -> tuple[int, bytes] | None:
+        pf = self._pack_of(oid)
+        return None if pf is None else pf.get(oid)
+
     def has(self, oid: bytes) -> bool:
-        return any(pf.has(oid) for pf in self.packs)
+        return self._pack_of(oid) is not None
 
     @property
     def block_cache(self) -> BlockCache:
@@ -35,25 +68,16 @@ class PackList:
 
     def locate(self, oid: bytes) -> tuple[PackFile, int] | None:
         """Where :meth:`get` would read the object, if from a zstd block (pack.gather)."""
-        for pf in self.packs:
-            found = pf.locate(oid)
-            if found is not None:
-                return found
-        return None
+        pf = self._pack_of(oid)
+        return None if pf is None else pf.locate(oid)
 
     def kind(self, oid: bytes) -> int | None:
-        for pf in self.packs:
-            k = pf.kind(oid)
-            if k is not None:
-                return k
-        return None
+        pf = self._pack_of(oid)
+        return None if pf is None else pf.kind(oid)
 
     def size(self, oid: bytes) -> int | None:
-        for pf in self.packs:
-            n = pf.size(oid)
-            if n is not None:
-                return n
-        return None
+        pf = self._pack_of(oid)
+        return None if pf is None else pf.size(oid)
 
     def ids(self) -> Iterator[bytes]:
         seen: set[bytes] = set()
