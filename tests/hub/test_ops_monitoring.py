@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fixtures.recovery import wait_until
 from ops_util import add_commit, clone_and_fsck, muse, user_env, work_tree
 
 from muse.wire.messages import PUSH_TYPE
@@ -83,9 +84,14 @@ def test_metrics_over_two_workers_and_the_access_log(tmp_path: Path, start_hub: 
     assert _sum(m, "musehub_http_requests_total", route=push, status="400") == 1
     # a hostile path never becomes a label
     hub.request("GET", "/no/such/place/at/all", check=False)
-    m = _metrics(hub)
+
+    def counted() -> Samples | None:  # a request is counted once its answer went out
+        m = _metrics(hub)
+        unmatched = _sum(m, "musehub_http_requests_total", route="unmatched", status="404")
+        return m if unmatched >= 1 else None
+
+    m = wait_until(counted, 10, "the 404 to be counted")
     assert not any("no/such" in str(labels) for _, labels in m)
-    assert _sum(m, "musehub_http_requests_total", route="unmatched", status="404") >= 1
 
     # request ids: ours are kept, hostile ones replaced
     req = urllib.request.Request(f"{hub.url}/alice/song/refs", headers={"X-Request-Id": "abc-123"})
