@@ -217,7 +217,7 @@ def serve(app: Any, bounds: Bounds, workers: int = 1, **kwargs: Any) -> None:
     string when ``workers`` > 1)."""
     from uvicorn.supervisors import Multiprocess
 
-    from musehub import heap
+    from muse.core import heap
 
     heap.tune()  # this process, and (by the environment) the workers it spawns
     config = HubConfig(app, bounds, workers=workers, **kwargs)

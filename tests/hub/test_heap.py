@@ -1,4 +1,4 @@
-"""musehub.heap: the hub's workers run with glibc's malloc kept from returning every freed
+"""muse.core.heap: the hub's workers run with glibc's malloc kept from returning every freed
 request body piece to the kernel (the settings reach spawned workers by their environment)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib.proc import descendants  # noqa: E402
 
-from musehub import heap  # noqa: E402
+from muse.core import heap  # noqa: E402
 
 glibc = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
@@ -53,3 +53,28 @@ def test_spawned_workers_start_with_the_settings(tmp_path: Path, start_hub: Any)
         seen += 1
     assert seen == 2
     assert hub.request("GET", "/healthz", None, None)[0] == 200
+
+
+def test_the_client_tunes_once_and_leaves_its_environment_alone(monkeypatch: Any) -> None:
+    calls: list[dict[str, str]] = []
+    monkeypatch.setattr(heap, "_tuned", False)
+    monkeypatch.setattr(heap, "tune", lambda env=None: calls.append(env) or True)
+    monkeypatch.delenv("MALLOC_TOP_PAD_", raising=False)
+    heap.tune_once()
+    heap.tune_once()
+    assert len(calls) == 1 and calls[0] is not None  # a copy, not os.environ
+    import os
+
+    assert "MALLOC_TOP_PAD_" not in os.environ
+
+
+def test_a_large_file_tunes_the_client(tmp_path: Path, monkeypatch: Any) -> None:
+    from muse.core import chunking
+
+    calls: list[int] = []
+    monkeypatch.setattr(heap, "tune_once", lambda: calls.append(1))
+    monkeypatch.setattr(chunking, "_cdc", None)
+    path = tmp_path / "take.wav"
+    path.write_bytes(bytes(range(256)) * 4096 * 5)
+    chunking.file_chunks(str(path))
+    assert calls

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from muse.core import heap
 from muse.core.fileio import write_all
 from muse.core.objects import (
     BLOB,
@@ -41,6 +42,8 @@ def _chunker() -> Any:
     global _cdc
     if _cdc is None:
         import pyfastcdc
+
+        heap.tune_once()  # a large file: its chunks and blocks are large buffers
 
         _cdc = pyfastcdc.FastCDC(
             CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=1
@@ -125,6 +128,7 @@ def restore(
     Every chunk must be a blob of the listed length (they were verified by id when stored);
     anything else raises ObjectFormatError naming the chunk.
     """
+    heap.tune_once()
     size, ids, lengths = decode_chunks(body)
     for i, length in enumerate(lengths):
         oid = ids[32 * i : 32 * i + 32]

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
+from muse.core import heap
 from muse.core.objects import BLOB, KIND_NAMES, object_id
 from muse.core.record import Frozen
 from muse.errors import MuseError
@@ -577,6 +578,7 @@ class _Source:
                     raise self._cut_short(what)
                 grown += chunk
             return grown
+        heap.tune_once()  # blocks of MiBs: keep their memory for the next ones
         buf = bytearray(n)
         view = memoryview(buf)
         view[:got] = first

@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
+from muse.core import heap
 from muse.core.pack.codec import END_TAG, HEADER, HEADER_LEN, TRAILER_LEN, PackError
 from muse.core.pack.file import PackFile
 
@@ -78,6 +79,7 @@ class SplicedPack:
 
     def chunks(self) -> Generator[bytes, None, None]:
         """The pack's bytes, about :data:`PIECE` at a time, its checksum computed on the way."""
+        heap.tune_once()
         h = hashlib.sha256(HEADER)
         yield HEADER
         for span in self.spans:
