@@ -33,7 +33,7 @@ from muse.wire.messages import (
 
 if TYPE_CHECKING:
     from muse.client.transport import ConnectionFactory
-    from muse.core.pack.splice import SplicedPack, SplicedReader
+    from muse.core.pack.splice import SplicedPack
 
 
 class RemoteRefs(Record):
@@ -342,29 +342,18 @@ class _FileBody:
         self.close()
 
 
-class _SplicedBody:
+class _SplicedBody(_FileBody):
     """A spliced pack (pack.splice) as a request body: each attempt reads it afresh."""
 
     def __init__(self, pack: SplicedPack, on_bytes: Callable[[int], object] | None) -> None:
+        super().__init__("", pack.size, on_bytes)
         self.pack = pack
-        self.on_bytes = on_bytes
-        self._open: SplicedReader | None = None
 
     def __call__(self) -> tuple[Any, int]:
         self.close()
-        self._open = self.pack.reader(self.on_bytes)
-        return self._open, self.pack.size
-
-    def close(self) -> None:
-        if self._open is not None:
-            self._open.close()
-            self._open = None
-
-    def __enter__(self) -> _SplicedBody:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        reader: Any = self.pack.reader(self.on_bytes)
+        self._open = reader
+        return reader, self.pack.size
 
 
 class _Prefixed:
