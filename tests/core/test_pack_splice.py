@@ -14,6 +14,7 @@ import pytest
 from muse.core import objects as O
 from muse.core.pack.codec import PackError, read_pack
 from muse.core.pack.file import PackFile
+from muse.core.pack.packset import PackList
 from muse.core.pack.splice import SplicedPack, whole_blocks
 from muse.core.pack.write import write_pack_file
 
@@ -39,7 +40,7 @@ def _decoded(data: bytes) -> dict[bytes, bytes]:
 
 def test_all_whole_blocks_make_the_same_objects_as_a_valid_pack(tmp_path: Path) -> None:
     pf, objs, by_id = _pack(tmp_path)
-    spans, rest = whole_blocks([pf], objs)
+    spans, rest = whole_blocks(PackList([pf]), objs)
     assert rest == [] and len(spans) >= 3  # several raw blocks and the zstd one
     spliced = SplicedPack(spans)
     data = b"".join(spliced.chunks())
@@ -54,7 +55,7 @@ def test_a_block_holding_an_object_not_asked_for_is_left_to_pack_anew(tmp_path: 
     pf, objs, by_id = _pack(tmp_path)
     skipped = objs[10][1]
     asked = [o for o in objs if o[1] != skipped] + [(O.BLOB, b"\x01" * 32)]  # and an unknown
-    spans, rest = whole_blocks([pf], asked)
+    spans, rest = whole_blocks(PackList([pf]), asked)
     in_spans = {oid for s in spans for _, oid in s.objects}
     assert skipped not in in_spans
     assert in_spans | {oid for _, oid in rest} == {oid for _, oid in asked}
@@ -68,7 +69,7 @@ def test_a_block_holding_an_object_not_asked_for_is_left_to_pack_anew(tmp_path: 
 
 def test_the_reader_gives_the_bytes_in_any_read_sizes_and_starts_afresh(tmp_path: Path) -> None:
     pf, objs, _ = _pack(tmp_path)
-    spliced = SplicedPack(whole_blocks([pf], objs)[0])
+    spliced = SplicedPack(whole_blocks(PackList([pf]), objs)[0])
     whole = b"".join(spliced.chunks())
     for size in (1000, 1 << 20, 3 << 20):
         seen: list[int] = []
@@ -83,7 +84,7 @@ def test_the_reader_gives_the_bytes_in_any_read_sizes_and_starts_afresh(tmp_path
 
 def test_a_truncated_pack_at_rest_stops_the_splice(tmp_path: Path) -> None:
     pf, objs, _ = _pack(tmp_path)
-    spans = whole_blocks([pf], objs)[0]
+    spans = whole_blocks(PackList([pf]), objs)[0]
     size = os.path.getsize(pf.path)
     os.chmod(pf.path, 0o644)
     os.truncate(pf.path, size - 100_000)

@@ -559,8 +559,7 @@ def _send_segments(
     result.chunks_sent -= kept
     result.chunks_deduplicated += kept
     wanted = [item for item in chunks if item[1] in missing]
-    packs = repo.store.packs.packs if repo.store.packs is not None else []
-    spans, rest = whole_blocks(packs, wanted)
+    spans, rest = whole_blocks(repo.store.packs, wanted)
     segments: list[Segment] = []
     group: list[Span] = []
     size = 0

@@ -38,6 +38,9 @@ MODE_MASK = 0x0F
 
 
 Entry = tuple[bytes, int, int, int, int, int]
+"""(id, flags = mode | STORED, size, mtime_ns, ctime_ns, inode): a plain tuple, because a
+status of 25,000 files reads 25,000 of them and attribute-free tuples are the fastest."""
+E_OID, E_FLAGS, E_SIZE, E_MTIME, E_CTIME, E_INO = range(6)
 
 #: A file at least this large that a command just wrote is worth waiting for (see
 #: :meth:`Index.save_settled`): re-hashing it when racy costs about a second per GiB, the
@@ -45,9 +48,6 @@ Entry = tuple[bytes, int, int, int, int, int]
 SETTLE_MIN_BYTES = 16 << 20
 #: The longest that wait may take.
 SETTLE_MAX_S = 0.1
-"""(id, flags = mode | STORED, size, mtime_ns, ctime_ns, inode): a plain tuple, because a
-status of 25,000 files reads 25,000 of them and attribute-free tuples are the fastest."""
-E_OID, E_FLAGS, E_SIZE, E_MTIME, E_CTIME, E_INO = range(6)
 
 
 class IndexLocked(LockHeld, OSError):
@@ -205,7 +205,8 @@ class Index:
 
 
 def _settle(index: Index, written: Iterable[Entry]) -> None:
-    newest = max((e[3] for e in written if e[2] >= SETTLE_MIN_BYTES), default=None)
+    large = (mtime for _id, _flags, size, mtime, _ct, _ino in written if size >= SETTLE_MIN_BYTES)
+    newest = max(large, default=None)
     if newest is None:
         return
     deadline = time.monotonic() + SETTLE_MAX_S

@@ -138,10 +138,7 @@ class PackFile:
 
     def block_extent(self, block_off: int) -> tuple[int, int]:
         """(record count, length in bytes, header included) of the block at ``block_off``."""
-        head = self._pread(BLOCK_HEADER_LEN, block_off)
-        if len(head) != BLOCK_HEADER_LEN:
-            raise PackError("bad_pack", f"pack {self.path} is truncated")
-        _codec, count, _ulen, clen = BLOCK_HEADER.unpack(head)
+        _codec, count, _ulen, clen = self._block_header(block_off)
         return count, BLOCK_HEADER_LEN + clen
 
     def read_at(self, offset: int, n: int) -> bytes:
@@ -167,11 +164,15 @@ class PackFile:
             self._cache.put(key, data)
         return data
 
-    def _read_block(self, block_off: int) -> tuple[int, bytes]:
+    def _block_header(self, block_off: int) -> tuple[int, int, int, int]:
+        """(codec, count, ulen, clen) of the block at ``block_off``."""
         head = self._pread(BLOCK_HEADER_LEN, block_off)
         if len(head) != BLOCK_HEADER_LEN:
             raise PackError("bad_pack", f"pack {self.path} is truncated")
-        codec, _count, ulen, clen = BLOCK_HEADER.unpack(head)
+        return BLOCK_HEADER.unpack(head)  # type: ignore[return-value]
+
+    def _read_block(self, block_off: int) -> tuple[int, bytes]:
+        codec, _count, ulen, clen = self._block_header(block_off)
         payload = self._pread(clen, block_off + BLOCK_HEADER_LEN)
         if len(payload) != clen:
             raise PackError("bad_pack", f"pack {self.path} is truncated")

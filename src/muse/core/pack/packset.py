@@ -36,7 +36,7 @@ class PackList:
         self._merged: dict[bytes, PackFile] | None = None
         self._lookups = 0
 
-    def _pack_of(self, oid: bytes) -> PackFile | None:
+    def pack_of(self, oid: bytes) -> PackFile | None:
         """The first pack (newest first) holding ``oid``."""
         merged = self._merged
         if merged is not None:
@@ -56,11 +56,11 @@ class PackList:
         return None
 
     def get(self, oid: bytes) -> tuple[int, bytes] | None:
-        pf = self._pack_of(oid)
+        pf = self.pack_of(oid)
         return None if pf is None else pf.get(oid)
 
     def has(self, oid: bytes) -> bool:
-        return self._pack_of(oid) is not None
+        return self.pack_of(oid) is not None
 
     @property
     def block_cache(self) -> BlockCache:
@@ -68,15 +68,15 @@ class PackList:
 
     def locate(self, oid: bytes) -> tuple[PackFile, int] | None:
         """Where :meth:`get` would read the object, if from a zstd block (pack.gather)."""
-        pf = self._pack_of(oid)
+        pf = self.pack_of(oid)
         return None if pf is None else pf.locate(oid)
 
     def kind(self, oid: bytes) -> int | None:
-        pf = self._pack_of(oid)
+        pf = self.pack_of(oid)
         return None if pf is None else pf.kind(oid)
 
     def size(self, oid: bytes) -> int | None:
-        pf = self._pack_of(oid)
+        pf = self.pack_of(oid)
         return None if pf is None else pf.size(oid)
 
     def ids(self) -> Iterator[bytes]:

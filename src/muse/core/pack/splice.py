@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from muse.core import heap
 from muse.core.pack.codec import END_TAG, HEADER, HEADER_LEN, TRAILER_LEN, PackError
 from muse.core.pack.file import PackFile
+from muse.core.pack.packset import PackList
 
 #: Bytes read (and handed out) at a time.
 PIECE = 1 << 20
@@ -40,24 +41,22 @@ class Span:
 
 
 def whole_blocks(
-    packs: Sequence[PackFile], objects: Sequence[tuple[int, bytes]]
+    packs: PackList | None, objects: Sequence[tuple[int, bytes]]
 ) -> tuple[list[Span], list[tuple[int, bytes]]]:
-    """Split ``objects`` into the whole blocks that hold exactly some of them (in the order
-    their first object is listed) and the objects left over (loose ones, and those sharing a
-    block with objects not listed)."""
-    groups: dict[tuple[int, int], list[tuple[int, bytes]]] = {}
+    """Split ``objects`` into the whole blocks of ``packs`` that hold exactly some of them (in
+    the order their first object is listed) and the objects left over (loose ones, and those
+    sharing a block with objects not listed)."""
+    groups: dict[tuple[PackFile, int], list[tuple[int, bytes]]] = {}
     rest: list[tuple[int, bytes]] = []
     for item in objects:
-        for n, pf in enumerate(packs):
-            off = pf.block_offset(item[1])
-            if off is not None:
-                groups.setdefault((n, off), []).append(item)
-                break
-        else:
+        pf = packs.pack_of(item[1]) if packs is not None else None
+        off = pf.block_offset(item[1]) if pf is not None else None
+        if pf is None or off is None:
             rest.append(item)
+        else:
+            groups.setdefault((pf, off), []).append(item)
     spans: list[Span] = []
-    for (n, off), group in groups.items():
-        pf = packs[n]
+    for (pf, off), group in groups.items():
         count, length = pf.block_extent(off)
         if count == len(group) == len({oid for _, oid in group}):
             spans.append(Span(pf, off, length, count, tuple(group)))
