@@ -159,8 +159,12 @@ def _clone_into(
         wants += [w for w in tag_refs.values() if w not in wants and not repo.store.has(w)]
         transfer = Transfer()
         if wants:
+            from muse.core.warm import WarmBlobs
+
             haves = list(dict.fromkeys(done.values()))
-            transfer = download(repo, s, wants, haves, path, limits, progress)
+            tip = heads.get(checkout_branch)
+            warm = WarmBlobs([tip] if tip is not None else [])
+            transfer = download(repo, s, wants, haves, path, limits, progress, warm)
             check_connected(repo, transfer, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests
@@ -176,6 +180,7 @@ def _clone_into(
         t1 = time.monotonic()
         stats = checkout_tree(repo, repo.read_commit(tip).tree, progress=progress)
         repo.refs.update(HEADS + checkout_branch, tip, None)
+        repo.store.cool()
         result.restore_seconds = time.monotonic() - t1
         result.files = stats.written
         set_upstream(repo, checkout_branch, remote, checkout_branch)

@@ -23,8 +23,11 @@ from muse.errors import UsageError
 from muse.wire.messages import JSON_TYPE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from muse.core.pack.codec import PackLimits
     from muse.core.pack.file import PackFile
+    from muse.core.warm import WarmBlobs
 
 #: What this client accepts in one pack it receives (fetch, pull, clone): the receiver's own
 #: policy, whatever the hub announces (docs/client.md, "Limits"). Each can be changed with
@@ -167,24 +170,46 @@ def _size(value: Any, where: str) -> int:
 
 
 def _receive(
-    repo: Repository, resp: Response, limits: PackLimits, progress: Progress, got: Transfer
+    repo: Repository,
+    resp: Response,
+    limits: PackLimits,
+    progress: Progress,
+    got: Transfer,
+    warm: WarmBlobs | None = None,
 ) -> PackFile:
     """Receive one pack into the store; what its trees and commits reference is collected in
-    the same decoding pass (into ``got.references``) for check_connected."""
-    from muse.core.objects import CHUNKS, COMMIT, TAG, TREE
+    the same decoding pass (into ``got.references``) for check_connected, and ``warm`` keeps
+    the blobs of the checkout that follows (muse.core.warm)."""
+    from muse.core.objects import BLOB, CHUNKS, COMMIT, TAG, TREE
     from muse.wire.verify import Connectivity
 
     length = resp.header("Content-Length")
     if length is not None and length.isdigit():
         progress.total_bytes += int(length)
     refs = Connectivity()
+    kinds: tuple[int, ...] = (TREE, COMMIT, CHUNKS, TAG)
+    inspect: Callable[[int, bytes, memoryview], None]
+    if warm is None:
+
+        def inspect(kind: int, oid: bytes, body: memoryview) -> None:
+            refs.add(kind, bytes(body))
+
+    else:
+        kinds += (BLOB,)
+        see = warm.see
+
+        def inspect(kind: int, oid: bytes, body: memoryview) -> None:
+            if kind != BLOB:
+                refs.add(kind, bytes(body))
+            see(kind, oid, body)
+
     try:
         pf = repo.store.receive_pack(
             _Counted(resp, progress),  # type: ignore[arg-type]
             limits,
             resumable=True,
-            inspect=lambda kind, _oid, body: refs.add(kind, bytes(body)),
-            inspect_kinds=(TREE, COMMIT, CHUNKS, TAG),
+            inspect=inspect,
+            inspect_kinds=kinds,
         )
     finally:
         resp.close()
@@ -201,8 +226,11 @@ def download(
     path: str,
     limits: PackLimits,
     progress: Progress,
+    warm: WarmBlobs | None = None,
 ) -> Transfer:
     """Receive every object reachable from wants and not from haves into the local store.
+
+    ``warm``: keeps the blobs a checkout of its tips will read, for ObjectStore.warm.
 
     Retries the whole exchange when the connection breaks mid-body or a presigned URL
     expired, under the transport's one retry budget (RetryPolicy: the requests inside spend
@@ -233,7 +261,7 @@ def download(
                     url = session._resolve(str(b["url"]))
                     source = (url, True)
                     bresp = session.get_bundle(url)
-                    _receive(repo, bresp, limits, progress, got)
+                    _receive(repo, bresp, limits, progress, got, warm)
                     got.bytes += bresp.bytes_read
             else:
                 got.path = "stream"
@@ -243,11 +271,13 @@ def download(
                     resp.read()
                     resp.close()
                 else:
-                    pf = _receive(repo, resp, limits, progress, got)
+                    pf = _receive(repo, resp, limits, progress, got, warm)
                     got.objects = got.objects or int(getattr(pf, "count", 0))
                 got.bytes = resp.bytes_read
             progress.finish_line()
             repo.store.clear_partial()
+            if warm is not None:
+                repo.store.warm(warm.kept)
             got.wire_seconds = time.monotonic() - t0
             got.requests = tr.requests
             return got
@@ -338,11 +368,13 @@ def fetch(
     progress: Progress | None = None,
     session: Session | None = None,
     tags: bool = True,
+    warm: bool = False,
 ) -> FetchResult:
     """Fetch a remote's branches (all, or the ones named) and update refs/remotes/<remote>/.
 
     With ``tags`` (the default), the hub's tags this repository lacks come too, with what
-    they name (docs/client.md, "Tags")."""
+    they name (docs/client.md, "Tags"). ``warm``: a checkout of the branches' tips follows
+    (a pull), so the store keeps their blobs as they arrive (muse.core.warm)."""
     from muse.client.remotes import get_url, tracking_ref
 
     progress = progress or Progress(quiet=True)
@@ -373,7 +405,12 @@ def fetch(
         transfer = Transfer()
         if wants:
             limits = pack_limits(repo)  # the client's own, not what the hub announced
-            transfer = download(repo, s, wants, local_haves(repo), path, limits, progress)
+            keep = None
+            if warm:
+                from muse.core.warm import WarmBlobs
+
+                keep = WarmBlobs(heads.values())
+            transfer = download(repo, s, wants, local_haves(repo), path, limits, progress, keep)
             check_connected(repo, transfer, wants)
         transfer.wire_seconds = time.monotonic() - t0
         transfer.requests = s.transport.requests

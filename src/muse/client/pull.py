@@ -66,7 +66,7 @@ def pull(
         remote = default_remote(repo, current)
     if branch is None:
         branch = up[1] if up and up[0] == remote else current
-    fr = fetch(repo, remote, [branch], path, progress)
+    fr = fetch(repo, remote, [branch], path, progress, warm=True)
     theirs = repo.refs.read(tracking_ref(remote, branch))
     assert theirs is not None
     t1 = time.monotonic()
@@ -77,6 +77,8 @@ def pull(
         raise MuseError(str(e)) from None
     except (MergeError, UnsafePath) as e:
         raise MuseError(str(e)) from None
+    finally:
+        repo.store.cool()
     return PullResult(
         fr, res.kind, time.monotonic() - t1, res.written, res.conflicts, remote, branch
     )

@@ -497,9 +497,10 @@ def _blob_reader(store: ObjectStore) -> Callable[[bytes], tuple[int, bytes] | No
         return store.get
     pf_get = packs.packs[0].get
     get = store.get
+    warm = store.warm_objects.get  # what the receive before it kept (muse.core.warm)
 
     def read(oid: bytes) -> tuple[int, bytes] | None:
-        found = pf_get(oid)
+        found = warm(oid) or pf_get(oid)
         return found if found is not None else get(oid)
 
     return read

@@ -37,6 +37,8 @@ class ObjectStore:
         self._packs: PackSet | None = None
         self._no_packs = False  # listed once and found none (refresh() looks again)
         self._made_dirs: set[str] = set()
+        #: bodies a receive kept for the checkout that follows it (muse.core.warm)
+        self._warm: dict[bytes, tuple[int, bytes]] = {}
 
     # ------------------------------------------------------------------------------ packs
     @property
@@ -75,6 +77,10 @@ class ObjectStore:
         tried first, so a command that only needs a few loose objects (status reading HEAD)
         never imports the pack machinery.
         """
+        if self._warm:
+            found = self._warm.get(oid)
+            if found is not None:
+                return found
         if self._packs is None:
             found = self._get_loose(oid)
             if found is not None:
@@ -83,6 +89,19 @@ class ObjectStore:
             return None if packs is None else packs.get(oid)
         found = self._packs.get(oid)
         return found if found is not None else self._get_loose(oid)
+
+    def warm(self, kept: dict[bytes, tuple[int, bytes]]) -> None:
+        """Answer reads of these objects (verified, and in a pack of this store) from memory
+        until :meth:`cool`: what a receive kept for its checkout (muse.core.warm)."""
+        self._warm.update(kept)
+
+    def cool(self) -> None:
+        """Drop what :meth:`warm` kept (the checkout it was for is done)."""
+        self._warm = {}
+
+    @property
+    def warm_objects(self) -> dict[bytes, tuple[int, bytes]]:
+        return self._warm
 
     @property
     def block_cache(self) -> Any:

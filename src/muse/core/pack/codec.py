@@ -330,6 +330,10 @@ class PackWriter:
 
     def _flush_blobs(self) -> None:
         if self._blob_recs:
+            # Trees and commits added before these blobs go first: a receiver then meets a
+            # tree before the blobs it names (what muse.core.warm relies on), and a history
+            # laid out for a pack (commits, trees, then blobs) keeps its trees in one block.
+            self._flush_meta()
             parts, recs, size = self._blob, self._blob_recs, self._blob_size
             gains = self._blob_gains
             self._blob, self._blob_recs, self._blob_size = [], [], 0
