@@ -568,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = workload.ORDER if args.size == "all" else [args.size]
     verbs = VERBS if args.verb == "all" else [args.verb]
     compare = args.compare == "git"
+    if args.workdir is not None:
+        os.makedirs(args.workdir, exist_ok=True)  # as a user would expect of a scratch dir
     root = tempfile.mkdtemp(prefix="musebench-", dir=args.workdir)
     home = os.path.join(root, "home")
     os.makedirs(home)

@@ -85,6 +85,18 @@ def test_read_only_access_cannot_push(muse: Muse, new_muse: Any, tmp_path: Path,
     assert "may not write" in cp.stderr
 
 
+def test_options_may_come_before_or_after_the_positionals(muse: Muse) -> None:
+    """As git and gh take them: the URL after an option is still the URL."""
+    cp = muse.run(
+        "auth", "login", "--no-verify", "--token-stdin", "http://127.0.0.1:9/", input="tok\n"
+    )
+    assert "logged in to http://127.0.0.1:9" in cp.stderr + cp.stdout
+    cp = muse.run("auth", "status", "http://127.0.0.1:9/")
+    assert "logged in" in cp.stdout
+    cp = muse.run("auth", "--no-verify", "--token-stdin", "login", "http://[::1]:9/", input="t\n")
+    assert "logged in to http://[::1]:9" in cp.stderr + cp.stdout
+
+
 def test_login_refuses_a_bad_token_and_plain_http(muse: Muse, hub: Any) -> None:
     cp = muse.run("auth", "login", hub.url, "--token-stdin", input="nope\n", check=False)
     assert cp.returncode == 4, cp.stderr

@@ -78,16 +78,36 @@ def _make_parser(name: str) -> tuple[Any, Any]:
 
             raise UsageError(f"{message} (see 'muse {name} --help')")
 
+    class _Formatter(argparse.RawDescriptionHelpFormatter):
+        """argparse's, sized as shutil.get_terminal_size would size it, without importing
+        shutil (and with it bz2 and lzma, 2.5 ms): add_argument makes a formatter for every
+        argument, so every command paid for that import before it ran."""
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24):
+            super().__init__(prog, indent_increment, max_help_position, _columns() - 2)
+
     from muse.cli.examples import epilog
 
     parser = _Parser(
         prog=f"muse {name}",
         description=help_,
         epilog=epilog(name),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     module.add_arguments(parser)
     return module, parser
+
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size gives it: $COLUMNS, the terminal of
+    stdout, else 80."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,11 +189,22 @@ def _main(args: list[str]) -> int:
         raise UsageError(f"unknown option {name!r} (see 'muse --help')")
     _check_command(name)
     module, parser = _make_parser(name)
-    ns = parser.parse_args(args[1:])
+    ns = _parse(parser, args[1:])
     rc = int(module.run(ns) or 0)
     if rc == 0 and name in AUTO_GC_AFTER:
         _auto_gc(quiet=bool(getattr(ns, "quiet", False)))
     return rc
+
+
+def _parse(parser: Any, argv: list[str]) -> Any:
+    """Options and positionals in any order, as git takes them: ``muse auth login
+    --token-stdin URL`` as well as ``muse auth --token-stdin login URL`` (plain parse_args
+    gives the optional URL up at the first option). A parser intermixing cannot serve (one
+    with subcommands or a REMAINDER) parses as before."""
+    try:
+        return parser.parse_intermixed_args(argv)
+    except TypeError:
+        return parser.parse_args(argv)
 
 
 #: Commands that add objects end with an automatic repack when one is due (git's gc --auto).

@@ -48,10 +48,12 @@ def detect_renames(
     """Split changes into (what is left, renames). ``read(path, entry, new_side)`` gives a
     file's content for the similarity pass; binaries and large (chunked) files pair only
     when exactly equal."""
-    from muse.core.textdiff import is_binary
-
     deleted = {c[0]: c[1] for c in changes if c[1] is not None and c[2] is None}
     added = {c[0]: c[2] for c in changes if c[2] is not None and c[1] is None}
+    if not deleted or not added:  # nothing to pair (a clean status): no diff machinery
+        return list(changes), []
+    from muse.core.textdiff import is_binary
+
     renames: list[Rename] = []
     by_id: dict[tuple[bool, bytes], list[str]] = {}
     for path, entry in sorted(deleted.items()):

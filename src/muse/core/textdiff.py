@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from muse.core.record import Frozen
 
 __all__ = [
     "BINARY_PROBE",
@@ -63,13 +64,14 @@ def split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
-@dataclass(frozen=True, slots=True)
-class Hunk:
+class Hunk(Frozen):
     """One ``@@`` block: 1-based starts (git's convention for empty ranges), counts, lines.
 
     ``lines`` holds (tag, line) with tag ``b" "``, ``b"-"`` or ``b"+"`` and the line with
     its newline, if it has one; ``funcname`` is the text git prints after the second ``@@``.
     """
+
+    __slots__ = ("old_start", "old_count", "new_start", "new_count", "funcname", "lines")
 
     old_start: int
     old_count: int
@@ -77,6 +79,23 @@ class Hunk:
     new_count: int
     funcname: bytes
     lines: tuple[tuple[bytes, bytes], ...]
+
+    def __init__(
+        self,
+        old_start: int,
+        old_count: int,
+        new_start: int,
+        new_count: int,
+        funcname: bytes,
+        lines: tuple[tuple[bytes, bytes], ...],
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "old_start", old_start)
+        _set(self, "old_count", old_count)
+        _set(self, "new_start", new_start)
+        _set(self, "new_count", new_count)
+        _set(self, "funcname", funcname)
+        _set(self, "lines", lines)
 
     def header(self) -> bytes:
         """The ``@@ -l,n +l,n @@ funcname`` line, with its newline."""

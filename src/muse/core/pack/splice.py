@@ -18,26 +18,42 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 
 from muse.core import heap
 from muse.core.pack.codec import END_TAG, HEADER, HEADER_LEN, TRAILER_LEN, PackError
 from muse.core.pack.file import PackFile
 from muse.core.pack.packset import PackList
+from muse.core.record import Frozen
 
 #: Bytes read (and handed out) at a time.
 PIECE = 1 << 20
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(Frozen):
     """One whole block of a pack at rest: where it lies and how many records it holds."""
+
+    __slots__ = ("pack", "offset", "length", "count", "objects")
 
     pack: PackFile
     offset: int
     length: int  # block header included
     count: int
     objects: tuple[tuple[int, bytes], ...]  # (kind, id) of its records, as listed
+
+    def __init__(
+        self,
+        pack: PackFile,
+        offset: int,
+        length: int,
+        count: int,
+        objects: tuple[tuple[int, bytes], ...],
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "pack", pack)
+        _set(self, "offset", offset)
+        _set(self, "length", length)
+        _set(self, "count", count)
+        _set(self, "objects", objects)
 
 
 def whole_blocks(
