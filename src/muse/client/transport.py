@@ -21,7 +21,6 @@ from __future__ import annotations
 import _thread
 import json
 import os
-import random
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -123,6 +122,8 @@ class RetryPolicy:
                 return False
             delay = max(retry_after, 0.0)
         else:
+            import random  # only on a retry: 2 ms of every network command's start-up
+
             delay = min(self.backoff * (2**self.used) * random.uniform(0.5, 1.0), left)
         self.used += 1
         if upload:
