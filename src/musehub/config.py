@@ -48,6 +48,9 @@ class Limits:
     max_zstd_expansion: int = 250
     #: Decompressed bytes all receives of one worker process may hold at once.
     decode_budget_bytes: int = 64 * MiB
+    #: Helper processes per worker that re-hash a pushed pack's objects on another core
+    #: while the request checks everything else (musehub.protocol.idhash); 0 = no helper.
+    hash_processes: int = 1
     #: Requests per minute per token (or per client address when anonymous); 0 = unlimited.
     rate_limit_per_minute: int = 1200
     #: Failed authentications (bad, expired, revoked tokens) per minute per client address;

@@ -36,6 +36,7 @@ from musehub import quota
 from musehub.errors import HubError
 from musehub.protocol import dbops
 from musehub.protocol.body import BodyTooLarge, BodyTruncated
+from musehub.protocol.idhash import hasher
 from musehub.protocol.records import CANCELLED, DELETED, SCHEDULED, STORING, PackInfo
 from musehub.protocol.repostore import (
     REPACK_AT,
@@ -270,7 +271,15 @@ class Receiver:
             kinds = (TREE, COMMIT, CHUNKS, TAG)
             if local is not None and sha256 is None:
                 # Linked and verified in place, not copied (storage writes atomically).
-                pack = receive_pack_file(local, str(qdir), limits, inspect, kinds)
+                helpers = hasher(self.store.settings.limits.hash_processes)
+                pack = receive_pack_file(
+                    local,
+                    str(qdir),
+                    limits,
+                    inspect,
+                    kinds,
+                    hash_ids=lambda link: helpers.submit(link, limits),
+                )
             if pack is None:
                 pack = receive_pack(stream, str(qdir), limits, inspect, kinds, sha256=sha256)
                 if stream.read(1):

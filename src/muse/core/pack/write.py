@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from muse.core.fileio import BackgroundWriter
 from muse.core.lockfile import fsync_dir, fsync_file, process_alive
@@ -22,6 +22,14 @@ from muse.core.pack.file import PackFile
 
 #: Temporary files of a pack being received or written (removed on failure; fsck names them).
 TMP_PREFIX = ".tmp-pack-"
+
+
+class Verdict(Protocol):
+    """What :func:`verify_ids` run elsewhere said, when asked (a Future is one)."""
+
+    def result(self) -> str | None: ...
+
+    def cancel(self) -> Any: ...
 
 
 def _finish(dest_dir: str, tmp_pack: str, checksum: bytes, entries: list[index.Entry]) -> PackFile:
@@ -221,12 +229,18 @@ def receive_pack_file(
     limits: PackLimits | None = None,
     inspect: Callable[[int, bytes, memoryview], Any] | None = None,
     inspect_kinds: Iterable[int] = (TREE, COMMIT, CHUNKS),
+    hash_ids: Callable[[str], Verdict | None] | None = None,
 ) -> PackFile | None:
     """:func:`receive_pack` for a pack that is already a local file nobody writes in place.
 
     The file is hard-linked into ``dest_dir`` and the link verified exactly as a received
     stream (so what is verified is what is kept), without copying its bytes. None when it
     cannot be linked (another file system): then receive it as a stream.
+
+    ``hash_ids(link)``: :func:`verify_ids` over the link, started on another core (None:
+    not now). Object ids are then re-hashed there while this pass checks everything
+    else; the pack is accepted only when both passed. (``inspect`` then sees objects whose
+    ids are not proven yet; nothing it saw may be trusted before this returns, as always.)
     """
     want = frozenset(inspect_kinds) if inspect is not None else frozenset()
     fd, tmp = _mkstemp(dest_dir, ".pack")
@@ -236,13 +250,45 @@ def receive_pack_file(
         os.link(path, tmp)
     except OSError:
         return None
+    hashing: Verdict | None = None
     try:
+        hashing = hash_ids(tmp) if hash_ids is not None else None
         with open(tmp, "rb", buffering=0) as f:
-            checksum, entries = _read_entries(f, limits, None, inspect, want)
+            checksum, entries = _read_entries(f, limits, None, inspect, want, hashed=not hashing)
+        if hashing is not None:
+            waiting, hashing = hashing, None
+            try:
+                problem = waiting.result()
+            except Exception:  # the helper is gone (killed, failed): hash here instead
+                problem = verify_ids(tmp, limits)
+            if problem is not None:
+                raise PackError("bad_pack", problem)
         return _finish(dest_dir, tmp, checksum, entries)
     except BaseException:
+        if hashing is not None:  # refused before the verdict: it is not wanted
+            hashing.cancel()
         _unlink(tmp)
         raise
+
+
+def verify_ids(path: str, limits: PackLimits | None = None) -> str | None:
+    """Re-hash every object of the pack at ``path`` against its id: None when all match,
+    else what is wrong (a message). The other half of a :func:`receive_pack_file` whose
+    ``hash_ids`` runs this in another process, so it returns its verdict rather than raising
+    (it travels as a line of text); the structure is that pass's to check."""
+    object_limit = PackLimits(max_object_bytes=limits.max_object_bytes) if limits else None
+    try:
+        with open(path, "rb", buffering=0) as f:
+            # A large object's block is hashed piece by piece by the reader itself.
+            for block in BlockReader(f, object_limit, stream_large=True):
+                if block.record is None:
+                    for _ in iter_records(block, object_limit):
+                        pass
+    except PackError as e:
+        return str(e)
+    except OSError as e:
+        return f"cannot read the pack: {e.strerror}"
+    return None
 
 
 def _read_entries(
@@ -252,9 +298,11 @@ def _read_entries(
     inspect: Callable[[int, bytes, memoryview], Any] | None,
     want: frozenset[int],
     sha256: bytes | None = None,
+    hashed: bool = True,
 ) -> tuple[bytes, list[index.Entry]]:
     """Decode and verify a whole pack (and, given ``sha256``, its digest as a file):
-    (checksum, index entries)."""
+    (checksum, index entries). ``hashed=False``: every check but the objects' ids (which
+    :func:`verify_ids` proves elsewhere)."""
     reader = BlockReader(stream, limits, tee=tee, stream_large=True)
     entries: list[index.Entry] = []
     append = entries.append
@@ -264,7 +312,7 @@ def _read_entries(
             kind, oid, length = block.record
             append(index.entry(oid, kind, off, 0, length, codec))
             continue
-        for kind, oid, body, rec in iter_records(block, limits, seen=reader.seen):
+        for kind, oid, body, rec in iter_records(block, limits, hashed, reader.seen):
             append(index.entry(oid, kind, off, rec, len(body), codec))
             if kind in want:
                 inspect(kind, oid, body)  # type: ignore[misc]
