@@ -497,7 +497,8 @@ def _blob_reader(store: ObjectStore) -> Callable[[bytes], tuple[int, bytes] | No
         return store.get
     pf_get = packs.packs[0].get
     get = store.get
-    warm = store.warm_objects.get  # what the receive before it kept (muse.core.warm)
+    warm = store.warm_objects.get  # what the receive before it kept (muse.core.warm); the
+    # dict is the store's own, filled and emptied in place
 
     def read(oid: bytes) -> tuple[int, bytes] | None:
         found = warm(oid) or pf_get(oid)

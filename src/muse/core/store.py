@@ -96,8 +96,9 @@ class ObjectStore:
         self._warm.update(kept)
 
     def cool(self) -> None:
-        """Drop what :meth:`warm` kept (the checkout it was for is done)."""
-        self._warm = {}
+        """Drop what :meth:`warm` kept (the checkout it was for is done). Emptied in place,
+        so a reader that took ``warm_objects`` earlier (checkout's) sees it gone as well."""
+        self._warm.clear()
 
     @property
     def warm_objects(self) -> dict[bytes, tuple[int, bytes]]:
